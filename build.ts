@@ -1,0 +1,130 @@
+// Builds the native kernel libraries and the single executable.
+//   npx bun run build            kernels + dist/psionic
+//   bun build.ts --kernels-only  kernels only (what the test preload runs)
+// Each step is skipped when its outputs are newer than its inputs.
+import { $ } from "bun";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+
+const root = import.meta.dir;
+const buildDir = join(root, "build");
+const cpuLib = join(buildDir, "libpsionic_cpu.so");
+const cudaLib = join(buildDir, "libpsionic_cuda.so");
+const kernelsOnly = process.argv.includes("--kernels-only");
+const quiet = process.argv.includes("--quiet");
+const log = (line: string) => { if (!quiet) console.error(line); };
+
+/** Instruction-set variants of the CPU kernels; dispatch.c picks one at load time. */
+const cpuVariants: Record<string, string[]> = process.arch === "x64"
+  ? {
+      portable: [],
+      avx2: ["-mavx2", "-mfma", "-mf16c"],
+      avx512: ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx512bf16"],
+    }
+  : { portable: [] };
+
+const files = (dir: string, ext: string) =>
+  existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(ext)).sort().map((f) => join(dir, f)) : [];
+const mtime = (path: string) => (existsSync(path) ? statSync(path).mtimeMs : 0);
+const stale = (output: string, inputs: string[]) => {
+  const built = mtime(output);
+  return built === 0 || inputs.some((input) => mtime(input) > built);
+};
+
+function findCompiler(): string {
+  for (const candidate of [process.env.CC, "cc", "gcc", "clang"]) {
+    if (candidate && Bun.which(candidate)) return candidate;
+  }
+  throw new Error("no C compiler found (set CC, or install gcc: apt-get install gcc)");
+}
+
+async function buildCpuKernels() {
+  const dir = join(root, "kernels/cpu");
+  const headers = files(dir, ".h");
+  const sources = files(dir, ".c");
+  const kernels = sources.filter((f) => !f.endsWith("dispatch.c"));
+  if (!stale(cpuLib, [...headers, ...sources, import.meta.path])) return log("kernels/cpu: up to date");
+  const cc = findCompiler();
+  const common = ["-O3", "-fPIC", "-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror=implicit-function-declaration"];
+  const objects: string[] = [];
+  const jobs: Promise<void>[] = [];
+  for (const [variant, flags] of Object.entries(cpuVariants)) {
+    mkdirSync(join(buildDir, "obj", variant), { recursive: true });
+    for (const source of kernels) {
+      const object = join(buildDir, "obj", variant, relative(dir, source).replace(/\.c$/, ".o"));
+      objects.push(object);
+      jobs.push(compile(cc, [...common, ...flags, `-DPSI_VARIANT=${variant}`, "-c", source, "-o", object]));
+    }
+  }
+  const dispatchObject = join(buildDir, "obj", "dispatch.o");
+  jobs.push(compile(cc, [...common, "-c", join(dir, "dispatch.c"), "-o", dispatchObject]));
+  await awaitAll(jobs);
+  await $`${cc} -shared -o ${cpuLib} ${dispatchObject} ${objects} -lm -lpthread`;
+  log(`kernels/cpu: built ${relative(root, cpuLib)} (${Object.keys(cpuVariants).join(", ")})`);
+}
+
+// The compile jobs are already running (bounded by compileSlots); wait for all, report the first failure.
+async function awaitAll(jobs: Promise<void>[]) {
+  const results = await Promise.allSettled(jobs);
+  const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+  if (failed) throw failed.reason;
+}
+
+const compileSlots = { free: Math.max(1, navigator.hardwareConcurrency || 2), waiting: [] as (() => void)[] };
+async function compile(cc: string, args: string[]) {
+  if (compileSlots.free === 0) await new Promise<void>((resolve) => compileSlots.waiting.push(resolve));
+  else compileSlots.free--;
+  try {
+    const result = await $`${cc} ${args}`.nothrow().quiet();
+    if (result.exitCode !== 0) throw new Error(`${cc} ${args.join(" ")}\n${result.stderr.toString()}`);
+  } finally {
+    const next = compileSlots.waiting.shift();
+    if (next) next(); else compileSlots.free++;
+  }
+}
+
+async function buildCudaKernels() {
+  const sources = files(join(root, "kernels/cuda"), ".cu");
+  const headers = files(join(root, "kernels/cuda"), ".cuh");
+  if (sources.length === 0) return;
+  const nvcc = Bun.which("nvcc") ?? (existsSync("/usr/local/cuda/bin/nvcc") ? "/usr/local/cuda/bin/nvcc" : null);
+  if (!nvcc) return log("kernels/cuda: nvcc not found, skipping the CUDA library (the CPU backend still works)");
+  if (!stale(cudaLib, [...sources, ...headers, import.meta.path])) return log("kernels/cuda: up to date");
+  log("kernels/cuda: compiling for sm_80 and sm_90 ...");
+  const arch = ["-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90"];
+  const result = await $`${nvcc} -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden ${arch} -o ${cudaLib} ${sources}`.nothrow().quiet();
+  if (result.exitCode !== 0) throw new Error(`nvcc failed:\n${result.stderr.toString()}`);
+  log(`kernels/cuda: built ${relative(root, cudaLib)}`);
+}
+
+// The compiled binary embeds the kernel libraries; a generated entry registers
+// them before the CLI starts, so `src/` never imports build outputs directly.
+async function buildExecutable() {
+  const entry = join(buildDir, "entry.ts");
+  const libs = [cpuLib, cudaLib].filter(existsSync);
+  const imports = libs.map((lib, i) => `import lib${i} from "./${relative(buildDir, lib)}" with { type: "file" };`);
+  const names = libs.map((lib, i) => `${JSON.stringify(relative(buildDir, lib))}: lib${i}`);
+  writeFileSync(entry, [
+    ...imports,
+    `import { registerEmbeddedFiles } from "../src/util/embedded.ts";`,
+    `registerEmbeddedFiles({ ${names.join(", ")} });`,
+    `const { main } = await import("../src/cli/main.ts");`,
+    `process.exitCode = await main(process.argv.slice(2));`,
+    "",
+  ].join("\n"));
+  mkdirSync(join(root, "dist"), { recursive: true });
+  const out = join(root, "dist/psionic");
+  const result = await $`${process.execPath} build --compile --minify-syntax --outfile ${out} ${entry}`.nothrow().quiet();
+  if (result.exitCode !== 0) throw new Error(`bun build --compile failed:\n${result.stderr.toString()}${result.stdout.toString()}`);
+  log(`dist/psionic: built (${(statSync(out).size / 2 ** 20).toFixed(1)} MiB, embeds ${libs.map((l) => relative(buildDir, l)).join(", ")})`);
+}
+
+try {
+  mkdirSync(buildDir, { recursive: true });
+  await buildCpuKernels();
+  await buildCudaKernels();
+  if (!kernelsOnly) await buildExecutable();
+} catch (error) {
+  console.error(`build failed: ${error instanceof Error ? error.message : error}`);
+  process.exit(1);
+}

@@ -1,0 +1,50 @@
+// psionic: one executable for serving, training and GGUF tooling.
+import { PsionicError } from "../util/errors.ts";
+import type { Command } from "./command.ts";
+import { notYetAvailable } from "./command.ts";
+import { ggufCommand } from "./gguf.ts";
+
+const commands: Command[] = [
+  ggufCommand,
+  notYetAvailable("generate", "Generate text from a GGUF model.", "psionic generate -m model.gguf -p PROMPT [-n 128] [sampling flags]", "the CPU inference engine, issue #3"),
+  notYetAvailable("serve", "Serve models over an OpenAI-compatible HTTP API.", "psionic serve -m model.gguf [--backend cpu|cuda|metal] [--host] [--port] [-c ctx]", "the server, issue #4"),
+  notYetAvailable("bench", "Measure prefill and decode tok/s, side by side with llama.cpp.", "psionic bench -m model.gguf [--against llama-bench]", "the CPU inference engine, issue #3"),
+  notYetAvailable("train", "Train a model from a lane definition.", "psionic train --lane NAME | resume | status | export", "training, issue #5"),
+  notYetAvailable("validate", "Replay a training contribution as a validator.", "psionic validate --manifest FILE", "validator replay has no issue yet"),
+  notYetAvailable("mesh-lane", "Join this machine to an inference mesh.", "psionic mesh-lane install | run | status | export-join-bundle | uninstall", "the mesh has no issue yet"),
+];
+
+function overview(): string {
+  const rows = commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n");
+  return `psionic: serve, train and inspect language models from one executable.\n\nusage: psionic COMMAND [flags]\n\ncommands:\n${rows}\n\nRun \`psionic COMMAND --help\` for a command's flags.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(overview());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version") {
+    console.log((await import("../../package.json")).version);
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    console.error(`psionic: unknown command "${name}"\nusage: psionic COMMAND [flags]; commands: ${commands.map((c) => c.name).join(", ")}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    if (error instanceof PsionicError) {
+      console.error(`psionic ${name}: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}
