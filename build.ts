@@ -59,7 +59,7 @@ async function buildCpuKernels() {
   const dispatchObject = join(buildDir, "obj", "dispatch.o");
   jobs.push(compile(cc, [...common, "-c", join(dir, "dispatch.c"), "-o", dispatchObject]));
   await awaitAll(jobs);
-  await $`${cc} -shared -o ${cpuLib} ${dispatchObject} ${objects} -lm -lpthread`;
+  await $`${cc} -shared -Wl,-z,defs -o ${cpuLib} ${dispatchObject} ${objects} -lm -lpthread`;
   log(`kernels/cpu: built ${relative(root, cpuLib)} (${Object.keys(cpuVariants).join(", ")})`);
 }
 

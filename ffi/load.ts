@@ -7,7 +7,7 @@ import { PsionicError } from "../src/util/errors.ts";
 import { extractEmbedded } from "../src/util/embedded.ts";
 
 export function locateLibrary(file: string, envVar: string): string {
-  const fromEnv = process.env[envVar];
+  const fromEnv = process.env[envVar] || undefined;
   if (fromEnv) {
     if (!existsSync(fromEnv)) throw new PsionicError("ffi.missing-library", `${envVar}=${fromEnv}: no such file`);
     return fromEnv;

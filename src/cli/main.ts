@@ -14,6 +14,25 @@ const commands: Command[] = [
   notYetAvailable("mesh-lane", "Join this machine to an inference mesh.", "psionic mesh-lane install | run | status | export-join-bundle | uninstall", "the mesh has no issue yet"),
 ];
 
+/** Version plus what this build can run on this machine: the CPU kernel variant and CUDA devices. */
+async function versionReport(): Promise<string> {
+  const { version } = await import("../../package.json");
+  const lines = [`psionic ${version}`];
+  const { cpuKernels } = await import("../../ffi/cpu.ts");
+  try {
+    lines.push(`cpu kernels: ${cpuKernels().psi_cpu_variant()}`);
+  } catch (error) {
+    lines.push(`cpu kernels: unavailable (${error instanceof Error ? error.message : error})`);
+  }
+  const { cudaDevices } = await import("../../ffi/cuda.ts");
+  try {
+    lines.push(...cudaDevices().map((d) => `cuda device ${d.index}: ${d.name}, ${(d.totalBytes / 2 ** 30).toFixed(1)} GiB, sm_${d.computeCapability.replace(".", "")}`));
+  } catch (error) {
+    lines.push(`cuda: ${error instanceof Error ? error.message : error}`);
+  }
+  return lines.join("\n");
+}
+
 function overview(): string {
   const rows = commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n");
   return `psionic: serve, train and inspect language models from one executable.\n\nusage: psionic COMMAND [flags]\n\ncommands:\n${rows}\n\nRun \`psionic COMMAND --help\` for a command's flags.`;
@@ -25,8 +44,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(overview());
     return name === undefined ? 2 : 0;
   }
-  if (name === "--version") {
-    console.log((await import("../../package.json")).version);
+  if (name === "--version" || name === "version") {
+    console.log(await versionReport());
     return 0;
   }
   const command = commands.find((c) => c.name === name);
