@@ -102,8 +102,11 @@ async function buildCudaKernels() {
 async function buildExecutable() {
   const entry = join(buildDir, "entry.ts");
   const libs = [cpuLib, cudaLib].filter(existsSync);
-  const imports = libs.map((lib, i) => `import lib${i} from "./${relative(buildDir, lib)}" with { type: "file" };`);
-  const names = libs.map((lib, i) => `${JSON.stringify(relative(buildDir, lib))}: lib${i}`);
+  // Data files read at run time: the trained tokenizer merges (so synth never retrains in the binary).
+  const data = files(join(root, "fixtures/tokenizer"), ".json");
+  const embeds = [...libs.map((lib) => [relative(buildDir, lib), lib]), ...data.map((file) => [relative(root, file), file])];
+  const imports = embeds.map(([, path], i) => `import file${i} from ${JSON.stringify(relative(buildDir, path!).startsWith(".") ? relative(buildDir, path!) : `./${relative(buildDir, path!)}`)} with { type: "file" };`);
+  const names = embeds.map(([name], i) => `${JSON.stringify(name)}: file${i}`);
   writeFileSync(entry, [
     ...imports,
     `import { registerEmbeddedFiles } from "../src/util/embedded.ts";`,
@@ -116,7 +119,7 @@ async function buildExecutable() {
   const out = join(root, "dist/psionic");
   const result = await $`${process.execPath} build --compile --minify-syntax --outfile ${out} ${entry}`.nothrow().quiet();
   if (result.exitCode !== 0) throw new Error(`bun build --compile failed:\n${result.stderr.toString()}${result.stdout.toString()}`);
-  log(`dist/psionic: built (${(statSync(out).size / 2 ** 20).toFixed(1)} MiB, embeds ${libs.map((l) => relative(buildDir, l)).join(", ")})`);
+  log(`dist/psionic: built (${(statSync(out).size / 2 ** 20).toFixed(1)} MiB, embeds ${libs.map((l) => relative(buildDir, l)).join(", ")} and ${data.length} data files)`);
 }
 
 try {

@@ -3,6 +3,7 @@
 // greedy, so a cached list of N merges serves any request for fewer.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { embeddedFilePath } from "../util/embedded.ts";
 import { brownText } from "./corpus.ts";
 import { preTokenizerSpec, type PreTokenizerKind } from "./pretokenize.ts";
 import { trainByteLevelBpe, trainSpmPieces } from "./train-bpe.ts";
@@ -53,7 +54,8 @@ function cached(name: string, count: number, train: (n: number) => CacheFile): C
   const hit = memory.get(name);
   if (hit && hit.merges.length >= count) return hit;
   const path = join(CACHE_DIR, `${name}.json`);
-  let data = readCache(path);
+  // The compiled executable carries the cache files (build.ts embeds fixtures/tokenizer/*.json).
+  let data = readCache(embeddedFilePath(`fixtures/tokenizer/${name}.json`) ?? path);
   if (!data || data.merges.length < count) {
     data = train(Math.max(count, DEFAULT_CACHED_MERGES));
     writeCache(path, data);

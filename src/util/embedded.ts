@@ -12,6 +12,11 @@ export function registerEmbeddedFiles(files: Record<string, string>) {
   for (const [name, path] of Object.entries(files)) embedded.set(name, path);
 }
 
+/** Readable path of an embedded data file (inside the executable), or undefined when running from source. */
+export function embeddedFilePath(name: string): string | undefined {
+  return embedded.get(name);
+}
+
 /** Where extracted files live: $PSIONIC_CACHE, else $XDG_CACHE_HOME/psionic, else ~/.cache/psionic. */
 export function cacheDir(): string {
   return process.env.PSIONIC_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "psionic");
