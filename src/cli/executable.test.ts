@@ -29,4 +29,22 @@ describe.skipIf(!existsSync(executable))("dist/psionic", () => {
       rmSync(cache, { recursive: true, force: true });
     }
   });
+
+  it("synthesizes a model and inspects it with nothing but the executable", () => {
+    const dir = mkdtempSync(join(tmpdir(), "psionic-exe-"));
+    try {
+      const file = join(dir, "tiny.gguf");
+      // Run from an empty directory with no node_modules: the tokenizer merges come from inside the executable.
+      const synth = Bun.spawnSync([executable, "gguf", "synth", "--arch", "gpt-oss", "--preset", "tiny", "--type", "MXFP4", "-o", file, "--quiet"], { cwd: dir, env: { ...process.env, PSIONIC_CACHE: dir } });
+      expect(synth.stderr.toString()).toBe("");
+      expect(synth.exitCode).toBe(0);
+      const inspect = Bun.spawnSync([executable, "gguf", "inspect", file], { cwd: dir });
+      expect(inspect.exitCode).toBe(0);
+      const text = inspect.stdout.toString();
+      expect(text).toContain("architecture  gpt-oss");
+      expect(text).toMatch(/blk\.0\.ffn_up_exps\.weight\s+mxfp4/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
