@@ -1,0 +1,75 @@
+// gpt-oss as llama.cpp builds it (src/models/openai-moe.cpp): attention with
+// Q/K/V/O biases and per-head sinks, NeoX RoPE with YaRN, a sliding window on
+// the layers hparams marks (every other layer, starting with layer 0, by
+// default), a post-attention RMS norm, and a biased router over SwiGLU experts
+// with biases and the clamped activation (alpha 1.702, limit 7).
+import type { Activation, Backend, MoEWeights, Weight } from "../runtime/backend.ts";
+import { attentionBlock, bindAttention, ropeParams, type AttentionWeights } from "./attention-block.ts";
+import type { HyperParameters } from "./hparams.ts";
+import type { KVCache } from "./kv-cache.ts";
+import type { WeightBinder } from "./weights.ts";
+
+// llama-graph.cpp, LLM_FFN_SWIGLU_OAI_MOE: constants, not metadata.
+const SWIGLU_OAI = { kind: "swiglu-oai", alpha: 1.702, limit: 7 } as const;
+
+interface GptOssLayer {
+  attnNorm: Weight;
+  attention: AttentionWeights;
+  postAttentionNorm: Weight;
+  experts: MoEWeights;
+}
+
+export interface GptOssWeights {
+  tokenEmbedding: Weight;
+  outputNorm: Weight;
+  output: Weight;
+  layers: GptOssLayer[];
+}
+
+export function bindGptOss(hp: HyperParameters, vocab: number, w: WeightBinder): GptOssWeights {
+  const d = hp.embeddingLength, ff = hp.expertFeedForwardLength, e = hp.experts;
+  const layers: GptOssLayer[] = [];
+  for (let il = 0; il < hp.layers; il++) {
+    const blk = `blk.${il}`;
+    layers.push({
+      attnNorm: w.required(`${blk}.attn_norm.weight`, [d]),
+      attention: bindAttention(hp, il, w, { sinks: true }),
+      postAttentionNorm: w.required(`${blk}.post_attention_norm.weight`, [d]),
+      experts: {
+        router: w.required(`${blk}.ffn_gate_inp.weight`, [d, e]),
+        routerBias: w.required(`${blk}.ffn_gate_inp.bias`, [e]),
+        gate: w.required(`${blk}.ffn_gate_exps.weight`, [d, ff, e]),
+        gateBias: w.required(`${blk}.ffn_gate_exps.bias`, [ff, e]),
+        up: w.required(`${blk}.ffn_up_exps.weight`, [d, ff, e]),
+        upBias: w.required(`${blk}.ffn_up_exps.bias`, [ff, e]),
+        down: w.required(`${blk}.ffn_down_exps.weight`, [ff, d, e]),
+        downBias: w.required(`${blk}.ffn_down_exps.bias`, [d, e]),
+      },
+    });
+  }
+  return {
+    tokenEmbedding: w.required("token_embd.weight", [d, vocab]),
+    outputNorm: w.required("output_norm.weight", [d]),
+    // openai-moe.cpp requires a separate output head.
+    output: w.required("output.weight", [d, vocab]),
+    layers,
+  };
+}
+
+export function gptOssForward(
+  backend: Backend, hp: HyperParameters, weights: GptOssWeights, cache: KVCache, tokens: Int32Array, outputRows: number[],
+): Activation {
+  const positions = cache.reserve(tokens.length);
+  let x = backend.embed(weights.tokenEmbedding, tokens);
+  weights.layers.forEach((layer, il) => {
+    const windowed = hp.swaLayers[il]!;
+    const rope = ropeParams(hp, windowed ? hp.rope.freqBaseSwa : hp.rope.freqBase);
+    const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
+    const attnOut = attentionBlock(backend, hp, layer.attention, cache.layer(il), attnIn, positions, rope, windowed ? hp.slidingWindow : 0);
+    x = backend.add(x, attnOut);
+    const moeIn = backend.rmsNorm(x, layer.postAttentionNorm, hp.rmsEps);
+    x = backend.add(x, backend.moe(moeIn, layer.experts, { expertsUsed: hp.expertsUsed, activation: SWIGLU_OAI }));
+  });
+  const last = backend.takeRows(x, outputRows);
+  return backend.matmul(backend.rmsNorm(last, weights.outputNorm, hp.rmsEps), weights.output);
+}

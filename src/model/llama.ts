@@ -1,0 +1,76 @@
+// The llama family as llama.cpp builds it (src/models/llama.cpp, qwen2.cpp,
+// qwen3.cpp): pre-norm attention with RoPE (normal for llama, NeoX for qwen),
+// optional Q/K/V/O biases (qwen2 has Q/K/V biases), per-head RMS norm of Q and
+// K before RoPE (qwen3), a SwiGLU FFN, and an output head that is
+// token_embd when the file has no output.weight.
+import type { Activation, Backend, RopeParams, Weight } from "../runtime/backend.ts";
+import type { HyperParameters } from "./hparams.ts";
+import type { KVCache } from "./kv-cache.ts";
+import { attentionBlock, bindAttention, ropeParams, type AttentionWeights } from "./attention-block.ts";
+import type { WeightBinder } from "./weights.ts";
+
+interface LlamaLayer {
+  attnNorm: Weight;
+  attention: AttentionWeights;
+  ffnNorm: Weight;
+  gate: Weight; gateBias?: Weight;
+  up: Weight; upBias?: Weight;
+  down: Weight; downBias?: Weight;
+}
+
+export interface LlamaWeights {
+  tokenEmbedding: Weight;
+  outputNorm: Weight;
+  output: Weight;
+  outputBias?: Weight;
+  ropeFactors?: Weight;
+  layers: LlamaLayer[];
+}
+
+export function bindLlama(hp: HyperParameters, vocab: number, w: WeightBinder): LlamaWeights {
+  const d = hp.embeddingLength, ff = hp.feedForwardLength;
+  const layers: LlamaLayer[] = [];
+  for (let il = 0; il < hp.layers; il++) {
+    const blk = `blk.${il}`;
+    layers.push({
+      attnNorm: w.required(`${blk}.attn_norm.weight`, [d]),
+      attention: bindAttention(hp, il, w, { qkNorm: hp.arch === "qwen3" }),
+      ffnNorm: w.required(`${blk}.ffn_norm.weight`, [d]),
+      gate: w.required(`${blk}.ffn_gate.weight`, [d, ff]),
+      gateBias: w.optional(`${blk}.ffn_gate.bias`, [ff]),
+      up: w.required(`${blk}.ffn_up.weight`, [d, ff]),
+      upBias: w.optional(`${blk}.ffn_up.bias`, [ff]),
+      down: w.required(`${blk}.ffn_down.weight`, [ff, d]),
+      downBias: w.optional(`${blk}.ffn_down.bias`, [d]),
+    });
+  }
+  return {
+    tokenEmbedding: w.required("token_embd.weight", [d, vocab]),
+    outputNorm: w.required("output_norm.weight", [d]),
+    output: w.optional("output.weight", [d, vocab]) ?? w.required("token_embd.weight", [d, vocab]),
+    outputBias: hp.arch === "qwen2" ? w.optional("output.bias", [vocab]) : undefined,
+    // llama 3's rope_freqs; llama.cpp's llama loader reads it, qwen's do not.
+    ropeFactors: hp.arch === "llama" ? w.optional("rope_freqs.weight", [hp.rope.dims / 2]) : undefined,
+    layers,
+  };
+}
+
+/** Logits (one row per entry of outputRows) for `tokens` placed at the cache's next positions. */
+export function llamaForward(
+  backend: Backend, hp: HyperParameters, weights: LlamaWeights, cache: KVCache, tokens: Int32Array, outputRows: number[],
+): Activation {
+  const positions = cache.reserve(tokens.length);
+  const rope: RopeParams = { ...ropeParams(hp, hp.rope.freqBase), freqFactors: weights.ropeFactors };
+  let x = backend.embed(weights.tokenEmbedding, tokens);
+  weights.layers.forEach((layer, il) => {
+    const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
+    const attnOut = attentionBlock(backend, hp, layer.attention, cache.layer(il), attnIn, positions, rope, 0);
+    x = backend.add(x, attnOut);
+    const ffnIn = backend.rmsNorm(x, layer.ffnNorm, hp.rmsEps);
+    const gate = backend.matmul(ffnIn, layer.gate, layer.gateBias);
+    const up = backend.matmul(ffnIn, layer.up, layer.upBias);
+    x = backend.add(x, backend.matmul(backend.swiglu(gate, up), layer.down, layer.downBias));
+  });
+  const last = backend.takeRows(x, outputRows);
+  return backend.matmul(backend.rmsNorm(last, weights.outputNorm, hp.rmsEps), weights.output, weights.outputBias);
+}

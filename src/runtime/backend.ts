@@ -1,0 +1,120 @@
+// The op set every architecture is written against (DESIGN.md principle 1).
+// A model file is a readable sequence of these calls; a backend (the plain
+// TypeScript reference, the C kernels, later CUDA) implements them. Tensors are
+// opaque handles: a model never reads their numbers, so a backend may keep
+// them quantized, in its own layout, or on a device.
+import type { GGMLType } from "../gguf/types.ts";
+
+/** Activations: `rows` tokens by `width` values each. */
+export interface Activation {
+  readonly rows: number;
+  readonly width: number;
+}
+
+/** A model weight as the backend holds it. `dims` are ggml order (ne0, the row length, first). */
+export interface Weight {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly type: GGMLType;
+}
+
+/** One layer's K or V rows, one slot per position of the single sequence. */
+export interface KVStorage {
+  readonly capacity: number;
+  readonly width: number;
+  readonly precision: KVPrecision;
+}
+
+export type KVPrecision = "f16" | "f32";
+
+/** ggml_rope_ext's parameters, as llama.cpp derives them from the file and context. */
+export interface RopeParams {
+  /** Rotated values per head (the rest pass through). */
+  dims: number;
+  /** normal: rotate pairs (2i, 2i+1); neox: rotate pairs (i, i + dims/2). */
+  mode: "normal" | "neox";
+  freqBase: number;
+  /** 1 / scaling factor. */
+  freqScale: number;
+  /** YaRN: 0 off, 1 full ramp between the correction dims. */
+  extFactor: number;
+  /** Magnitude factor applied to cos and sin (YaRN's mscale before its own correction). */
+  attnFactor: number;
+  betaFast: number;
+  betaSlow: number;
+  /** The training context YaRN extends from. */
+  originalContext: number;
+  /** Per-pair frequency divisors (llama 3's rope_freqs.weight), dims/2 values. */
+  freqFactors?: Weight;
+}
+
+export interface AttentionParams {
+  heads: number;
+  kvHeads: number;
+  headDimK: number;
+  headDimV: number;
+  /** Multiplies q.k before the softmax. */
+  scale: number;
+  /** 0: full causal attention; n: a query at p sees keys at p-n+1 .. p. */
+  window: number;
+  /** Per-head logits that join each softmax denominator without a value (gpt-oss). */
+  sinks?: Weight;
+}
+
+/** The expert stack of one MoE layer: matrices are 3-D, one slab per expert. */
+export interface MoEWeights {
+  router: Weight;
+  routerBias?: Weight;
+  gate: Weight;
+  gateBias?: Weight;
+  up: Weight;
+  upBias?: Weight;
+  down: Weight;
+  downBias?: Weight;
+}
+
+export interface MoEParams {
+  expertsUsed: number;
+  /**
+   * gpt-oss routing: top-k over the (biased) router logits, softmax over the k
+   * selected; experts use the clamped SwiGLU x*sigmoid(alpha x) * (y + 1) with
+   * x <= limit and |y| <= limit.
+   */
+  activation: { kind: "swiglu-oai"; alpha: number; limit: number };
+}
+
+export interface Backend {
+  readonly name: string;
+
+  /** Takes ownership of a weight from its GGUF bytes (the backend may decode or repack them). */
+  loadWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): Weight;
+  /** Host values in, for tests and inputs. */
+  upload(values: Float32Array, rows: number, width: number): Activation;
+  /** Host values out (row-major). */
+  download(x: Activation): Float32Array;
+
+  /** out[i] = table row tokens[i]. */
+  embed(table: Weight, tokens: Int32Array): Activation;
+  /** Selected rows of x, in the order given. */
+  takeRows(x: Activation, rows: readonly number[]): Activation;
+  /** RMS-normalizes each group of `groupWidth` values (default: the whole row), then scales by `weight`. */
+  rmsNorm(x: Activation, weight: Weight | null, eps: number, groupWidth?: number): Activation;
+  /** x (rows x in) times w (ggml [in, out]) plus an optional bias of `out` values. */
+  matmul(x: Activation, w: Weight, bias?: Weight): Activation;
+  /** Rotates each head of `headDim` values of every row by its token's position. */
+  rope(x: Activation, positions: Int32Array, headDim: number, params: RopeParams): Activation;
+  add(a: Activation, b: Activation): Activation;
+  /** silu(gate) * up. */
+  swiglu(gate: Activation, up: Activation): Activation;
+  /** Router, selected experts only, weighted sum. */
+  moe(x: Activation, weights: MoEWeights, params: MoEParams): Activation;
+
+  allocKV(capacity: number, width: number, precision: KVPrecision): KVStorage;
+  /** Writes the rows of x into slots firstSlot, firstSlot+1, ... */
+  storeKV(cache: KVStorage, x: Activation, firstSlot: number): void;
+  /**
+   * Causal attention of each query row (at positions[i]) over the cached keys
+   * and values in slots 0..positions[i]; the slot of a key is its position.
+   */
+  attention(q: Activation, k: KVStorage, v: KVStorage, positions: Int32Array, params: AttentionParams): Activation;
+}
