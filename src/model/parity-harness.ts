@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openGGUF } from "../gguf/reader.ts";
 import type { GGMLType } from "../gguf/types.ts";
+import type { Backend } from "../runtime/backend.ts";
 import { ReferenceBackend } from "../runtime/reference/reference-backend.ts";
 import { LlamaLogitsOracle } from "./llama-logits-oracle.ts";
 import { Model } from "./model.ts";
@@ -21,6 +22,8 @@ export interface ParityCase {
   generate: number;
   seed?: number;
   contextSize?: number;
+  /** The backend under test (default: a new ReferenceBackend). */
+  backend?: Backend;
 }
 
 export interface ParityResult {
@@ -67,16 +70,19 @@ export function runParity(c: ParityCase): ParityResult {
  * and from 512 cells its one-token attention takes a split-KV path whose
  * arithmetic the reference does not follow.
  */
-export function runParityOnFile(path: string, c: { prompt: string; generate: number; contextSize?: number }): ParityResult {
+export function runParityOnFile(path: string, c: { prompt: string; generate: number; contextSize?: number; backend?: Backend }): ParityResult {
   const contextSize = c.contextSize ?? 512;
   let oracle: LlamaLogitsOracle | undefined;
   try {
     oracle = LlamaLogitsOracle.open(path, { contextSize });
-    const model = Model.load(openGGUF(path), new ReferenceBackend(), { contextLimit: contextSize });
+    const model = Model.load(openGGUF(path), c.backend ?? new ReferenceBackend(), { contextLimit: contextSize });
     const prompt = oracle.tokenize(c.prompt);
 
     let theirLogits = oracle.decode(prompt);
-    let ourLogits = model.backend.download(model.forward(prompt));
+    // In batches of llama.cpp's n_ubatch (512), which it splits a longer prompt into.
+    let last;
+    for (let start = 0; start < prompt.length; start += 512) last = model.forward(prompt.subarray(start, start + 512));
+    let ourLogits = model.backend.download(last!);
     const firstLogitsMaxAbsDiff = maxAbsDiff(ourLogits, theirLogits);
     const firstLogitsMaxAbs = theirLogits.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     let allStepsMaxAbsDiff = firstLogitsMaxAbsDiff;

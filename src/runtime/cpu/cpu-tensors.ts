@@ -1,0 +1,85 @@
+// What the CPU backend's handles hold: activations are float32 rows (usually
+// arena buffers), weights are the GGUF bytes themselves (a view of the file
+// mapping, never decoded), KV storage is F16 bits or float32 values in cells
+// padded as llama.cpp pads its cache.
+import { ptr } from "bun:ffi";
+import { cpuKernels } from "../../../ffi/cpu.ts";
+import { GGMLType, tensorBytes, typeLayout } from "../../gguf/types.ts";
+import { PsionicError } from "../../util/errors.ts";
+import type { Activation, KVPrecision, KVStorage, Weight } from "../backend.ts";
+import { MATMUL_TYPES } from "./matmul.ts";
+
+export class CpuActivation implements Activation {
+  constructor(readonly rows: number, readonly width: number, readonly data: Float32Array, readonly step: number) {}
+}
+
+export class CpuWeight implements Weight {
+  private values: Float32Array | undefined;
+
+  constructor(readonly name: string, readonly dims: readonly number[], readonly type: GGMLType, readonly bytes: Uint8Array) {}
+
+  /**
+   * The values as float32, for weights used as vectors (norm scales, biases,
+   * sinks, rope factors): a view of the file bytes when they are aligned F32,
+   * else decoded once (such tensors are tiny).
+   */
+  vector(): Float32Array {
+    if (this.values) return this.values;
+    const n = this.dims.reduce((a, b) => a * b, 1);
+    if (this.type === GGMLType.F32) {
+      this.values = this.bytes.byteOffset % 4 === 0
+        ? new Float32Array(this.bytes.buffer, this.bytes.byteOffset, n)
+        : new Float32Array(this.bytes.slice().buffer, 0, n);
+    } else {
+      const out = new Float32Array(n);
+      const status = cpuKernels().psi_dequantize_row(this.type, ptr(this.bytes), ptr(out), n);
+      if (status !== 0) throw new PsionicError("backend.unsupported-type", `tensor ${this.name}: cannot decode ${typeLayout(this.type)?.name ?? this.type} values (status ${status})`);
+      this.values = out;
+    }
+    return this.values;
+  }
+}
+
+/** Checks a tensor's type and byte size against its dims, naming it on refusal. */
+export function checkWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): void {
+  const layout = typeLayout(type);
+  if (!layout) throw new PsionicError("model.bad-tensor", `tensor ${name}: unknown ggml type id ${type}`);
+  if (!MATMUL_TYPES.includes(type)) {
+    throw new PsionicError("backend.unsupported-type", `tensor ${name}: the cpu backend has no kernels for ${layout.name}; supported: ${MATMUL_TYPES.map((t) => typeLayout(t)!.name).join(", ")}`);
+  }
+  if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d <= 0)) throw new PsionicError("model.bad-tensor", `tensor ${name}: dims [${dims.join(", ")}] are not positive integers`);
+  if (dims[0]! % layout.blockSize !== 0) throw new PsionicError("model.bad-tensor", `tensor ${name}: rows of ${dims[0]} are not whole ${layout.name} blocks of ${layout.blockSize}`);
+  const expected = tensorBytes(layout, dims.reduce((a, b) => a * b, 1));
+  if (bytes.byteLength !== expected) throw new PsionicError("model.bad-tensor", `tensor ${name}: [${dims.join(", ")}] ${layout.name} needs ${expected} bytes, got ${bytes.byteLength}`);
+}
+
+/** llama.cpp's KV cache pads its cell count (and its attention view of the cells) to 256. */
+export const KV_PAD = 256;
+
+export const padTo = (n: number, multiple: number) => Math.ceil(n / multiple) * multiple;
+
+export class CpuKV implements KVStorage {
+  /** Cells allocated: capacity padded to KV_PAD, as llama.cpp sizes n_ctx. */
+  readonly cells: number;
+  readonly data: Uint16Array | Float32Array;
+
+  constructor(readonly capacity: number, readonly width: number, readonly precision: KVPrecision) {
+    if (!Number.isSafeInteger(capacity) || capacity <= 0 || !Number.isSafeInteger(width) || width <= 0) {
+      throw new PsionicError("backend.shape", `allocKV: capacity ${capacity} and width ${width} must be positive integers`);
+    }
+    if (precision !== "f16" && precision !== "f32") throw new PsionicError("backend.unsupported", `allocKV: precision ${precision} is not f16 or f32`);
+    this.cells = padTo(capacity, KV_PAD);
+    const elements = this.cells * width;
+    if (elements > 2 ** 32) throw new PsionicError("kv.too-large", `allocKV: ${this.cells} cells of ${width} values is too large for one buffer`);
+    this.data = precision === "f16" ? new Uint16Array(elements) : new Float32Array(elements);
+  }
+
+  /**
+   * The cells llama.cpp's attention reads once positions up to `lastPosition`
+   * are filled (llama_kv_cache::get_n_kv): the filled cells padded to 256, at
+   * least 256, at most the cache. Its split-KV decode divides exactly these.
+   */
+  viewCells(lastPosition: number): number {
+    return Math.min(this.cells, Math.max(KV_PAD, padTo(lastPosition + 1, KV_PAD)));
+  }
+}
