@@ -9,6 +9,7 @@
 import { refuse } from "../util/errors.ts";
 import { splitWords, type PreTokenizerSpec } from "./pretokenize.ts";
 import { BYTE_TO_CHAR, byteEncode, decodeUtf8Lenient, encodeUtf8Binary, stringToBinary } from "./unicode.ts";
+import { Heap } from "./heap.ts";
 
 export interface TrainedMerges {
   /** Base symbols first (ids 0..), then each new text a merge produced, in merge order (no duplicates). */
@@ -26,44 +27,9 @@ interface Word {
 
 const PAIR_SHIFT = 2 ** 21; // symbol ids stay below 2^21, so a*2^21+b is an exact key
 
-class PairHeap {
-  // Entries are [count, key]; stale entries are skipped by the caller.
-  private items: [number, number][] = [];
-  private less(a: [number, number], b: [number, number]): boolean {
-    return a[0] > b[0] || (a[0] === b[0] && a[1] < b[1]);
-  }
-  push(item: [number, number]): void {
-    const h = this.items;
-    h.push(item);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-  pop(): [number, number] | undefined {
-    const h = this.items;
-    if (h.length === 0) return undefined;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
-        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
+// Pair-count queue entries are [count, key]: most frequent first, ties to the
+// smaller key (deterministic); stale entries are skipped by the caller.
+const pairBefore = (a: [number, number], b: [number, number]) => a[0] > b[0] || (a[0] === b[0] && a[1] < b[1]);
 
 /** The core loop: learns up to `numMerges` merges over counted words. */
 export function learnMerges(words: Word[], baseSymbols: string[], numMerges: number): TrainedMerges {
@@ -72,7 +38,7 @@ export function learnMerges(words: Word[], baseSymbols: string[], numMerges: num
   const symbolIds = new Map(symbols.map((t, i) => [t, i]));
   const pairCount = new Map<number, number>();
   const pairWords = new Map<number, Set<number>>();
-  const heap = new PairHeap();
+  const heap = new Heap<[number, number]>(pairBefore);
 
   const addPairs = (w: number, sign: 1 | -1) => {
     const { ids, count } = words[w]!;
