@@ -7,9 +7,7 @@
 // logits of the last token of each decoded batch. The shim checks its mirror
 // of the params structs against the library's defaults and refuses on mismatch.
 import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { compileLlamaShim, LLAMA_LIB_DIR } from "../../ffi/llama-shim.ts";
 import { refuse } from "../util/errors.ts";
 
 const SHIM_SOURCE = String.raw`
@@ -98,28 +96,8 @@ int32_t logits_decode(void * ctx, int32_t * tokens, int32_t n, float * out, int3
 }
 `;
 
-const LIB_DIR = join(import.meta.dir, "../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64");
-const LLAMA_LIB = "libllama.v0.4.0.so";
 
-function buildShim(): string {
-  if (process.platform !== "linux" || process.arch !== "x64") refuse("oracle.unavailable", "the llama.cpp oracle runs on linux-x64 only");
-  if (!existsSync(join(LIB_DIR, LLAMA_LIB))) refuse("oracle.unavailable", `${LLAMA_LIB} not found in ${LIB_DIR} (npm install)`);
-  const hash = Bun.hash(SHIM_SOURCE + LIB_DIR).toString(16);
-  const dir = join(tmpdir(), `psionic-logits-oracle-${hash}`);
-  const lib = join(dir, "oracle.so");
-  if (existsSync(lib)) return lib;
-  mkdirSync(dir, { recursive: true });
-  const src = join(dir, "oracle.c");
-  writeFileSync(src, SHIM_SOURCE);
-  const tmpLib = `${lib}.${process.pid}.tmp`;
-  const cc = Bun.spawnSync([
-    "cc", "-O1", "-shared", "-fPIC", "-o", tmpLib, src,
-    `-L${LIB_DIR}`, `-l:${LLAMA_LIB}`, "-l:libggml.v0.4.0.so", `-Wl,-rpath,${LIB_DIR}`,
-  ]);
-  if (cc.exitCode !== 0) refuse("oracle.build", `compiling the llama.cpp logits shim failed: ${cc.stderr.toString()}`);
-  renameSync(tmpLib, lib);
-  return lib;
-}
+const buildShim = () => compileLlamaShim("logits-oracle", SHIM_SOURCE, ["libggml.v0.4.0.so"]);
 
 const I32 = FFIType.i32, U32 = FFIType.u32, P = FFIType.ptr;
 let symbols: ReturnType<typeof openShim> | undefined;
@@ -146,7 +124,7 @@ export class LlamaLogitsOracle {
   static open(path: string, options: { contextSize: number; threads?: number }): LlamaLogitsOracle {
     symbols ??= openShim();
     const out = new BigUint64Array(2);
-    const rc = symbols.logits_open(cstr(LIB_DIR), cstr(path), options.contextSize, options.threads ?? 2, ptr(out));
+    const rc = symbols.logits_open(cstr(LLAMA_LIB_DIR), cstr(path), options.contextSize, options.threads ?? 2, ptr(out));
     if (rc === -1) refuse("oracle.layout", "libllama's params structs differ from the shim's mirrors");
     if (rc === -2) refuse("oracle.load", `llama.cpp could not load ${path}`);
     if (rc !== 0) refuse("oracle.context", `llama.cpp could not create a context for ${path}`);

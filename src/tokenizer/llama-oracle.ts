@@ -5,9 +5,7 @@
 // The shim checks the struct layout against llama_model_default_params() and
 // refuses if the library does not match the layout it was written for.
 import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { compileLlamaShim } from "../../ffi/llama-shim.ts";
 import { kv } from "../gguf/metadata.ts";
 import { writeGGUF } from "../gguf/writer.ts";
 import { vocabToMetadata, type Vocab } from "./vocab.ts";
@@ -83,28 +81,8 @@ int32_t oracle_eos(const void * v) { return llama_vocab_eos(v); }
 int32_t oracle_eot(const void * v) { return llama_vocab_eot(v); }
 `;
 
-export const LLAMA_LIB_DIR = join(import.meta.dir, "../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64");
-const LLAMA_LIB = "libllama.v0.4.0.so";
 
-function buildShim(): string {
-  if (process.platform !== "linux" || process.arch !== "x64") refuse("oracle.unavailable", "the llama.cpp oracle runs on linux-x64 only");
-  if (!existsSync(join(LLAMA_LIB_DIR, LLAMA_LIB))) refuse("oracle.unavailable", `${LLAMA_LIB} not found in ${LLAMA_LIB_DIR} (npm install)`);
-  const hash = Bun.hash(SHIM_SOURCE + LLAMA_LIB_DIR).toString(16);
-  const dir = join(tmpdir(), `psionic-llama-oracle-${hash}`);
-  const lib = join(dir, "oracle.so");
-  if (existsSync(lib)) return lib;
-  mkdirSync(dir, { recursive: true });
-  const src = join(dir, "oracle.c");
-  writeFileSync(src, SHIM_SOURCE);
-  const tmpLib = `${lib}.${process.pid}.tmp`;
-  const cc = Bun.spawnSync([
-    "cc", "-O1", "-shared", "-fPIC", "-o", tmpLib, src,
-    `-L${LLAMA_LIB_DIR}`, `-l:${LLAMA_LIB}`, `-Wl,-rpath,${LLAMA_LIB_DIR}`,
-  ]);
-  if (cc.exitCode !== 0) refuse("oracle.build", `compiling the llama.cpp shim failed: ${cc.stderr.toString()}`);
-  renameSync(tmpLib, lib);
-  return lib;
-}
+const buildShim = () => compileLlamaShim("llama-oracle", SHIM_SOURCE);
 
 const I32 = FFIType.i32, P = FFIType.ptr;
 let symbols: ReturnType<typeof openShim> | undefined;
