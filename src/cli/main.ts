@@ -2,13 +2,15 @@
 import { PsionicError } from "../util/errors.ts";
 import type { Command } from "./command.ts";
 import { notYetAvailable } from "./command.ts";
+import { benchCommand } from "./bench.ts";
+import { generateCommand } from "./generate.ts";
 import { ggufCommand } from "./gguf.ts";
 
 const commands: Command[] = [
   ggufCommand,
-  notYetAvailable("generate", "Generate text from a GGUF model.", "psionic generate -m model.gguf -p PROMPT [-n 128] [sampling flags]", "the CPU inference engine, issue #3"),
+  generateCommand,
   notYetAvailable("serve", "Serve models over an OpenAI-compatible HTTP API.", "psionic serve -m model.gguf [--backend cpu|cuda|metal] [--host] [--port] [-c ctx]", "the server, issue #4"),
-  notYetAvailable("bench", "Measure prefill and decode tok/s, side by side with llama.cpp.", "psionic bench -m model.gguf [--against llama-bench]", "the CPU inference engine, issue #3"),
+  benchCommand,
   notYetAvailable("train", "Train a model from a lane definition.", "psionic train --lane NAME | resume | status | export", "training, issue #5"),
   notYetAvailable("validate", "Replay a training contribution as a validator.", "psionic validate --manifest FILE", "validator replay has no issue yet"),
   notYetAvailable("mesh-lane", "Join this machine to an inference mesh.", "psionic mesh-lane install | run | status | export-join-bundle | uninstall", "the mesh has no issue yet"),

@@ -1,0 +1,49 @@
+// Picks a backend by name for the CLI and the engine. "cpu" (the C kernels) is
+// imported lazily, so the reference backend works on a machine (or build)
+// where the kernel library cannot load, and a missing backend is a clear
+// refusal rather than a crash at import time.
+import { PsionicError, refuse } from "../util/errors.ts";
+import type { Backend } from "./backend.ts";
+import { ReferenceBackend } from "./reference/reference-backend.ts";
+
+export const BACKEND_NAMES = ["cpu", "reference"] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export interface BackendOptions {
+  /** Threads the kernels may use (cpu only; the reference is single-threaded). */
+  threads?: number;
+}
+
+/** Most threads a caller may ask for: the thread pool's limit (kernels/cpu/threadpool.h). */
+export const MAX_THREADS = 64;
+
+/** The threads to use when none are given: every core the process may run on. */
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(MAX_THREADS, navigator.hardwareConcurrency || 1));
+}
+
+export function isBackendName(name: string): name is BackendName {
+  return (BACKEND_NAMES as readonly string[]).includes(name);
+}
+
+export async function createBackend(name: string, options: BackendOptions = {}): Promise<Backend> {
+  const threads = options.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    refuse("backend.bad-threads", `threads must be an integer in [1, ${MAX_THREADS}], got ${threads}`);
+  }
+  if (name === "reference") return new ReferenceBackend();
+  if (name === "cpu") {
+    let module: Record<string, unknown>;
+    try {
+      // Resolved at run time: a build without the CPU backend still runs the reference.
+      module = await import("./cpu/cpu-backend.ts");
+    } catch (error) {
+      if (error instanceof PsionicError) throw error;
+      return refuse("backend.unavailable", `the cpu backend could not be loaded (${error instanceof Error ? error.message.split("\n")[0] : error}); use --backend reference`);
+    }
+    const found = Object.values(module).find((v) => typeof v === "function" && /CpuBackend$/.test((v as { name: string }).name));
+    if (!found) refuse("backend.unavailable", "src/runtime/cpu/cpu-backend.ts exports no CpuBackend class; use --backend reference");
+    return new (found as new (o: { threads: number }) => Backend)({ threads });
+  }
+  return refuse("backend.unknown", `unknown backend "${name}"; choose one of ${BACKEND_NAMES.join(", ")}`);
+}
