@@ -1,7 +1,18 @@
 // Quantized matmul throughput on the CPU kernels: weight GB/s and GFLOP/s per
-// type for 2048x2048 and 5632x2048 weights, 1 token (decode: memory-bound) and
-// 512 tokens (prefill: compute-bound), 1 and 2 threads. Not a test.
-//   npx bun scripts/bench-matmul.ts [--types q8_0,q4_0,q4_K,mxfp4 | --all] [--seconds 0.5]
+// type, 1 token (decode: memory-bound) and 512 tokens (prefill: compute-bound),
+// 1 and 2 threads; GFLOP/cpu-s divides by the CPU time of all threads (spinning pool
+// workers included), which stays steady when other processes share the cores. Not a test.
+// Shapes (rows x cols):
+//   --shapes 180m (default): llama-180m's matrices (presets.ts): attention q/o 768x768,
+//     k/v 256x768, FFN gate/up 2560x768, FFN down 768x2560; a summary line per
+//     type gives the whole layer's GFLOP/s (total flops / total time)
+//   --shapes big: 2048x2048 and 5632x2048
+//   --from-memory MB: decode (1 token) only, each call on the next of enough copies
+//     of the weights to fill MB megabytes (far above the caches), next to the
+//     machine's read bandwidth (psi_read_memory over the same bytes)
+//   npx bun scripts/bench-matmul.ts [--types q8_0,q4_0,q4_K,mxfp4 | --all] [--shapes 180m|big]
+//     [--tokens 1,512] [--threads 1,2] [--seconds 0.5] [--from-memory 2048]
+import { ptr } from "bun:ffi";
 import { cpuKernels } from "../ffi/cpu.ts";
 import { encodeTensor } from "../src/gguf/quant/codecs.ts";
 import { GGMLType, typeByName, typeLayout } from "../src/gguf/types.ts";
@@ -18,36 +29,97 @@ const types = args.includes("--all")
       return layout.type;
     });
 const seconds = Number(flag("--seconds") ?? 0.5);
-const shapes = [[2048, 2048], [5632, 2048]] as const;
+const shapeSets: Record<string, [number, number][]> = {
+  "180m": [[768, 768], [256, 768], [2560, 768], [768, 2560]],
+  big: [[2048, 2048], [5632, 2048]],
+};
+const shapes = shapeSets[flag("--shapes") ?? "180m"];
+if (!shapes) throw new Error(`--shapes: one of ${Object.keys(shapeSets).join(", ")}`);
+const list = (name: string, fallback: string) => (flag(name) ?? fallback).split(",").map(Number);
+const tokenCounts = list("--tokens", "1,512");
+const threadCounts = list("--threads", "1,2");
 
-/** Median seconds per call, over as many calls as fit in `seconds` (at least 3), after one warm-up. */
-function time(run: () => void): number {
+/** Median wall seconds per call, over as many calls as fit in `seconds` (at least 3), after one
+ * warm-up; and the mean CPU seconds per call of this process (all its threads), which other
+ * processes sharing the cores do not inflate. */
+function time(run: () => void): { wall: number; cpu: number } {
   run();
   const samples: number[] = [];
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   while (samples.length < 3 || performance.now() - start < seconds * 1000) {
     const t0 = performance.now();
     run();
     samples.push((performance.now() - t0) / 1000);
   }
+  const cpu = process.cpuUsage(cpuStart);
   samples.sort((a, b) => a - b);
-  return samples[samples.length >> 1];
+  return { wall: samples[samples.length >> 1], cpu: (cpu.user + cpu.system) / 1e6 / samples.length };
 }
 
 console.log(`kernel variant: ${cpuKernels().psi_cpu_variant()}; ${navigator.hardwareConcurrency} cores`);
-console.log("type   rows x cols   tokens threads   ms/call   weight GB/s   GFLOP/s");
+const fromMemory = flag("--from-memory");
+if (fromMemory !== undefined) {
+  benchFromMemory(Number(fromMemory) * 1e6);
+  process.exit(0);
+}
+console.log("type   rows x cols   tokens threads   ms/call   weight GB/s   GFLOP/s   GFLOP/cpu-s");
 for (const type of types) {
   const name = typeLayout(type)!.name;
+  // per (tokens, threads): total seconds and flops over the shapes, for the layer summary
+  const totals = new Map<string, { seconds: number; cpu: number; flops: number; bytes: number }>();
   for (const [rows, cols] of shapes) {
     const weights = encodeTensor(type, sampleValues(rows * cols, 1, 0.05));
-    for (const nTokens of [1, 512]) {
+    for (const nTokens of tokenCounts) {
       const x = sampleValues(nTokens * cols, 2);
       const out = new Float32Array(nTokens * rows);
-      for (const threads of [1, 2]) {
-        const s = time(() => matmul({ type, rows, cols, nTokens }, weights, x, { threads, out }));
-        const gbs = weights.byteLength / s / 1e9;
-        const gflops = (2 * rows * cols * nTokens) / s / 1e9;
-        console.log(`${name.padEnd(6)} ${`${rows}x${cols}`.padEnd(13)} ${String(nTokens).padStart(6)} ${String(threads).padStart(7)} ${(s * 1000).toFixed(3).padStart(9)} ${gbs.toFixed(1).padStart(13)} ${gflops.toFixed(1).padStart(9)}`);
+      for (const threads of threadCounts) {
+        const { wall, cpu } = time(() => matmul({ type, rows, cols, nTokens }, weights, x, { threads, out }));
+        const flops = 2 * rows * cols * nTokens;
+        const key = `${nTokens} ${threads}`;
+        const total = totals.get(key) ?? { seconds: 0, cpu: 0, flops: 0, bytes: 0 };
+        totals.set(key, { seconds: total.seconds + wall, cpu: total.cpu + cpu, flops: total.flops + flops, bytes: total.bytes + weights.byteLength });
+        console.log(row(name, `${rows}x${cols}`, nTokens, threads, wall, cpu, weights.byteLength, flops));
+      }
+    }
+  }
+  if (shapes.length > 1) {
+    for (const [key, total] of totals) {
+      const [nTokens, threads] = key.split(" ").map(Number);
+      console.log(row(name, "all shapes", nTokens, threads, total.seconds, total.cpu, total.bytes, total.flops));
+    }
+  }
+}
+
+function row(name: string, shape: string, nTokens: number, threads: number, s: number, cpu: number, bytes: number, flops: number): string {
+  return `${name.padEnd(6)} ${shape.padEnd(13)} ${String(nTokens).padStart(6)} ${String(threads).padStart(7)} ${(s * 1000).toFixed(3).padStart(9)} ${(bytes / s / 1e9).toFixed(1).padStart(13)} ${(flops / s / 1e9).toFixed(1).padStart(9)} ${(flops / cpu / 1e9).toFixed(1).padStart(13)}`;
+}
+
+/** Decode GB/s with the weights coming from memory: each call takes the next of many copies. */
+function benchFromMemory(totalBytes: number) {
+  console.log("type   rows x cols   copies threads   weight GB/s   read bandwidth GB/s (psi_read_memory)");
+  for (const type of types) {
+    const name = typeLayout(type)!.name;
+    for (const [rows, cols] of shapes) {
+      const one = encodeTensor(type, sampleValues(rows * cols, 1, 0.05));
+      const copies = Math.max(2, Math.ceil(totalBytes / one.byteLength));
+      const arena = new Uint8Array(copies * one.byteLength);
+      for (let i = 0; i < copies; i++) arena.set(one, i * one.byteLength);
+      const x = sampleValues(cols, 2);
+      const out = new Float32Array(rows);
+      for (const threads of threadCounts) {
+        let next = 0;
+        const { wall } = time(() => {
+          for (let i = 0; i < copies; i++, next = (next + 1) % copies) {
+            matmul({ type, rows, cols, nTokens: 1 }, arena.subarray(next * one.byteLength, (next + 1) * one.byteLength), x, { threads, out });
+          }
+        });
+        const checksum = new BigUint64Array(1);
+        const bytes = arena.byteLength - (arena.byteLength % 64);
+        const t0 = performance.now();
+        cpuKernels().psi_read_memory(ptr(arena), bytes, threads, 1, ptr(checksum));
+        const readGBs = bytes / ((performance.now() - t0) / 1000) / 1e9;
+        console.log(`${name.padEnd(6)} ${`${rows}x${cols}`.padEnd(13)} ${String(copies).padStart(6)} ${String(threads).padStart(7)} ${(arena.byteLength / wall / 1e9).toFixed(1).padStart(13)} ${readGBs.toFixed(1).padStart(10)}`);
       }
     }
   }

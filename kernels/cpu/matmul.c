@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include "api.h"
 #include "matmul.h"
+#include "matmul_panel.h"
 #include "threadpool.h"
 
 typedef void (*activation_quantizer)(const float *x, void *dst, int64_t n);
@@ -73,6 +74,9 @@ typedef struct {
   float *act_scales;
   int32_t *act_corrections;
   float *y;
+  /* Panel path (matmul_panel.h): per-thread scratch of panel_scratch_bytes, or NULL. */
+  uint8_t *panel_scratch;
+  int64_t panel_scratch_bytes;
 } matmul_job;
 
 static void quantize_tokens(void *context, int ith, int nth) {
@@ -89,6 +93,15 @@ static void quantize_tokens(void *context, int ith, int nth) {
     const int64_t tile = t / PSI_TILE_TOKENS, slot = t % PSI_TILE_TOKENS;
     uint8_t *blocks = job->acts + tile * job->act_tile_bytes;
     const int64_t first = tile * job->nb * PSI_TILE_TOKENS + slot; /* index of block 0 in scales/corrections */
+    if (m->activation_type == PSI_Q8_0) { /* the common case, without re-reading each block */
+      for (int64_t b = 0; b < job->nb; b++) {
+        block_q8_0 *block = (block_q8_0 *)blocks + b * PSI_TILE_TOKENS + slot;
+        const int32_t sum = PSI_IMPL(psi_act_q8_0_block)(x + b * QK, block);
+        job->act_scales[first + b * PSI_TILE_TOKENS] = psi_half_to_float(block->d);
+        if (job->act_corrections) job->act_corrections[first + b * PSI_TILE_TOKENS] = -m->weight_offset * sum;
+      }
+      continue;
+    }
     for (int64_t b = 0; b < job->nb; b++) {
       uint8_t *block = blocks + (b * PSI_TILE_TOKENS + slot) * m->activation_bytes;
       m->quantize(x + b * m->block_size, block, m->block_size);
@@ -111,10 +124,28 @@ static void quantize_tokens(void *context, int ith, int nth) {
  * 4096-wide Q8_0 matrix are ~140 KB, comfortably inside L2. */
 #define ROW_BLOCK 32
 
+/* Rows per panel (matmul_panel.c): the panel path splits rows on its boundaries. */
+#define PANEL_GRANULE 32
+
 static void multiply_rows(void *context, int ith, int nth) {
   const matmul_job *job = context;
   int64_t begin, end;
+#if PSI_MATMUL_PANELS
+  if (job->panel_scratch) {
+    psi_pool_split(job->rows, PANEL_GRANULE, ith, nth, &begin, &end);
+    const psi_panel_args args = {job->m->type, job->w, job->rows, job->nb, job->row_bytes, job->m->block_bytes,
+                                 job->acts, job->act_tile_bytes, job->act_scales, job->act_corrections, job->n_tokens, job->y};
+    if (begin < end) PSI_IMPL(psi_panel_multiply)(&args, begin, end, job->panel_scratch + ith * job->panel_scratch_bytes);
+    return;
+  }
+#endif
   psi_pool_split(job->rows, 4, ith, nth, &begin, &end);
+#if PSI_MATMUL_PANELS
+  if (job->n_tokens == 1 && job->interleaved && job->act_corrections) {
+    const psi_tile_activations x = {job->acts, 0, job->act_scales, job->act_corrections};
+    if (begin >= end || PSI_IMPL(psi_decode_rows)(job->m->type, job->w, job->row_bytes, begin, end, job->nb, &x, job->y)) return;
+  }
+#endif
   for (int64_t r0 = begin; r0 < end; r0 += ROW_BLOCK) {
     const int64_t r1 = r0 + ROW_BLOCK < end ? r0 + ROW_BLOCK : end;
     for (int64_t t = 0; t < job->n_tokens; t += PSI_TILE_TOKENS) {
@@ -141,8 +172,17 @@ int32_t PSI_IMPL(psi_matmul)(int32_t type, const void *w, int64_t rows, int64_t 
   const int64_t nb = cols / m->block_size;
   const int q8 = m->activation_type == PSI_Q8_0 || m->activation_type == PSI_Q8_1 || m->activation_type == PSI_Q8_K;
   matmul_job job = {m, w, rows, nb, nb * m->block_bytes, x, cols, n_tokens,
-                    PSI_MATMUL_INTERLEAVED && q8, (uint8_t *)x, cols * 4, 0, NULL, NULL, y};
+                    PSI_MATMUL_INTERLEAVED && q8, (uint8_t *)x, cols * 4, 0, NULL, NULL, y, NULL, 0};
   uint8_t *scratch = NULL;
+  const int64_t row_groups = (rows + 3) / 4;
+  int workers = row_groups < threads ? (int)row_groups : threads;
+#if PSI_MATMUL_PANELS
+  if (n_tokens >= PSI_PANEL_MIN_TOKENS) {
+    job.panel_scratch_bytes = PSI_IMPL(psi_panel_scratch_bytes)(type, nb);
+    const int64_t panels = (rows + PANEL_GRANULE - 1) / PANEL_GRANULE;
+    if (job.panel_scratch_bytes > 0) workers = panels < threads ? (int)panels : threads;
+  }
+#endif
   if (m->quantize) {
     const int64_t tiles = (n_tokens + PSI_TILE_TOKENS - 1) / PSI_TILE_TOKENS;
     const int with_scales = job.interleaved && m->activation_type != PSI_Q8_K; /* Q8_K's d is a float already */
@@ -152,15 +192,16 @@ int32_t PSI_IMPL(psi_matmul)(int32_t type, const void *w, int64_t rows, int64_t 
     job.act_row_bytes = nb * m->activation_bytes;
     job.act_tile_bytes = job.act_row_bytes * PSI_TILE_TOKENS;
     const size_t act_bytes = (size_t)(job.interleaved ? tiles * job.act_tile_bytes : n_tokens * job.act_row_bytes);
-    scratch = malloc(scale_bytes + correction_bytes + act_bytes);
+    const size_t panel_bytes = (size_t)(job.panel_scratch_bytes * workers);
+    scratch = malloc(scale_bytes + correction_bytes + act_bytes + panel_bytes);
     if (!scratch) return PSI_MATMUL_OUT_OF_MEMORY;
     job.act_scales = with_scales ? (float *)scratch : NULL;
     job.act_corrections = with_corrections ? (int32_t *)(scratch + scale_bytes) : NULL;
     job.acts = scratch + scale_bytes + correction_bytes;
+    if (panel_bytes > 0) job.panel_scratch = job.acts + act_bytes;
     psi_pool_run(n_tokens < threads ? (int)n_tokens : threads, quantize_tokens, &job);
   }
-  const int64_t row_groups = (rows + 3) / 4;
-  psi_pool_run(row_groups < threads ? (int)row_groups : threads, multiply_rows, &job);
+  psi_pool_run(workers, multiply_rows, &job);
   free(scratch);
   return PSI_MATMUL_OK;
 }

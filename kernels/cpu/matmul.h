@@ -10,7 +10,11 @@
  * summation order as ggml's scalar ggml_vec_dot_*_generic) and may have a fast
  * tile (matmul_legacy_simd.c, matmul_kquant_simd.c, matmul_float_simd.c) that
  * computes one weight row against up to PSI_TILE_TOKENS tokens, loading each
- * weight block once. Tests hold the fast tiles to the reference. */
+ * weight block once. AVX-512 VNNI builds take two faster paths first
+ * (matmul_panel.h): weight panels with rows across the vector lanes for
+ * PSI_PANEL_MIN_TOKENS or more tokens (matmul_panel*.c), and one-token
+ * products two blocks and two rows at a time (matmul_decode.c). Tests hold
+ * every path to the reference. */
 #ifndef PSI_MATMUL_H
 #define PSI_MATMUL_H
 
@@ -40,6 +44,8 @@ _Static_assert(sizeof(block_q8_K) == 292, "q8_K block is 292 bytes");
  * scale 127/amax), which is what llama.cpp's CPU backend uses for activations
  * here, not quantize_row_q8_0_ref (ties away from zero, scale 1/d). */
 void PSI_IMPL(psi_act_q8_0)(const float *x, void *dst, int64_t n);
+/* One Q8_0 block of 32 values, as psi_act_q8_0; returns the sum of its quants. */
+int32_t PSI_IMPL(psi_act_q8_0_block)(const float *x, void *dst);
 void PSI_IMPL(psi_act_q8_1)(const float *x, void *dst, int64_t n);
 void PSI_IMPL(psi_act_q8_K)(const float *x, void *dst, int64_t n);
 void PSI_IMPL(psi_act_f16)(const float *x, void *dst, int64_t n);

@@ -1,6 +1,7 @@
 // psi_matmul against its plain C reference, the reference against float64 and
 // against ggml's own ggml_vec_dot_*, for every weight type, every instruction
-// set variant, 1-3 threads and 1, 3 and 17 tokens.
+// set variant, 1-3 threads and 1, 3 and 17 tokens (17 and more take the AVX-512
+// prefill panels for the types that have them).
 import { afterAll, describe, expect, it } from "bun:test";
 import { CPU_VARIANTS, cpuKernels, selectCpuVariant } from "../../../ffi/cpu.ts";
 import { GGMLType, typeLayout } from "../../gguf/types.ts";
@@ -28,19 +29,20 @@ const cases: Case[] = MATMUL_TYPES.map((type, i) => {
 });
 
 /** sum |w_i x_i| over a row-token pair in float64: the scale rounding errors are measured against. */
-function magnitudes(c: Case, x: Float32Array, nTokens: number): Float64Array {
-  const out = new Float64Array(nTokens * ROWS);
+function magnitudesOf(c: Case, rows: number, cols: number, x: Float32Array, nTokens: number): Float64Array {
+  const out = new Float64Array(nTokens * rows);
   const actType = activationType(c.type);
   for (let t = 0; t < nTokens; t++) {
-    const act = decodeActivations(actType, quantizeActivations(c.type, x.subarray(t * COLS, (t + 1) * COLS)), COLS);
-    for (let r = 0; r < ROWS; r++) {
+    const act = decodeActivations(actType, quantizeActivations(c.type, x.subarray(t * cols, (t + 1) * cols)), cols);
+    for (let r = 0; r < rows; r++) {
       let sum = 0;
-      for (let k = 0; k < COLS; k++) sum += Math.abs(c.weightValues[r * COLS + k] * act[k]);
-      out[t * ROWS + r] = sum;
+      for (let k = 0; k < cols; k++) sum += Math.abs(c.weightValues[r * cols + k] * act[k]);
+      out[t * rows + r] = sum;
     }
   }
   return out;
 }
+const magnitudes = (c: Case, x: Float32Array, nTokens: number) => magnitudesOf(c, ROWS, COLS, x, nTokens);
 
 function maxRelative(a: Float32Array | Float64Array, b: Float32Array | Float64Array, scale: Float64Array): number {
   let worst = 0;
@@ -136,8 +138,9 @@ describe("psi_matmul", () => {
     }
   });
 
-  it("32-value block types with an odd number of blocks per row (7) match the reference on every variant", () => {
-    const cols = 7 * 32, rows = 5, nTokens = 17;
+  it("32-value block types with an odd number of blocks per row (7) match the reference on every variant, 1 and 17 tokens", () => {
+    const cols = 7 * 32, rows = 5;
+    for (const nTokens of [1, 17])
     for (const type of [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.MXFP4, GGMLType.Q4_1, GGMLType.Q5_1]) {
       const { bytes } = sampleWeights(type, rows, cols, 55);
       const x = sampleValues(nTokens * cols, 56);
@@ -147,8 +150,47 @@ describe("psi_matmul", () => {
         if (!selectCpuVariant(lib, variant)) continue;
         const fast = matmul(shape, bytes, x, { threads: 2 });
         const worst = Math.max(...Array.from(fast, (v, i) => Math.abs(v - reference[i]) / (Math.abs(reference[i]) + 1e-3)));
-        expect({ type: typeLayout(type)!.name, variant, ok: worst < 1e-4 }).toEqual({ type: typeLayout(type)!.name, variant, ok: true });
+        expect({ type: typeLayout(type)!.name, variant, nTokens, ok: worst < 1e-4 }).toEqual({ type: typeLayout(type)!.name, variant, nTokens, ok: true });
       }
+    }
+  });
+
+  // 16+ tokens take the AVX-512 panel path (matmul_panel*.c): 32-row panels, 4-token kernels, blocks in chunks.
+  it("prefill panels: 83 rows (a partial third panel), 2560 columns (many chunks) and 16/41 tokens match the reference, bit-identical for 1-3 threads", () => {
+    const rows = 83, cols = 2560;
+    for (const type of [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.MXFP4, GGMLType.Q4_1, GGMLType.Q5_1, GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]) {
+      const name = typeLayout(type)!.name;
+      const { bytes, values } = sampleWeights(type, rows, cols, 61);
+      const c = { type, name, weights: bytes, weightValues: values };
+      for (const nTokens of [16, 41]) {
+        const shape = { type, rows, cols, nTokens };
+        const x = sampleValues(nTokens * cols, 62 + nTokens);
+        const reference = matmulReference(shape, bytes, x);
+        const scale = magnitudesOf(c, rows, cols, x, nTokens);
+        for (const variant of CPU_VARIANTS) {
+          if (!selectCpuVariant(lib, variant)) continue;
+          const single = matmul(shape, bytes, x, { threads: 1 });
+          const worst = maxRelative(single, reference, scale);
+          if (nTokens === 41 && variant === "avx512") report.push(`  ${name.padEnd(5)} panels (41 tokens) avx512 vs reference ${worst.toExponential(2)}`);
+          expect({ type: name, variant, nTokens, ok: worst < 1e-6 }).toEqual({ type: name, variant, nTokens, ok: true });
+          for (const threads of [2, 3]) expect(matmul(shape, bytes, x, { threads })).toEqual(single);
+        }
+      }
+    }
+  }, 30_000);
+
+  it("Q8_0 blocks at the int8 extremes do not saturate the prefill panels' sums (16 tokens)", () => {
+    const weights = new Uint8Array(34 * 2);
+    const view = new DataView(weights.buffer);
+    view.setUint16(0, 0x3c00, true);
+    view.setUint16(34, 0x3c00, true);
+    for (let i = 0; i < 32; i++) weights[2 + i] = 0x80; // -128
+    for (let i = 0; i < 32; i++) weights[36 + i] = 127;
+    const x = new Float32Array(16 * 32).fill(-127);
+    for (const variant of CPU_VARIANTS) {
+      if (!selectCpuVariant(lib, variant)) continue;
+      const y = matmul({ type: GGMLType.Q8_0, rows: 2, cols: 32, nTokens: 16 }, weights, x, { threads: 1 });
+      for (let t = 0; t < 16; t++) expect([y[2 * t], y[2 * t + 1]]).toEqual([32 * 128 * 127, -32 * 127 * 127]);
     }
   });
 

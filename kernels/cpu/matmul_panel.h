@@ -1,0 +1,48 @@
+/* The AVX-512 VNNI paths psi_matmul takes before its per-row tiles: prefill
+ * products with weight panels (matmul_panel*.c) for PSI_PANEL_MIN_TOKENS or
+ * more tokens, and one-token products two rows at a time (matmul_decode.c). */
+#ifndef PSI_MATMUL_PANEL_H
+#define PSI_MATMUL_PANEL_H
+
+#include "matmul.h"
+
+#if PSI_MATMUL_VNNI && defined(__AVX512F__) && defined(__AVX512BW__)
+#define PSI_MATMUL_PANELS 1
+#else
+#define PSI_MATMUL_PANELS 0
+#endif
+
+/* Below this many tokens unpacking a panel costs more than it saves: on
+ * llama-180m's matrices, one thread, the panels and the per-row tiles are even
+ * at 4 tokens (Q4_0 0.43 ms both), the panels 1.5x faster at 8. */
+#define PSI_PANEL_MIN_TOKENS 6
+
+/* One product as the panel kernels see it. acts/act_scales/act_corrections
+ * are psi_matmul's interleaved activations (matmul.h): Q8_0 with scales and
+ * corrections, or Q8_K for the K-quants. */
+typedef struct {
+  int32_t type;
+  const uint8_t *w;
+  int64_t rows, nb, row_bytes, block_bytes;
+  const uint8_t *acts;
+  int64_t act_tile_bytes;
+  const float *act_scales;
+  const int32_t *act_corrections;
+  int64_t n_tokens;
+  float *y;
+} psi_panel_args;
+
+#if PSI_MATMUL_PANELS
+/* Scratch bytes one thread needs for `type` with nb blocks per row; 0: no panel kernel for the type. */
+int64_t PSI_IMPL(psi_panel_scratch_bytes)(int32_t type, int64_t nb);
+/* y rows [r_begin, r_end) for every token; scratch holds psi_panel_scratch_bytes. */
+void PSI_IMPL(psi_panel_multiply)(const psi_panel_args *a, int64_t r_begin, int64_t r_end, void *scratch);
+/* One-token products (matmul_decode.c) for rows [r0, r1); 0: not for this type. */
+int PSI_IMPL(psi_decode_rows)(int32_t type, const uint8_t *w, int64_t row_bytes, int64_t r0, int64_t r1, int64_t nb,
+                              const psi_tile_activations *x, float *y);
+/* The K-quant panels (matmul_panel_kquant.c), which psi_panel_* hand Q2_K..Q6_K to. */
+int64_t PSI_IMPL(psi_panel_kquant_scratch_bytes)(int32_t type, int64_t nb);
+void PSI_IMPL(psi_panel_kquant_multiply)(const psi_panel_args *a, int64_t r_begin, int64_t r_end, void *scratch);
+#endif
+
+#endif
