@@ -20,6 +20,8 @@ export const PERSISTENT = -1;
 
 export class ActivationArena {
   private readonly slots: Float32Array[] = [];
+  /** The last view handed out of each slot: a decode step asks for the same sizes every step, so it is reused. */
+  private readonly views: Float32Array[] = [];
   private cursor = 0;
   private slotBytes = 0;
   /** The current step; activations taken in an earlier step are stale. */
@@ -41,13 +43,18 @@ export class ActivationArena {
   take(n: number): { data: Float32Array; step: number } {
     const index = this.cursor++;
     const slot = this.slots[index];
-    if (slot && slot.length >= n) return { data: slot.subarray(0, n), step: this.step };
+    if (slot && slot.length >= n) {
+      let view = this.views[index]!;
+      if (view.length !== n) this.views[index] = view = slot.subarray(0, n);
+      return { data: view, step: this.step };
+    }
     this.allocations++;
     const grown = this.slotBytes - (slot?.byteLength ?? 0) + n * 4;
     // Slots are only created in order; past the budget the rest of the step spills.
     if (grown > this.budgetBytes || index > this.slots.length) return { data: new Float32Array(n), step: PERSISTENT };
     const data = new Float32Array(n);
     this.slots[index] = data;
+    this.views[index] = data;
     this.slotBytes = grown;
     return { data, step: this.step };
   }

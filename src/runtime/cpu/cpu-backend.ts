@@ -21,9 +21,10 @@ import type {
 } from "../backend.ts";
 import { ActivationArena, DEFAULT_ARENA_BYTES, PERSISTENT } from "./activation-arena.ts";
 import { cpuMoE } from "./cpu-moe.ts";
-import { project } from "./cpu-products.ts";
+import { projectPrepared } from "./cpu-products.ts";
 import { CpuActivation, CpuKV, CpuWeight, checkWeight } from "./cpu-tensors.ts";
 import { MAX_MATMUL_THREADS } from "./matmul.ts";
+import type { RopeParams as KernelRopeParams } from "./ops.ts";
 import { add, attention, ggmlAttentionPrecision, ggmlDecodeChunks, getRows, rmsNorm, rope, storeKv, swiglu } from "./ops.ts";
 
 export interface CpuBackendOptions {
@@ -39,6 +40,9 @@ export class CpuBackend implements Backend {
   readonly name = "cpu";
   readonly threads: number;
   readonly arena: ActivationArena;
+  private readonly opThreads: { threads: number };
+  /** Cell ids for a KV store, reused while the batch size stays the same (every decode step). */
+  private storeCells = new Int32Array(1);
 
   constructor(options: CpuBackendOptions = {}) {
     const threads = options.threads ?? Math.max(1, Math.min(MAX_MATMUL_THREADS, navigator.hardwareConcurrency || 1));
@@ -46,6 +50,7 @@ export class CpuBackend implements Backend {
       throw new PsionicError("backend.bad-threads", `cpu backend threads must be an integer in [1, ${MAX_MATMUL_THREADS}], got ${threads}`);
     }
     this.threads = threads;
+    this.opThreads = { threads };
     this.arena = new ActivationArena(options.arenaBytes ?? DEFAULT_ARENA_BYTES);
     cpuKernels(); // load (or refuse) now, not in the middle of a forward pass
   }
@@ -120,14 +125,29 @@ export class CpuBackend implements Backend {
   matmul(x: Activation, w: Weight, bias?: Weight): Activation {
     const src = this.data(x, "matmul");
     const m = weight(w);
-    const inWidth = m.dims[0]!, outWidth = m.dims[1]!;
-    if (m.dims.length !== 2) throw new PsionicError("backend.shape", `matmul ${m.name}: a ${m.dims.length}-D weight is not a matrix`);
+    const matrix = m.matrix();
+    const inWidth = matrix.cols, outWidth = matrix.rows;
     if (x.width !== inWidth) throw new PsionicError("backend.shape", `matmul ${m.name}: input width ${x.width}, weight rows of ${inWidth}`);
     const b = bias ? weight(bias).vector() : null;
     if (b && b.length !== outWidth) throw new PsionicError("backend.shape", `matmul ${m.name}: bias ${weight(bias!).name} has ${b.length} values for ${outWidth} outputs`);
     const out = this.output(x.rows, outWidth);
-    project({ type: m.type, bytes: m.bytes, inWidth, outWidth }, src, x.rows, out.data, this.threads, b);
+    projectPrepared(matrix, src, x.rows, out.data, this.threads, b);
     return out;
+  }
+
+  // A model passes the same RopeParams object to every layer of a step: translate it once.
+  private readonly ropeTranslations = new WeakMap<RopeParams, KernelRopeParams>();
+  private kernelRope(p: RopeParams): KernelRopeParams {
+    let k = this.ropeTranslations.get(p);
+    if (!k) {
+      k = {
+        nDims: p.dims, mode: p.mode, freqBase: p.freqBase, freqScale: p.freqScale, nCtxOrig: p.originalContext,
+        extFactor: p.extFactor, attnFactor: p.attnFactor, betaFast: p.betaFast, betaSlow: p.betaSlow,
+        freqFactors: p.freqFactors ? weight(p.freqFactors).vector() : null,
+      };
+      this.ropeTranslations.set(p, k);
+    }
+    return k;
   }
 
   rope(x: Activation, positions: Int32Array, headDim: number, p: RopeParams): Activation {
@@ -135,11 +155,7 @@ export class CpuBackend implements Backend {
     if (positions.length !== x.rows) throw new PsionicError("backend.shape", `rope: ${positions.length} positions for ${x.rows} rows`);
     if (!(Number.isInteger(headDim) && headDim > 0 && x.width % headDim === 0)) throw new PsionicError("backend.shape", `rope: heads of ${headDim} do not divide rows of ${x.width}`);
     const out = this.output(x.rows, x.width);
-    rope(src, positions, x.width / headDim, headDim, {
-      nDims: p.dims, mode: p.mode, freqBase: p.freqBase, freqScale: p.freqScale, nCtxOrig: p.originalContext,
-      extFactor: p.extFactor, attnFactor: p.attnFactor, betaFast: p.betaFast, betaSlow: p.betaSlow,
-      freqFactors: p.freqFactors ? weight(p.freqFactors).vector() : null,
-    }, out.data, { threads: this.threads });
+    rope(src, positions, x.width / headDim, headDim, this.kernelRope(p), out.data, this.opThreads);
     return out;
   }
 
@@ -183,7 +199,8 @@ export class CpuBackend implements Backend {
     if (!Number.isInteger(firstSlot) || firstSlot < 0 || firstSlot + x.rows > c.capacity) {
       throw new PsionicError("kv.overflow", `storeKV: slots ${firstSlot}..${firstSlot + x.rows - 1} outside a cache of ${c.capacity}`);
     }
-    const cells = new Int32Array(x.rows);
+    if (this.storeCells.length !== x.rows) this.storeCells = new Int32Array(x.rows);
+    const cells = this.storeCells;
     for (let i = 0; i < x.rows; i++) cells[i] = firstSlot + i;
     storeKv(src, c.data, cells, c.width);
   }
@@ -207,7 +224,7 @@ export class CpuBackend implements Backend {
       headDim: p.headDimK, headDimV: p.headDimV, nKv, scale: p.scale, window: p.window,
       sinks: p.sinks ? weight(p.sinks).vector() : null,
       precision: ggmlAttentionPrecision(q.rows, p.headDimV), kvChunks: ggmlDecodeChunks(q.rows, nKv, this.threads), out: out.data,
-    }, { threads: this.threads });
+    }, this.opThreads);
     return out;
   }
 }

@@ -13,8 +13,20 @@ export class CpuActivation implements Activation {
   constructor(readonly rows: number, readonly width: number, readonly data: Float32Array, readonly step: number) {}
 }
 
+/** A 2-D weight as psi_matmul takes it, prepared once: its (aligned) bytes and their address. */
+export interface PreparedMatrix {
+  type: GGMLType;
+  /** The bytes the pointer points into, held so they stay alive. */
+  bytes: Uint8Array;
+  pointer: number;
+  /** Output rows (dims[1]) of `cols` (dims[0]) values. */
+  rows: number;
+  cols: number;
+}
+
 export class CpuWeight implements Weight {
   private values: Float32Array | undefined;
+  private prepared: PreparedMatrix | undefined;
 
   constructor(readonly name: string, readonly dims: readonly number[], readonly type: GGMLType, readonly bytes: Uint8Array) {}
 
@@ -37,6 +49,19 @@ export class CpuWeight implements Weight {
       this.values = out;
     }
     return this.values;
+  }
+
+  /**
+   * The matrix for psi_matmul. Its type and byte size were checked when it was
+   * loaded (checkWeight), so a product re-checks only the activations' sizes.
+   * The kernels read fp16 fields and floats in place: misaligned bytes are copied once.
+   */
+  matrix(): PreparedMatrix {
+    if (this.prepared) return this.prepared;
+    if (this.dims.length !== 2) throw new PsionicError("backend.shape", `matmul ${this.name}: a ${this.dims.length}-D weight is not a matrix`);
+    const bytes = this.bytes.byteOffset % 4 === 0 ? this.bytes : this.bytes.slice();
+    this.prepared = { type: this.type, bytes, pointer: ptr(bytes), rows: this.dims[1]!, cols: this.dims[0]! };
+    return this.prepared;
   }
 }
 

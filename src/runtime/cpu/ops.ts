@@ -73,16 +73,33 @@ export interface RopeParams {
 
 const ROPE_MODE: Record<RopeMode, number> = { normal: 0, neox: 2 };
 
-function ropeParamsBuffer(p: RopeParams): Uint8Array {
-  const bytes = new Uint8Array(48);
-  const view = new DataView(bytes.buffer);
-  view.setInt32(0, p.nDims, true);
-  view.setInt32(4, ROPE_MODE[p.mode], true);
-  view.setInt32(8, p.nCtxOrig ?? 4096, true);
-  const floats = [p.freqBase, p.freqScale ?? 1, p.extFactor ?? 0, p.attnFactor ?? 1, p.betaFast ?? 32, p.betaSlow ?? 1];
-  floats.forEach((value, i) => view.setFloat32(16 + 4 * i, value, true));
-  view.setBigUint64(40, p.freqFactors && p.freqFactors.length > 0 ? BigInt(ptr(p.freqFactors)) : 0n, true);
-  return bytes;
+// The kernels take their parameters as one struct (ops.h). One block per
+// struct is reused for every call (a call reads it synchronously and each
+// Worker has its own module), written through typed views: no allocation and
+// no BigInt per call, which is most of what a small op costs in TypeScript.
+const ropeBlock = new ArrayBuffer(48);
+const ropeInts = new Int32Array(ropeBlock), ropeFloats = new Float32Array(ropeBlock), ropeWords = new Uint32Array(ropeBlock);
+const ropeBlockPtr = ptr(ropeBlock);
+
+/** A pointer as two little-endian 32-bit words at word `at` (pointers are below 2^53). */
+function setPointer(words: Uint32Array, at: number, pointer: number): void {
+  words[at] = pointer % 4294967296;
+  words[at + 1] = Math.floor(pointer / 4294967296);
+}
+
+function writeRopeParams(p: RopeParams): number {
+  ropeInts[0] = p.nDims;
+  ropeInts[1] = ROPE_MODE[p.mode];
+  ropeInts[2] = p.nCtxOrig ?? 4096;
+  ropeInts[3] = 0;
+  ropeFloats[4] = p.freqBase;
+  ropeFloats[5] = p.freqScale ?? 1;
+  ropeFloats[6] = p.extFactor ?? 0;
+  ropeFloats[7] = p.attnFactor ?? 1;
+  ropeFloats[8] = p.betaFast ?? 32;
+  ropeFloats[9] = p.betaSlow ?? 1;
+  setPointer(ropeWords, 10, p.freqFactors && p.freqFactors.length > 0 ? ptr(p.freqFactors) : 0);
+  return ropeBlockPtr;
 }
 
 /** Rotates x, laid out (tokens, nHead, headDim), by each token's position. `out` may be x. */
@@ -100,10 +117,10 @@ export function rope(x: Float32Array, positions: Int32Array, nHead: number, head
   need("rope", "out", y.length, nTokens * nHead * headDim);
   if (nTokens === 0) return y;
   const lib = cpuKernels();
-  const block = ropeParamsBuffer(params);
+  const block = writeRopeParams(params);
   const status = options?.reference
-    ? lib.psi_rope_ref(ptr(x), ptr(y), ptr(positions), nTokens, nHead, headDim, ptr(block))
-    : lib.psi_rope(ptr(x), ptr(y), ptr(positions), nTokens, nHead, headDim, ptr(block), threadsOf(options));
+    ? lib.psi_rope_ref(ptr(x), ptr(y), ptr(positions), nTokens, nHead, headDim, block)
+    : lib.psi_rope(ptr(x), ptr(y), ptr(positions), nTokens, nHead, headDim, block, threadsOf(options));
   check("rope", status);
   return y;
 }
@@ -161,6 +178,10 @@ export interface AttentionArgs {
   out?: Float32Array;
 }
 
+const attentionBlock = new ArrayBuffer(120);
+const attentionWords = new Uint32Array(attentionBlock), attentionInts = new Int32Array(attentionBlock), attentionFloats = new Float32Array(attentionBlock);
+const attentionBlockPtr = ptr(attentionBlock);
+
 /** llama.cpp's kq_scale, 1.0f / sqrtf(headDim), rounded in float as it is there. */
 export function defaultAttentionScale(headDim: number): number {
   return Math.fround(1 / Math.fround(Math.sqrt(headDim)));
@@ -170,7 +191,10 @@ export function defaultAttentionScale(headDim: number): number {
 export function attention(a: AttentionArgs, options?: OpOptions): Float32Array {
   const op = "attention";
   const headDimV = a.headDimV ?? a.headDim;
-  for (const [name, value] of [["nHead", a.nHead], ["nHeadKv", a.nHeadKv], ["headDim", a.headDim], ["headDimV", headDimV]] as const) positiveInt(op, name, value);
+  positiveInt(op, "nHead", a.nHead);
+  positiveInt(op, "nHeadKv", a.nHeadKv);
+  positiveInt(op, "headDim", a.headDim);
+  positiveInt(op, "headDimV", headDimV);
   positiveInt(op, "nKv", a.nKv, true);
   if (a.nHead % a.nHeadKv !== 0) throw new PsionicError("ops.bad-shape", `${op}: nHead ${a.nHead} is not a multiple of nHeadKv ${a.nHeadKv}`);
   if (a.headDim > 1024 || headDimV > 1024) throw new PsionicError("ops.bad-shape", `${op}: head dims above 1024 are not supported (got ${a.headDim}, ${headDimV})`);
@@ -192,22 +216,32 @@ export function attention(a: AttentionArgs, options?: OpOptions): Float32Array {
   need(op, "out", out.length, nTokens * a.nHead * headDimV);
   if (nTokens === 0) return out;
 
-  const block = new Uint8Array(120);
-  const view = new DataView(block.buffer);
+  // psi_attention_params (ops.h): 7 pointers, 10 ints, scale, kv chunks, 2 int64 strides.
+  const words = attentionWords, ints = attentionInts;
   // An empty cache has no bytes to point at; the kernel reads no key when nKv is 0.
-  const cachePtr = (buffer: Uint16Array | Float32Array) => (buffer.length > 0 ? BigInt(ptr(buffer)) : 0n);
-  const pointers = [BigInt(ptr(a.q)), cachePtr(a.k), cachePtr(a.v), BigInt(ptr(out)), BigInt(ptr(a.qPositions)),
-    a.kvPositions && a.kvPositions.length > 0 ? BigInt(ptr(a.kvPositions)) : 0n, a.sinks ? BigInt(ptr(a.sinks)) : 0n];
-  pointers.forEach((p, i) => view.setBigUint64(8 * i, p, true));
-  const ints = [nTokens, a.nHead, a.nHeadKv, a.headDim, headDimV, a.nKv, isF16 ? GGMLType.F16 : GGMLType.F32, window,
-    (a.precision ?? "ggml-vec") === "f32" ? 1 : 0, threadsOf(options)];
-  ints.forEach((value, i) => view.setInt32(56 + 4 * i, value, true));
-  view.setFloat32(96, a.scale ?? defaultAttentionScale(a.headDim), true);
-  view.setInt32(100, Math.max(0, Math.min(1 << 20, Math.floor(a.kvChunks ?? 0))), true);
-  view.setBigInt64(104, BigInt(kStride), true);
-  view.setBigInt64(112, BigInt(vStride), true);
+  setPointer(words, 0, ptr(a.q));
+  setPointer(words, 2, a.k.length > 0 ? ptr(a.k) : 0);
+  setPointer(words, 4, a.v.length > 0 ? ptr(a.v) : 0);
+  setPointer(words, 6, ptr(out));
+  setPointer(words, 8, ptr(a.qPositions));
+  setPointer(words, 10, a.kvPositions && a.kvPositions.length > 0 ? ptr(a.kvPositions) : 0);
+  setPointer(words, 12, a.sinks ? ptr(a.sinks) : 0);
+  ints[14] = nTokens;
+  ints[15] = a.nHead;
+  ints[16] = a.nHeadKv;
+  ints[17] = a.headDim;
+  ints[18] = headDimV;
+  ints[19] = a.nKv;
+  ints[20] = isF16 ? GGMLType.F16 : GGMLType.F32;
+  ints[21] = window;
+  ints[22] = (a.precision ?? "ggml-vec") === "f32" ? 1 : 0;
+  ints[23] = threadsOf(options);
+  attentionFloats[24] = a.scale ?? defaultAttentionScale(a.headDim);
+  ints[25] = Math.max(0, Math.min(1 << 20, Math.floor(a.kvChunks ?? 0)));
+  setPointer(words, 26, kStride);
+  setPointer(words, 28, vStride);
   const lib = cpuKernels();
-  check(op, (options?.reference ? lib.psi_attention_ref : lib.psi_attention)(ptr(block)));
+  check(op, (options?.reference ? lib.psi_attention_ref : lib.psi_attention)(attentionBlockPtr));
   return out;
 }
 
