@@ -331,7 +331,9 @@ export function openGGUF(path: string): GGUFFile {
   try {
     file = mappedBytes(path);
   } catch (error) {
-    return refuse("gguf.open-failed", `${path}: ${(error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory, not a GGUF file" : (error as Error).message;
+    return refuse("gguf.open-failed", `${path}: ${reason}`);
   }
   return parseGGUFBytes(file, path);
 }

@@ -200,6 +200,8 @@ describe("writeGGUF", () => {
 
   it("refuses a missing file with gguf.open-failed", () => {
     expect(codeOf(() => openGGUF(join(dir, "absent.gguf")))).toBe("gguf.open-failed");
+    expect(() => openGGUF(join(dir, "absent.gguf"))).toThrow(/absent\.gguf: no such file$/);
+    expect(() => openGGUF(dir)).toThrow(/is a directory, not a GGUF file$/);
     expect(existsSync(join(dir, "absent.gguf"))).toBe(false);
   });
 });
