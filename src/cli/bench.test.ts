@@ -13,7 +13,7 @@ import { findLlamaBench, parseLlamaBenchJson, testName } from "./bench-llama.ts"
 import { decodeTraffic, measureReadBandwidth } from "./bench-memory.ts";
 import { summarize } from "./bench.ts";
 import { createBackend } from "../runtime/backends.ts";
-import { main } from "./main.ts";
+import { runCli as run } from "./run-in-process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "psionic-bench-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,19 +24,6 @@ function synth(arch: "llama" | "gpt-oss", name: string, type: GGMLType): string 
 }
 const tinyQ8 = synth("llama", "tiny", GGMLType.Q8_0);
 
-/** Runs the CLI in-process, capturing what it prints. */
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    return { code: await main(argv), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 // Two lines of real `llama-bench -o json` output (most fields trimmed), run on a tiny F16 model.
 const LLAMA_BENCH_JSON = `[

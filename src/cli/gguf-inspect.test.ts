@@ -4,22 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tinyLlamaContents } from "../gguf/sample-files.ts";
 import { serializeGGUF, writeGGUF } from "../gguf/writer.ts";
-import { main } from "./main.ts";
+import { runCli as run } from "./run-in-process.ts";
 
-/** Runs the CLI in-process, capturing what it prints. */
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    return { code: await main(argv), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 describe("psionic gguf inspect", () => {
   const dir = mkdtempSync(join(tmpdir(), "psionic-inspect-"));

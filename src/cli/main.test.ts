@@ -1,19 +1,6 @@
-import { describe, expect, it, spyOn } from "bun:test";
-import { main } from "./main.ts";
+import { describe, expect, it } from "bun:test";
+import { runCli as run } from "./run-in-process.ts";
 
-async function run(argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = spyOn(console, "log").mockImplementation((...a) => void out.push(a.join(" ")));
-  const error = spyOn(console, "error").mockImplementation((...a) => void err.push(a.join(" ")));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 describe("psionic CLI", () => {
   it("lists every subcommand in its overview", async () => {
