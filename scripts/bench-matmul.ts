@@ -33,8 +33,9 @@ const shapeSets: Record<string, [number, number][]> = {
   "180m": [[768, 768], [256, 768], [2560, 768], [768, 2560]],
   big: [[2048, 2048], [5632, 2048]],
 };
-const shapes = shapeSets[flag("--shapes") ?? "180m"];
-if (!shapes) throw new Error(`--shapes: one of ${Object.keys(shapeSets).join(", ")}`);
+const chosenShapes = shapeSets[flag("--shapes") ?? "180m"];
+if (!chosenShapes) throw new Error(`--shapes: one of ${Object.keys(shapeSets).join(", ")}`);
+const shapes = chosenShapes;
 const list = (name: string, fallback: string) => (flag(name) ?? fallback).split(",").map(Number);
 const tokenCounts = list("--tokens", "1,512");
 const threadCounts = list("--threads", "1,2");
@@ -54,7 +55,7 @@ function time(run: () => void): { wall: number; cpu: number } {
   }
   const cpu = process.cpuUsage(cpuStart);
   samples.sort((a, b) => a - b);
-  return { wall: samples[samples.length >> 1], cpu: (cpu.user + cpu.system) / 1e6 / samples.length };
+  return { wall: samples[samples.length >> 1]!, cpu: (cpu.user + cpu.system) / 1e6 / samples.length };
 }
 
 console.log(`kernel variant: ${cpuKernels().psi_cpu_variant()}; ${navigator.hardwareConcurrency} cores`);
@@ -85,7 +86,7 @@ for (const type of types) {
   }
   if (shapes.length > 1) {
     for (const [key, total] of totals) {
-      const [nTokens, threads] = key.split(" ").map(Number);
+      const [nTokens = 0, threads = 0] = key.split(" ").map(Number);
       console.log(row(name, "all shapes", nTokens, threads, total.seconds, total.cpu, total.bytes, total.flops));
     }
   }

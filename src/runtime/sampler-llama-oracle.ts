@@ -62,14 +62,15 @@ export function llamaFilteredCandidates(logits: Float32Array, spec: LlamaChainSp
 
   const penalties = f.llama_sampler_init_penalties(n, spec.penaltyLastN, spec.repeatPenalty, spec.frequencyPenalty, spec.presencePenalty);
   for (const t of spec.history) f.llama_sampler_accept(penalties, t);
-  const samplers: (Pointer | null)[] = [
+  // bun:ffi types a returned pointer as Pointer | bigint | null; these are plain pointers.
+  const samplers = [
     penalties,
     f.llama_sampler_init_top_k(spec.topK),
     f.llama_sampler_init_typical(spec.typicalP, spec.minKeep),
     f.llama_sampler_init_top_p(spec.topP, spec.minKeep),
     f.llama_sampler_init_min_p(spec.minP, spec.minKeep),
     f.llama_sampler_init_temp(spec.temperature),
-  ];
+  ] as (Pointer | null)[];
   try {
     for (const s of samplers) {
       if (s === null) refuse("oracle.sampler", "libllama failed to create a sampler");

@@ -114,7 +114,7 @@ export class LlamaVocabOracle {
     if (rc === -1) refuse("oracle.layout", "libllama's llama_model_params layout differs from the shim's mirror");
     if (rc !== 0) refuse("oracle.load", `llama.cpp could not load ${path}`);
     const model = Number(out[0]) as unknown as Pointer;
-    return new LlamaVocabOracle(model, symbols.oracle_vocab(model)!);
+    return new LlamaVocabOracle(model, symbols.oracle_vocab(model)! as Pointer);
   }
 
   get size(): number {

@@ -1,7 +1,7 @@
 // The CPU backend's products: a quantized matmul on the weight's own bytes
 // (or one expert's slab of them) followed, as ggml does, by the bias as a
 // separate float32 add per row.
-import { ptr } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import { cpuKernels } from "../../../ffi/cpu.ts";
 import { typeLayout, type GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -23,7 +23,7 @@ export function addBiasRows(y: Float32Array, rows: number, width: number, bias: 
   const lib = cpuKernels();
   const base = ptr(y), b = ptr(bias);
   for (let r = 0; r < rows; r++) {
-    const row = base + r * width * 4;
+    const row = (base + r * width * 4) as Pointer;
     const status = lib.psi_add(row, b, row, width);
     if (status !== 0) throw new PsionicError("ops.kernel-refused", `bias add: kernel status ${status}`);
   }

@@ -2,7 +2,7 @@
 // arena buffers), weights are the GGUF bytes themselves (a view of the file
 // mapping, never decoded), KV storage is F16 bits or float32 values in cells
 // padded as llama.cpp pads its cache.
-import { ptr } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import { cpuKernels } from "../../../ffi/cpu.ts";
 import { GGMLType, tensorBytes, typeLayout } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -18,7 +18,7 @@ export interface PreparedMatrix {
   type: GGMLType;
   /** The bytes the pointer points into, held so they stay alive. */
   bytes: Uint8Array;
-  pointer: number;
+  pointer: Pointer;
   /** Output rows (dims[1]) of `cols` (dims[0]) values. */
   rows: number;
   cols: number;

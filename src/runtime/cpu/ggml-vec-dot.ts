@@ -12,7 +12,7 @@ const { ptr, i32, i64, u64, void: none } = FFIType;
 
 /** The ggml CPU build this CPU can run (calling into the AVX-512 build elsewhere would fault). */
 function ggmlCpuBuild(): string {
-  const flags = existsSync("/proc/cpuinfo") ? new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/)) : new Set<string>();
+  const flags = existsSync("/proc/cpuinfo") ? new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1]?.trim().split(/\s+/)) : new Set<string>();
   if (["avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"].every((f) => flags.has(f))) return "zen4";
   if (["avx2", "fma", "f16c"].every((f) => flags.has(f))) return "haswell";
   return "x64";
@@ -78,5 +78,5 @@ export function ggmlQuantizeActivations(type: GGMLType, actType: GGMLType, x: Fl
 export function ggmlVecDot(type: GGMLType, n: number, weightRow: Uint8Array, activationRow: Uint8Array): number {
   const s = new Float32Array(1);
   (oracle()[entry(type)[0]] as Dot)(n, s, 0, weightRow, 0, activationRow, 0, 1);
-  return s[0];
+  return s[0]!;
 }

@@ -51,14 +51,14 @@ export function decodeActivations(actType: GGMLType, bytes: Uint8Array, n: numbe
   const size = typeLayout(actType)!.typeSize;
   if (actType === GGMLType.Q8_0 || actType === GGMLType.Q8_1) {
     const quantsAt = actType === GGMLType.Q8_0 ? 2 : 4;
-    for (let i = 0; i < n; i++) out[i] = half(bytes, Math.floor(i / 32) * size) * q[Math.floor(i / 32) * size + quantsAt + (i % 32)];
+    for (let i = 0; i < n; i++) out[i] = half(bytes, Math.floor(i / 32) * size) * q[Math.floor(i / 32) * size + quantsAt + (i % 32)]!;
   } else if (actType === GGMLType.Q8_K) {
-    for (let i = 0; i < n; i++) out[i] = view.getFloat32(Math.floor(i / 256) * size, true) * q[Math.floor(i / 256) * size + 4 + (i % 256)];
+    for (let i = 0; i < n; i++) out[i] = view.getFloat32(Math.floor(i / 256) * size, true) * q[Math.floor(i / 256) * size + 4 + (i % 256)]!;
   } else if (actType === GGMLType.F32) {
     for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
   } else {
     const floats = decodeTensor(actType, bytes, n);
-    for (let i = 0; i < n; i++) out[i] = floats[i];
+    for (let i = 0; i < n; i++) out[i] = floats[i]!;
   }
   return out;
 }

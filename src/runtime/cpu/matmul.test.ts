@@ -36,7 +36,7 @@ function magnitudesOf(c: Case, rows: number, cols: number, x: Float32Array, nTok
     const act = decodeActivations(actType, quantizeActivations(c.type, x.subarray(t * cols, (t + 1) * cols)), cols);
     for (let r = 0; r < rows; r++) {
       let sum = 0;
-      for (let k = 0; k < cols; k++) sum += Math.abs(c.weightValues[r * cols + k] * act[k]);
+      for (let k = 0; k < cols; k++) sum += Math.abs(c.weightValues[r * cols + k]! * act[k]!);
       out[t * rows + r] = sum;
     }
   }
@@ -46,7 +46,7 @@ const magnitudes = (c: Case, x: Float32Array, nTokens: number) => magnitudesOf(c
 
 function maxRelative(a: Float32Array | Float64Array, b: Float32Array | Float64Array, scale: Float64Array): number {
   let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (scale[i] + 1e-30));
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (scale[i]! + 1e-30));
   return worst;
 }
 
@@ -65,7 +65,7 @@ describe("psi_matmul", () => {
         const act = decodeActivations(actType, actBytes, COLS);
         for (let r = 0; r < ROWS; r++) {
           let sum = 0;
-          for (let k = 0; k < COLS; k++) sum += c.weightValues[r * COLS + k] * act[k];
+          for (let k = 0; k < COLS; k++) sum += c.weightValues[r * COLS + k]! * act[k]!;
           exact[t * ROWS + r] = sum;
         }
       }
@@ -149,7 +149,7 @@ describe("psi_matmul", () => {
       for (const variant of CPU_VARIANTS) {
         if (!selectCpuVariant(lib, variant)) continue;
         const fast = matmul(shape, bytes, x, { threads: 2 });
-        const worst = Math.max(...Array.from(fast, (v, i) => Math.abs(v - reference[i]) / (Math.abs(reference[i]) + 1e-3)));
+        const worst = Math.max(...Array.from(fast, (v, i) => Math.abs(v - reference[i]!) / (Math.abs(reference[i]!) + 1e-3)));
         expect({ type: typeLayout(type)!.name, variant, nTokens, ok: worst < 1e-4 }).toEqual({ type: typeLayout(type)!.name, variant, nTokens, ok: true });
       }
     }

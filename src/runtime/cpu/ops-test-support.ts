@@ -15,7 +15,7 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** n values uniform in [-scale, scale). */
-export function randomArray(random: () => number, n: number, scale = 1): Float32Array {
+export function randomArray(random: () => number, n: number, scale = 1): Float32Array<ArrayBuffer> {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (random() * 2 - 1) * scale;
   return out;
@@ -23,9 +23,9 @@ export function randomArray(random: () => number, n: number, scale = 1): Float32
 
 const f16Scratch = new Float16Array(1);
 /** The F16 bit pattern nearest to x (round to nearest even), via the engine's Float16Array. */
-export function toHalfBits(values: ArrayLike<number>): Uint16Array {
+export function toHalfBits(values: ArrayLike<number>): Uint16Array<ArrayBuffer> {
   const halves = Float16Array.from(values);
-  return new Uint16Array(halves.buffer);
+  return new Uint16Array(halves.buffer as ArrayBuffer);
 }
 /** The value of x rounded to F16. */
 export function roundHalf(x: number): number {

@@ -3,7 +3,7 @@
 // lookup and KV stores. Every wrapper checks its buffer sizes before the call,
 // so a wrong shape is a PsionicError naming it, never an out-of-bounds read in C.
 // `{ reference: true }` runs the plain C reference instead of the fast kernel.
-import { ptr } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import { cpuKernels } from "../../../ffi/cpu.ts";
 import { GGMLType, typeLayout } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -87,7 +87,7 @@ function setPointer(words: Uint32Array, at: number, pointer: number): void {
   words[at + 1] = Math.floor(pointer / 4294967296);
 }
 
-function writeRopeParams(p: RopeParams): number {
+function writeRopeParams(p: RopeParams): Pointer {
   ropeInts[0] = p.nDims;
   ropeInts[1] = ROPE_MODE[p.mode];
   ropeInts[2] = p.nCtxOrig ?? 4096;
