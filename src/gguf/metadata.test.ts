@@ -1,19 +1,10 @@
 import { describe, expect, it } from "bun:test";
-import { PsionicError } from "../util/errors.ts";
 import {
   GGUFValueType, kv, metaArray, metaArrayOptional, metaBool, metaInteger, metaIntegerOptional, metaMap, metaNumber,
   metaNumberArray, metaNumberOptional, metaString, metaStringArray, metaStringOptional,
 } from "./metadata.ts";
+import { refusalOf as refusal } from "../util/refusal-of.ts";
 
-function refusal(fn: () => unknown): PsionicError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof PsionicError) return error;
-    throw error;
-  }
-  throw new Error("no refusal");
-}
 
 const meta = metaMap([
   kv.str("general.architecture", "llama"),

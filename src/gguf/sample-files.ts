@@ -4,20 +4,11 @@
 import { GGUFValueType, kv, MAX_ARRAY_DEPTH, type GGUFEntry, type GGUFValue } from "./metadata.ts";
 import { GGMLType, typeLayout } from "./types.ts";
 import type { GGUFContents, GGUFTensorSource } from "./writer.ts";
+import { seededRandom as seededRng } from "../util/seeded-random.ts";
+export { seededRng };
 
 export type Rng = () => number;
 
-/** mulberry32: a small seeded generator with a uniform [0, 1) output. */
-export function seededRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
 export const randInt = (rng: Rng, lo: number, hi: number): number => lo + Math.floor(rng() * (hi - lo + 1));

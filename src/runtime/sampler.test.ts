@@ -1,8 +1,8 @@
 import { describe, expect, it } from "bun:test";
-import { PsionicError } from "../util/errors.ts";
 import { SeededRng } from "./rng.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 import { refChainDistribution, type RefChainOptions } from "./sampler-reference.ts";
+import { refusalText as refusedWith } from "../util/refusal-of.ts";
 
 function randomLogits(rng: SeededRng, n: number, scale: number): Float32Array {
   const out = new Float32Array(n);
@@ -14,15 +14,6 @@ function refOptions(s: Sampler): RefChainOptions {
   return s.options;
 }
 
-function refusedWith(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof PsionicError) return `${e.code}: ${e.message}`;
-    throw e;
-  }
-  throw new Error("expected a refusal");
-}
 
 /** 99.9th percentile of the chi-square distribution, indexed by degrees of freedom. */
 const CHI_SQUARE_999 = [NaN, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12, 27.88, 29.59, 31.26];

@@ -1,19 +1,10 @@
 import { describe, expect, it } from "bun:test";
-import { PsionicError } from "../util/errors.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { buildSynthVocab } from "../tokenizer/vocab.ts";
 import { SeededRng } from "./rng.ts";
 import { StopChecker, type StopStep } from "./stop.ts";
+import { refusalText as refusedWith } from "../util/refusal-of.ts";
 
-function refusedWith(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof PsionicError) return `${e.code}: ${e.message}`;
-    throw e;
-  }
-  throw new Error("expected a refusal");
-}
 
 /** Push pieces as tokens 100, 101, ...; return each step. */
 function run(checker: StopChecker, pieces: string[]): StopStep[] {

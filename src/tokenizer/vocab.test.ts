@@ -2,19 +2,10 @@ import { describe, expect, it } from "bun:test";
 import { GGUFValueType, kv, metaMap } from "../gguf/metadata.ts";
 import { parseGGUF } from "../gguf/reader.ts";
 import { serializeGGUF } from "../gguf/writer.ts";
-import { PsionicError } from "../util/errors.ts";
 import { HARMONY_FIRST_ID, HARMONY_VOCAB_SIZE } from "./synth-vocab.ts";
 import { buildSynthVocab, TokenType, vocabFromMetadata, vocabToMetadata, type Vocab } from "./vocab.ts";
+import { refusalText as refusal } from "../util/refusal-of.ts";
 
-const refusal = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof PsionicError) return `${e.code}: ${e.message}`;
-    throw e;
-  }
-  throw new Error("expected a refusal");
-};
 
 describe("Vocab <-> GGUF metadata", () => {
   it("round-trips through a serialized GGUF file", () => {

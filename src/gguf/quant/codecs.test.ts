@@ -1,25 +1,16 @@
 // The codec table's contract: what it supports, what it refuses and how, and
 // that encoding then decoding stays within each format's rounding.
 import { describe, expect, it } from "bun:test";
-import { PsionicError } from "../../util/errors.ts";
 import { GGMLType, typeLayout } from "../types.ts";
 import { decodeTensor, encodeTensor, isCodecSupported, referenceCodecs } from "./codecs.ts";
 import { Random } from "./test-blocks.ts";
+import { refusalOf as refusal } from "../../util/refusal-of.ts";
 
 const SUPPORTED = [
   GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
   GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.MXFP4,
 ];
 
-function refusal(fn: () => unknown): PsionicError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof PsionicError) return error;
-    throw error;
-  }
-  throw new Error("expected a PsionicError");
-}
 
 describe("codec table", () => {
   it("supports exactly the fourteen types psionic reads and writes", () => {

@@ -2,18 +2,9 @@
 // codecs, and plain float64 decoding of quantized activation rows.
 import { decodeTensor, encodeTensor } from "../../gguf/quant/codecs.ts";
 import { GGMLType, typeLayout } from "../../gguf/types.ts";
+import { seededRandom } from "../../util/seeded-random.ts";
+export { seededRandom };
 
-/** A seeded stream of floats in [0, 1) (mulberry32): the same inputs every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** n values, roughly normal, with a few large outliers and some exact zeros, as activations have. */
 export function sampleValues(n: number, seed: number, scale = 1): Float32Array {

@@ -1,18 +1,9 @@
 // Shared pieces of the ops tests: a seeded RNG, float16 rounding, error measures,
 // and a loop over every instruction-set variant this CPU can run.
 import { CPU_VARIANTS, cpuKernels, selectCpuVariant } from "../../../ffi/cpu.ts";
+import { seededRandom } from "../../util/seeded-random.ts";
+export { seededRandom };
 
-/** mulberry32: deterministic uniform numbers in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** n values uniform in [-scale, scale). */
 export function randomArray(random: () => number, n: number, scale = 1): Float32Array<ArrayBuffer> {
