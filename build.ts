@@ -107,17 +107,25 @@ async function buildExecutable() {
   const embeds = [...libs.map((lib) => [relative(buildDir, lib), lib]), ...data.map((file) => [relative(root, file), file])];
   const imports = embeds.map(([, path], i) => `import file${i} from ${JSON.stringify(relative(buildDir, path!).startsWith(".") ? relative(buildDir, path!) : `./${relative(buildDir, path!)}`)} with { type: "file" };`);
   const names = embeds.map(([name], i) => `${JSON.stringify(name)}: file${i}`);
-  writeFileSync(entry, [
+  const register = [
     ...imports,
-    `import { registerEmbeddedFiles } from "../src/util/embedded.ts";`,
+    `import { registerEmbeddedFiles, registerEngineWorker } from "../src/util/embedded.ts";`,
     `registerEmbeddedFiles({ ${names.join(", ")} });`,
+  ];
+  // The engine runs in a Worker, a JS context of its own: its entry registers the files again.
+  const workerEntry = join(buildDir, "engine-worker-entry.ts");
+  writeFileSync(workerEntry, [...register, `await import("../src/runtime/engine/engine-worker.ts");`, ""].join("\n"));
+  writeFileSync(entry, [
+    ...register,
+    // bun build --compile addresses an extra entry point by its path relative to the build's working directory.
+    `registerEngineWorker(${JSON.stringify(`./${relative(root, workerEntry)}`)});`,
     `const { main } = await import("../src/cli/main.ts");`,
     `process.exitCode = await main(process.argv.slice(2));`,
     "",
   ].join("\n"));
   mkdirSync(join(root, "dist"), { recursive: true });
   const out = join(root, "dist/psionic");
-  const result = await $`${process.execPath} build --compile --minify-syntax --outfile ${out} ${entry}`.nothrow().quiet();
+  const result = await $`${process.execPath} build --compile --minify-syntax --outfile ${out} ${relative(root, entry)} ${relative(root, workerEntry)}`.cwd(root).nothrow().quiet();
   if (result.exitCode !== 0) throw new Error(`bun build --compile failed:\n${result.stderr.toString()}${result.stdout.toString()}`);
   log(`dist/psionic: built (${(statSync(out).size / 2 ** 20).toFixed(1)} MiB, embeds ${libs.map((l) => relative(buildDir, l)).join(", ")} and ${data.length} data files)`);
 }

@@ -2,9 +2,10 @@
 // projections (separate or fused, each with an optional bias), optional
 // per-head Q/K RMS norm, RoPE, the KV cache write, attention, and the output
 // projection. Shapes: x is (tokens, d); Q is (tokens, heads * headDimK).
-import type { Activation, Backend, KVStorage, RopeParams, Weight } from "../runtime/backend.ts";
+import type { Activation, Backend, RopeParams, Weight } from "../runtime/backend.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { WeightBinder } from "./weights.ts";
+import type { SegmentRows } from "./batch-plan.ts";
 import { refuse } from "../util/errors.ts";
 
 /** Per-head K and V sizes: gpt-oss sizes its projections by the rotary dims (openai-moe.cpp uses n_rot). */
@@ -55,7 +56,7 @@ export function ropeParams(hp: HyperParameters, freqBase: number): RopeParams {
 }
 
 export function attentionBlock(
-  backend: Backend, hp: HyperParameters, w: AttentionWeights, cache: { k: KVStorage; v: KVStorage },
+  backend: Backend, hp: HyperParameters, w: AttentionWeights, layer: number, segments: readonly SegmentRows[],
   x: Activation, positions: Int32Array, rope: RopeParams, window: number,
 ): Activation {
   const head = headDims(hp);
@@ -67,11 +68,22 @@ export function attentionBlock(
   if (w.kNorm) k = backend.rmsNorm(k, w.kNorm, hp.rmsEps, headDim);
   q = backend.rope(q, positions, headDim, rope);
   k = backend.rope(k, positions, headDim, rope);
-  backend.storeKV(cache.k, k, positions[0]!);
-  backend.storeKV(cache.v, v, positions[0]!);
-  const attended = backend.attention(q, cache.k, cache.v, positions, {
+  const params = {
     heads: hp.heads, kvHeads: hp.kvHeads, headDimK: head.k, headDimV: head.v,
     scale: Math.fround(1 / Math.sqrt(headDim)), window, sinks: w.sinks,
-  });
+  };
+  // Each sequence writes its own cache and attends over it alone.
+  const attendSegment = (s: SegmentRows, qs: Activation, ks: Activation, vs: Activation): Activation => {
+    const cache = s.cache.layer(layer);
+    backend.storeKV(cache.k, ks, s.positions[0]!);
+    backend.storeKV(cache.v, vs, s.positions[0]!);
+    return backend.attention(qs, cache.k, cache.v, s.positions, params);
+  };
+  const attended = segments.length === 1
+    ? attendSegment(segments[0]!, q, k, v)
+    : backend.concatRows(segments.map((s) => {
+      const rows = Array.from(s.positions, (_, i) => s.rowStart + i);
+      return attendSegment(s, backend.takeRows(q, rows), backend.takeRows(k, rows), backend.takeRows(v, rows));
+    }));
   return backend.matmul(attended, w.output, w.outputBias);
 }

@@ -6,7 +6,8 @@
 import type { Activation, Backend, MoEWeights, Weight } from "../runtime/backend.ts";
 import { attentionBlock, bindAttention, ropeParams, type AttentionWeights } from "./attention-block.ts";
 import type { HyperParameters } from "./hparams.ts";
-import type { KVCache } from "./kv-cache.ts";
+import type { BatchPlan } from "./batch-plan.ts";
+import type { ForwardOutput } from "./model.ts";
 import type { WeightBinder } from "./weights.ts";
 
 // llama-graph.cpp, LLM_FFN_SWIGLU_OAI_MOE: constants, not metadata.
@@ -57,19 +58,19 @@ export function bindGptOss(hp: HyperParameters, vocab: number, w: WeightBinder):
 }
 
 export function gptOssForward(
-  backend: Backend, hp: HyperParameters, weights: GptOssWeights, cache: KVCache, tokens: Int32Array, outputRows: number[],
+  backend: Backend, hp: HyperParameters, weights: GptOssWeights, plan: BatchPlan, output: ForwardOutput,
 ): Activation {
-  const positions = cache.reserve(tokens.length);
+  const { tokens, positions, segments, outputRows } = plan;
   let x = backend.embed(weights.tokenEmbedding, tokens);
   weights.layers.forEach((layer, il) => {
     const windowed = hp.swaLayers[il]!;
     const rope = ropeParams(hp, windowed ? hp.rope.freqBaseSwa : hp.rope.freqBase);
     const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
-    const attnOut = attentionBlock(backend, hp, layer.attention, cache.layer(il), attnIn, positions, rope, windowed ? hp.slidingWindow : 0);
+    const attnOut = attentionBlock(backend, hp, layer.attention, il, segments, attnIn, positions, rope, windowed ? hp.slidingWindow : 0);
     x = backend.add(x, attnOut);
     const moeIn = backend.rmsNorm(x, layer.postAttentionNorm, hp.rmsEps);
     x = backend.add(x, backend.moe(moeIn, layer.experts, { expertsUsed: hp.expertsUsed, activation: SWIGLU_OAI }));
   });
-  const last = backend.takeRows(x, outputRows);
-  return backend.matmul(backend.rmsNorm(last, weights.outputNorm, hp.rmsEps), weights.output);
+  const normed = backend.rmsNorm(backend.takeRows(x, outputRows), weights.outputNorm, hp.rmsEps);
+  return output === "hidden" ? normed : backend.matmul(normed, weights.output);
 }

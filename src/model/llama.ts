@@ -5,7 +5,8 @@
 // token_embd when the file has no output.weight.
 import type { Activation, Backend, RopeParams, Weight } from "../runtime/backend.ts";
 import type { HyperParameters } from "./hparams.ts";
-import type { KVCache } from "./kv-cache.ts";
+import type { BatchPlan } from "./batch-plan.ts";
+import type { ForwardOutput } from "./model.ts";
 import { attentionBlock, bindAttention, ropeParams, type AttentionWeights } from "./attention-block.ts";
 import type { WeightBinder } from "./weights.ts";
 
@@ -57,20 +58,20 @@ export function bindLlama(hp: HyperParameters, vocab: number, w: WeightBinder): 
 
 /** Logits (one row per entry of outputRows) for `tokens` placed at the cache's next positions. */
 export function llamaForward(
-  backend: Backend, hp: HyperParameters, weights: LlamaWeights, cache: KVCache, tokens: Int32Array, outputRows: number[],
+  backend: Backend, hp: HyperParameters, weights: LlamaWeights, plan: BatchPlan, output: ForwardOutput,
 ): Activation {
-  const positions = cache.reserve(tokens.length);
+  const { tokens, positions, segments, outputRows } = plan;
   const rope: RopeParams = { ...ropeParams(hp, hp.rope.freqBase), freqFactors: weights.ropeFactors };
   let x = backend.embed(weights.tokenEmbedding, tokens);
   weights.layers.forEach((layer, il) => {
     const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
-    const attnOut = attentionBlock(backend, hp, layer.attention, cache.layer(il), attnIn, positions, rope, 0);
+    const attnOut = attentionBlock(backend, hp, layer.attention, il, segments, attnIn, positions, rope, 0);
     x = backend.add(x, attnOut);
     const ffnIn = backend.rmsNorm(x, layer.ffnNorm, hp.rmsEps);
     const gate = backend.matmul(ffnIn, layer.gate, layer.gateBias);
     const up = backend.matmul(ffnIn, layer.up, layer.upBias);
     x = backend.add(x, backend.matmul(backend.swiglu(gate, up), layer.down, layer.downBias));
   });
-  const last = backend.takeRows(x, outputRows);
-  return backend.matmul(backend.rmsNorm(last, weights.outputNorm, hp.rmsEps), weights.output, weights.outputBias);
+  const normed = backend.rmsNorm(backend.takeRows(x, outputRows), weights.outputNorm, hp.rmsEps);
+  return output === "hidden" ? normed : backend.matmul(normed, weights.output, weights.outputBias);
 }

@@ -3,13 +3,16 @@
 // chunk or one decode step: the same code) at the next positions.
 import type { GGUFFile } from "../gguf/reader.ts";
 import type { Activation, Backend, KVPrecision } from "../runtime/backend.ts";
-import { refuse } from "../util/errors.ts";
+import { planBatch, type BatchSegment } from "./batch-plan.ts";
 import { headDims } from "./attention-block.ts";
 import { bindGptOss, gptOssForward, type GptOssWeights } from "./gpt-oss.ts";
 import { readHyperParameters, type HyperParameters } from "./hparams.ts";
 import { KVCache } from "./kv-cache.ts";
 import { bindLlama, llamaForward, type LlamaWeights } from "./llama.ts";
 import { WeightBinder } from "./weights.ts";
+
+/** What a forward pass returns for its output rows. */
+export type ForwardOutput = "logits" | "hidden";
 
 export interface LoadOptions {
   /** -c: positions the KV cache holds (default: the training context). */
@@ -44,19 +47,35 @@ export class Model {
     return new Model(backend, hp, vocab, weights, options);
   }
 
+  /** A fresh, empty KV cache sized like the model's own (one per concurrent sequence). */
+  newCache(contextLimit = this.cache.contextLimit): KVCache {
+    const head = headDims(this.hparams);
+    return new KVCache(this.backend, {
+      layers: this.hparams.layers, kWidth: this.hparams.kvHeads * head.k, vWidth: this.hparams.kvHeads * head.v,
+      contextLimit, precision: this.cache.precision,
+    });
+  }
+
   /**
-   * Runs `tokens` at positions cache.length, cache.length + 1, ... and returns
-   * the logits of the batch rows listed in `outputRows` (default: the last).
+   * Runs `tokens` at positions cache.length, cache.length + 1, ... of the
+   * model's own cache and returns the logits of the batch rows listed in
+   * `outputRows` (default: the last).
    */
   forward(tokens: Int32Array, outputRows: number[] = [tokens.length - 1]): Activation {
-    for (const r of outputRows) if (!(Number.isInteger(r) && r >= 0 && r < tokens.length)) refuse("model.bad-output-row", `output row ${r} is not in a batch of ${tokens.length}`);
-    // Checked before the cache reserves positions, so a bad batch leaves it as it was.
-    tokens.forEach((t, i) => {
-      if (!(t >= 0 && t < this.vocabSize)) refuse("model.bad-token", `token ${i} of the batch, id ${t}, is outside the vocabulary of ${this.vocabSize}`);
-    });
-    const { backend, hparams: hp, cache } = this;
+    return this.forwardBatch([{ cache: this.cache, tokens, outputRows }]);
+  }
+
+  /**
+   * Several sequences in one pass, each with its own cache: returns the
+   * logits (or, with "hidden", the final normalized hidden states) of every
+   * segment's output rows, segment by segment. A refused batch (bad token,
+   * context full) leaves every cache as it was.
+   */
+  forwardBatch(segments: readonly BatchSegment[], output: ForwardOutput = "logits"): Activation {
+    const plan = planBatch(segments, this.vocabSize);
+    const { backend, hparams: hp } = this;
     return this.weights.kind === "gpt-oss"
-      ? gptOssForward(backend, hp, this.weights.w, cache, tokens, outputRows)
-      : llamaForward(backend, hp, this.weights.w, cache, tokens, outputRows);
+      ? gptOssForward(backend, hp, this.weights.w, plan, output)
+      : llamaForward(backend, hp, this.weights.w, plan, output);
   }
 }

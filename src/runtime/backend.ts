@@ -4,6 +4,7 @@
 // opaque handles: a model never reads their numbers, so a backend may keep
 // them quantized, in its own layout, or on a device.
 import type { GGMLType } from "../gguf/types.ts";
+import { PsionicError } from "../util/errors.ts";
 
 /** Activations: `rows` tokens by `width` values each. */
 export interface Activation {
@@ -97,6 +98,8 @@ export interface Backend {
   embed(table: Weight, tokens: Int32Array): Activation;
   /** Selected rows of x, in the order given. */
   takeRows(x: Activation, rows: readonly number[]): Activation;
+  /** The rows of each part, one part after another (all parts of one width). */
+  concatRows(parts: readonly Activation[]): Activation;
   /** RMS-normalizes each group of `groupWidth` values (default: the whole row), then scales by `weight`. */
   rmsNorm(x: Activation, weight: Weight | null, eps: number, groupWidth?: number): Activation;
   /** x (rows x in) times w (ggml [in, out]) plus an optional bias of `out` values. */
@@ -117,4 +120,13 @@ export interface Backend {
    * and values in slots 0..positions[i]; the slot of a key is its position.
    */
   attention(q: Activation, k: KVStorage, v: KVStorage, positions: Int32Array, params: AttentionParams): Activation;
+}
+
+/** The common width of rows to concatenate; refuses an empty list or mixed widths. */
+export function checkConcat(parts: readonly Activation[]): number {
+  const first = parts[0];
+  if (!first) throw new PsionicError("backend.shape", "concatRows: no parts");
+  const bad = parts.find((p) => p.width !== first.width);
+  if (bad) throw new PsionicError("backend.shape", `concatRows: rows of ${bad.width} after rows of ${first.width}`);
+  return first.width;
 }

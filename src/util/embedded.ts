@@ -12,6 +12,18 @@ export function registerEmbeddedFiles(files: Record<string, string>) {
   for (const [name, path] of Object.entries(files)) embedded.set(name, path);
 }
 
+let engineWorker: string | undefined;
+
+/** The compiled executable's engine worker entry (it registers these same files in the worker). */
+export function registerEngineWorker(path: string) {
+  engineWorker = path;
+}
+
+/** Where to start the engine worker from, when the executable embeds one. */
+export function embeddedEngineWorker(): string | undefined {
+  return engineWorker;
+}
+
 /** Readable path of an embedded data file (inside the executable), or undefined when running from source. */
 export function embeddedFilePath(name: string): string | undefined {
   return embedded.get(name);

@@ -13,6 +13,7 @@
 //   cells exactly as ggml's split-KV path (ggmlDecodeChunks) — so give it the
 //   thread count llama.cpp runs with to compare the two;
 // - KV rows are stored F16 (round to nearest even) or F32 by the store kernel.
+import { checkConcat } from "../backend.ts";
 import { cpuKernels } from "../../../ffi/cpu.ts";
 import type { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -109,6 +110,17 @@ export class CpuBackend implements Backend {
     if (rows.length === x.rows && rows.every((r, i) => r === i)) return x;
     const out = this.output(rows.length, x.width);
     rows.forEach((r, i) => out.data.set(src.subarray(r * x.width, (r + 1) * x.width), i * x.width));
+    return out;
+  }
+
+  concatRows(parts: readonly Activation[]): Activation {
+    const width = checkConcat(parts);
+    const out = this.output(parts.reduce((n, p) => n + p.rows, 0), width);
+    let at = 0;
+    for (const p of parts) {
+      out.data.set(this.data(p, "concatRows"), at);
+      at += p.rows * width;
+    }
     return out;
   }
 

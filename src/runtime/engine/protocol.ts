@@ -105,8 +105,21 @@ export interface EngineStats {
   completionTokens: number;
 }
 
+/** What the worker needs to load its models (EngineOptions without callbacks). */
+export interface WorkerInit {
+  models: { path: string; id?: string }[];
+  backend: "cpu" | "reference";
+  threads?: number;
+  contextLimit?: number;
+  parallel: number;
+  kvPrecision?: "f16" | "f32";
+  prefixCacheBytes: number;
+  maxQueue: number;
+}
+
 /** HTTP thread -> worker. */
 export type EngineRequest =
+  | { kind: "init"; init: WorkerInit }
   | { kind: "generate"; job: GenerateJob }
   | { kind: "embed"; job: EmbedJob }
   | { kind: "cancel"; id: string }
