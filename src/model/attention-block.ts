@@ -73,17 +73,9 @@ export function attentionBlock(
     scale: Math.fround(1 / Math.sqrt(headDim)), window, sinks: w.sinks,
   };
   // Each sequence writes its own cache and attends over it alone.
-  const attendSegment = (s: SegmentRows, qs: Activation, ks: Activation, vs: Activation): Activation => {
+  const attended = backend.attendSegments(q, k, v, segments.map((s) => {
     const cache = s.cache.layer(layer);
-    backend.storeKV(cache.k, ks, s.positions[0]!);
-    backend.storeKV(cache.v, vs, s.positions[0]!);
-    return backend.attention(qs, cache.k, cache.v, s.positions, params);
-  };
-  const attended = segments.length === 1
-    ? attendSegment(segments[0]!, q, k, v)
-    : backend.concatRows(segments.map((s) => {
-      const rows = Array.from(s.positions, (_, i) => s.rowStart + i);
-      return attendSegment(s, backend.takeRows(q, rows), backend.takeRows(k, rows), backend.takeRows(v, rows));
-    }));
+    return { kCache: cache.k, vCache: cache.v, positions: s.positions, rowStart: s.rowStart };
+  }), params);
   return backend.matmul(attended, w.output, w.outputBias);
 }

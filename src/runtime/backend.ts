@@ -120,6 +120,31 @@ export interface Backend {
    * and values in slots 0..positions[i]; the slot of a key is its position.
    */
   attention(q: Activation, k: KVStorage, v: KVStorage, positions: Int32Array, params: AttentionParams): Activation;
+  /**
+   * Several sequences in one batch: the rows of segment i (from rowStart, one
+   * per position) of k and v go into its caches, then its queries attend over
+   * them as `attention` does. Output rows line up with q's.
+   */
+  attendSegments(q: Activation, k: Activation, v: Activation, segments: readonly AttentionSegment[], params: AttentionParams): Activation;
+}
+
+/** One sequence's rows of a batch and the caches they use. */
+export interface AttentionSegment {
+  kCache: KVStorage;
+  vCache: KVStorage;
+  /** Positions of the segment's rows (consecutive, starting where its cache ends). */
+  positions: Int32Array;
+  rowStart: number;
+}
+
+/** attendSegments from the single-sequence ops: copy each segment's rows out, attend, join. */
+export function attendSegmentsByCopy(b: Backend, q: Activation, k: Activation, v: Activation, segments: readonly AttentionSegment[], params: AttentionParams): Activation {
+  return b.concatRows(segments.map((s) => {
+    const rows = Array.from(s.positions, (_, i) => s.rowStart + i);
+    b.storeKV(s.kCache, b.takeRows(k, rows), s.positions[0]!);
+    b.storeKV(s.vCache, b.takeRows(v, rows), s.positions[0]!);
+    return b.attention(b.takeRows(q, rows), s.kCache, s.vCache, s.positions, params);
+  }));
 }
 
 /** The common width of rows to concatenate; refuses an empty list or mixed widths. */

@@ -13,7 +13,7 @@
 //   cells exactly as ggml's split-KV path (ggmlDecodeChunks) — so give it the
 //   thread count llama.cpp runs with to compare the two;
 // - KV rows are stored F16 (round to nearest even) or F32 by the store kernel.
-import { checkConcat } from "../backend.ts";
+import { checkConcat, type AttentionSegment } from "../backend.ts";
 import { cpuKernels } from "../../../ffi/cpu.ts";
 import type { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -204,39 +204,61 @@ export class CpuBackend implements Backend {
   }
 
   storeKV(cache: KVStorage, x: Activation, firstSlot: number): void {
+    this.storeRows(cache, this.data(x, "storeKV"), x.rows, x.width, firstSlot);
+  }
+
+  private storeRows(cache: KVStorage, src: Float32Array, rows: number, width: number, firstSlot: number): void {
     const c = cache as CpuKV;
     if (!(c instanceof CpuKV)) throw new PsionicError("backend.foreign", "storeKV: the cache does not belong to the cpu backend");
-    const src = this.data(x, "storeKV");
-    if (x.width !== c.width) throw new PsionicError("backend.shape", `storeKV: rows of ${x.width} into a cache of ${c.width}`);
-    if (!Number.isInteger(firstSlot) || firstSlot < 0 || firstSlot + x.rows > c.capacity) {
-      throw new PsionicError("kv.overflow", `storeKV: slots ${firstSlot}..${firstSlot + x.rows - 1} outside a cache of ${c.capacity}`);
+    if (width !== c.width) throw new PsionicError("backend.shape", `storeKV: rows of ${width} into a cache of ${c.width}`);
+    if (!Number.isInteger(firstSlot) || firstSlot < 0 || firstSlot + rows > c.capacity) {
+      throw new PsionicError("kv.overflow", `storeKV: slots ${firstSlot}..${firstSlot + rows - 1} outside a cache of ${c.capacity}`);
     }
-    if (this.storeCells.length !== x.rows) this.storeCells = new Int32Array(x.rows);
+    if (this.storeCells.length !== rows) this.storeCells = new Int32Array(rows);
     const cells = this.storeCells;
-    for (let i = 0; i < x.rows; i++) cells[i] = firstSlot + i;
+    for (let i = 0; i < rows; i++) cells[i] = firstSlot + i;
     storeKv(src, c.data, cells, c.width);
   }
 
   attention(q: Activation, k: KVStorage, v: KVStorage, positions: Int32Array, p: AttentionParams): Activation {
+    const out = this.output(q.rows, p.heads * p.headDimV);
+    this.attendRows(this.data(q, "attention"), q.rows, q.width, k, v, positions, p, out.data);
+    return out;
+  }
+
+  attendSegments(q: Activation, k: Activation, v: Activation, segments: readonly AttentionSegment[], p: AttentionParams): Activation {
+    const qs = this.data(q, "attendSegments"), ks = this.data(k, "attendSegments"), vs = this.data(v, "attendSegments");
+    if (k.rows !== q.rows || v.rows !== q.rows) throw new PsionicError("backend.shape", `attendSegments: ${q.rows} queries, ${k.rows} keys, ${v.rows} values`);
+    const out = this.output(q.rows, p.heads * p.headDimV);
+    for (const s of segments) {
+      const n = s.positions.length;
+      if (!(Number.isInteger(s.rowStart) && s.rowStart >= 0 && s.rowStart + n <= q.rows)) throw new PsionicError("backend.shape", `attendSegments: rows ${s.rowStart}..${s.rowStart + n - 1} outside a batch of ${q.rows}`);
+      // Views of the segment's rows: nothing is copied.
+      const rows = <T extends Float32Array>(a: T, width: number) => a.subarray(s.rowStart * width, (s.rowStart + n) * width);
+      this.storeRows(s.kCache, rows(ks, k.width), n, k.width, s.positions[0]!);
+      this.storeRows(s.vCache, rows(vs, v.width), n, v.width, s.positions[0]!);
+      this.attendRows(rows(qs, q.width), n, q.width, s.kCache, s.vCache, s.positions, p, rows(out.data, out.width));
+    }
+    return out;
+  }
+
+  private attendRows(src: Float32Array, rows: number, width: number, k: KVStorage, v: KVStorage, positions: Int32Array, p: AttentionParams, out: Float32Array): void {
     const kc = k as CpuKV, vc = v as CpuKV;
     if (!(kc instanceof CpuKV) || !(vc instanceof CpuKV)) throw new PsionicError("backend.foreign", "attention: the caches do not belong to the cpu backend");
     if (kc.precision !== vc.precision) throw new PsionicError("backend.shape", `attention: K cache ${kc.precision}, V cache ${vc.precision}`);
-    const src = this.data(q, "attention");
-    if (positions.length !== q.rows) throw new PsionicError("backend.shape", `attention: ${positions.length} positions for ${q.rows} queries`);
-    if (q.width !== p.heads * p.headDimK || kc.width !== p.kvHeads * p.headDimK || vc.width !== p.kvHeads * p.headDimV) {
-      throw new PsionicError("backend.shape", `attention: q ${q.width}, K ${kc.width}, V ${vc.width} wide do not fit ${p.heads}/${p.kvHeads} heads of ${p.headDimK}/${p.headDimV}`);
+    if (positions.length !== rows) throw new PsionicError("backend.shape", `attention: ${positions.length} positions for ${rows} queries`);
+    if (width !== p.heads * p.headDimK || kc.width !== p.kvHeads * p.headDimK || vc.width !== p.kvHeads * p.headDimV) {
+      throw new PsionicError("backend.shape", `attention: q ${width}, K ${kc.width}, V ${vc.width} wide do not fit ${p.heads}/${p.kvHeads} heads of ${p.headDimK}/${p.headDimV}`);
     }
     let last = -1;
     for (let i = 0; i < positions.length; i++) last = Math.max(last, positions[i]!);
     if (last >= kc.capacity) throw new PsionicError("kv.overflow", `attention: position ${last} outside a cache of ${kc.capacity}`);
     const nKv = kc.viewCells(last);
-    const out = this.output(q.rows, p.heads * p.headDimV);
     attention({
       q: src, k: kc.data, v: vc.data, qPositions: positions, nHead: p.heads, nHeadKv: p.kvHeads,
       headDim: p.headDimK, headDimV: p.headDimV, nKv, scale: p.scale, window: p.window,
       sinks: p.sinks ? weight(p.sinks).vector() : null,
-      precision: ggmlAttentionPrecision(q.rows, p.headDimV), kvChunks: ggmlDecodeChunks(q.rows, nKv, this.threads), out: out.data,
+      precision: ggmlAttentionPrecision(rows, p.headDimV), kvChunks: ggmlDecodeChunks(rows, nKv, this.threads), out,
     }, this.opThreads);
-    return out;
   }
 }

@@ -9,7 +9,7 @@
 // logits to 2.4e-7 (without: 2.5e-2). What remains different is summation
 // order inside sums, i.e. ulps; but an ulp can move a value across a Q8_0
 // rounding boundary, which moves logits by ~0.02 (see parity-harness.ts).
-import { checkConcat } from "../backend.ts";
+import { attendSegmentsByCopy, checkConcat, type AttentionSegment } from "../backend.ts";
 import { codecLayout, referenceCodecs } from "../../gguf/quant/codecs.ts";
 import type { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -111,6 +111,10 @@ export class ReferenceBackend implements Backend {
     const out = new Float32Array(rows.length * a.width);
     rows.forEach((r, i) => out.set(a.data.subarray(r * a.width, (r + 1) * a.width), i * a.width));
     return new RefActivation(rows.length, a.width, out);
+  }
+
+  attendSegments(q: Activation, k: Activation, v: Activation, segments: readonly AttentionSegment[], params: AttentionParams): Activation {
+    return attendSegmentsByCopy(this, q, k, v, segments, params);
   }
 
   concatRows(parts: readonly Activation[]): Activation {
