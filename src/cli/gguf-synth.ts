@@ -19,6 +19,7 @@ const flags: FlagTable = {
   seed: { type: "number", help: "random seed; the same seed writes the same bytes", default: 0 },
   tokenizer: { type: "string", help: "llama only: bpe (byte-level, Llama 3 style) or spm (SentencePiece style)", default: "bpe" },
   output: { type: "string", short: "o", help: "file to write (atomically)" },
+  "text-output": { type: "boolean", help: "zero the output head for byte fragments and end tokens, so output is whole text (serving benchmarks)" },
   list: { type: "boolean", help: "list the presets with their parameter counts and exit" },
   quiet: { type: "boolean", short: "q", help: "no progress line" },
   help: { type: "boolean", short: "h", help: "show this help" },
@@ -75,6 +76,7 @@ export const synthCommand: Command = {
       type: type.type,
       seed: f.seed as number,
       tokenizer: tokenizer as TokenizerKind,
+      textOutput: f["text-output"] === true,
     };
     const plan = planSynth(options); // refuses bad combinations before any work
     const fallbacks = describeFallbacks(plan);

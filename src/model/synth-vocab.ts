@@ -6,6 +6,7 @@ import type { GGUFEntry } from "../gguf/metadata.ts";
 import { buildSynthVocab, vocabToMetadata } from "../tokenizer/vocab.ts";
 import { PsionicError } from "../util/errors.ts";
 import type { ModelPreset } from "./presets.ts";
+import { synthChatTemplate } from "./synth-chat-template.ts";
 
 export type TokenizerKind = "bpe" | "spm";
 export const TOKENIZER_KINDS: TokenizerKind[] = ["bpe", "spm"];
@@ -22,6 +23,7 @@ export function preTokenizerFor(arch: ModelPreset["arch"], kind: TokenizerKind):
 
 export function synthVocabMetadata(preset: ModelPreset, kind: TokenizerKind): GGUFEntry[] {
   const vocab = buildSynthVocab({ kind, pre: preTokenizerFor(preset.arch, kind), vocabSize: preset.vocabSize });
+  if (preset.arch === "llama") vocab.chatTemplate = synthChatTemplate(vocab);
   const entries = vocabToMetadata(vocab);
   const tokens = entries.find((e) => e.key === "tokenizer.ggml.tokens");
   const count = tokens && typeof tokens.value === "object" && "items" in tokens.value ? tokens.value.items.length : undefined;

@@ -9,6 +9,7 @@ import { encodeTensor, isCodecSupported } from "../gguf/quant/codecs.ts";
 import { GGMLType, typeLayout } from "../gguf/types.ts";
 import { writeGGUF } from "../gguf/writer.ts";
 import { PsionicError } from "../util/errors.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { TensorRandom } from "./init.ts";
 import { findPreset, type ModelPreset } from "./presets.ts";
 import { gptOssPlan } from "./synth-gpt-oss.ts";
@@ -25,6 +26,14 @@ export interface SynthOptions {
   seed: number;
   /** llama only; gpt-oss always uses its byte-level BPE with the harmony special tokens. */
   tokenizer?: TokenizerKind;
+  /**
+   * Zero the output-head rows of every token that is not complete text on its
+   * own (byte fragments of a character, control and end-of-generation tokens),
+   * so greedy output is readable text that never ends early: what serving
+   * benchmarks against peers that choke on broken UTF-8 need. With a tied
+   * head this also zeroes those tokens' embeddings.
+   */
+  textOutput?: boolean;
 }
 
 export interface SynthTensor extends PlannedTensor {
@@ -51,6 +60,7 @@ export interface SynthPlan {
   activeParameterCount: number;
   /** Bytes of tensor data (the file adds metadata and alignment padding). */
   tensorBytes: number;
+  textOutput: boolean;
 }
 
 function resolvePreset(preset: SynthOptions["preset"]): ModelPreset {
@@ -95,6 +105,7 @@ export function planSynth(options: SynthOptions): SynthPlan {
     parameterCount,
     activeParameterCount: Math.round(parameterCount - inactive),
     tensorBytes: tensors.reduce((n, t) => n + t.bytes, 0),
+    textOutput: options.textOutput === true,
   };
 }
 
@@ -110,7 +121,7 @@ export function describeFallbacks(plan: SynthPlan): string[] {
 const CHUNK_ELEMENTS = 1 << 22;
 
 /** A tensor's stored bytes: its seeded values, encoded in its type. */
-export function synthTensorBytes(tensor: SynthTensor, seed: number): Uint8Array {
+export function synthTensorBytes(tensor: SynthTensor, seed: number, zeroRows?: ReadonlySet<number>): Uint8Array {
   const random = new TensorRandom(seed, tensor.name);
   const out = new Uint8Array(tensor.bytes);
   const rowLength = tensor.dims[0]!;
@@ -122,6 +133,7 @@ export function synthTensorBytes(tensor: SynthTensor, seed: number): Uint8Array 
     const count = Math.min(rowsPerChunk, rows - row);
     const chunk = values.subarray(0, count * rowLength);
     random.fill(chunk, tensor.init);
+    if (zeroRows) for (let r = 0; r < count; r++) if (zeroRows.has(row + r)) chunk.fill(0, r * rowLength, (r + 1) * rowLength);
     const encoded = tensor.type === GGMLType.F32 ? new Uint8Array(chunk.buffer, 0, chunk.byteLength) : encodeTensor(tensor.type, chunk);
     out.set(encoded, row * rowBytes);
   }
@@ -150,6 +162,7 @@ export function synthMetadata(plan: SynthPlan): GGUFEntry[] {
   const fileType = fileTypeOf(plan.requestedType);
   if (fileType !== undefined) general.push(kv.u32("general.file_type", fileType));
   general.push(kv.u32("psionic.synth.seed", plan.seed));
+  if (plan.textOutput) general.push(kv.bool("psionic.synth.text_output", true));
   return [...general, ...plan.hyperParameters.map(hyperParameterEntry), ...synthVocabMetadata(preset, plan.tokenizer)];
 }
 
@@ -164,9 +177,29 @@ export interface SynthResult {
 export function synthesize(options: SynthOptions, path: string, onProgress?: (doneBytes: number, totalBytes: number) => void): SynthResult {
   const plan = planSynth(options);
   const metadata = synthMetadata(plan);
+  const head = plan.tensors.find((t) => t.role === "output") ?? plan.tensors.find((t) => t.role === "embedding");
+  const zeroRows = plan.textOutput ? nonTextTokens(metadata) : undefined;
   writeGGUF(path, {
     metadata,
-    tensors: plan.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.type, data: () => synthTensorBytes(t, plan.seed) })),
+    tensors: plan.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.type, data: () => synthTensorBytes(t, plan.seed, t === head ? zeroRows : undefined) })),
   }, onProgress);
   return { path, plan, fileBytes: statSync(path).size };
+}
+
+/** Tokens that are not whole text by themselves: control and end-of-generation tokens, and pieces that are not complete UTF-8. */
+function nonTextTokens(metadata: GGUFEntry[]): Set<number> {
+  const tokenizer = Tokenizer.fromMetadata(new Map(metadata.map((e) => [e.key, e])));
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  const out = new Set<number>();
+  for (let id = 0; id < tokenizer.size; id++) {
+    const piece = tokenizer.tokenPieceBytes(id, false);
+    let text = true;
+    try {
+      strict.decode(piece);
+    } catch {
+      text = false;
+    }
+    if (!text || piece.length === 0 || tokenizer.isEog(id)) out.add(id);
+  }
+  return out;
 }
