@@ -53,6 +53,13 @@ export interface SamplerOptions {
   topLogprobs?: number;
 }
 
+export interface SampleOptions {
+  /** Record the token in the penalty window (default true); false for a trial draw. */
+  record?: boolean;
+  /** The unmasked model logits to report logprobs from (default: the logits sampled). */
+  logprobsFrom?: Float32Array;
+}
+
 export type ResolvedSamplerOptions = Required<Omit<SamplerOptions, "contextSize">> & { contextSize?: number };
 
 export interface TokenLogprob {
@@ -185,8 +192,13 @@ export class Sampler {
     this.rng.reseed(this.options.seed);
   }
 
-  /** Choose the next token from `logits` (length vocabSize) and record it in the penalty window. */
-  sample(logits: Float32Array): SampledToken {
+  /**
+   * Choose the next token from `logits` (length vocabSize) and record it in the
+   * penalty window (unless `record` is false). `logprobsFrom` gives the model's
+   * own logits when `logits` were masked (constrained decoding), so logprobs keep
+   * OpenAI's meaning.
+   */
+  sample(logits: Float32Array, options: SampleOptions = {}): SampledToken {
     const o = this.options;
     const source = this.penalizedSource(logits);
     let token: number;
@@ -203,8 +215,8 @@ export class Sampler {
       probability = c.probs[at]!;
     }
     const result: SampledToken = { token, probability };
-    if (o.logprobs) this.addLogprobs(logits, result);
-    this.accept(token);
+    if (o.logprobs) this.addLogprobs(this.checkedLogits(options.logprobsFrom ?? logits), result);
+    if (options.record ?? true) this.accept(token);
     return result;
   }
 
@@ -222,12 +234,17 @@ export class Sampler {
   }
 
   private penalizedSource(logits: Float32Array): Float32Array {
+    this.checkedLogits(logits);
+    checkFinite(logits);
+    return this.penalized === null ? logits : this.applyPenalties(logits, this.penalized);
+  }
+
+  private checkedLogits(logits: Float32Array): Float32Array {
     const o = this.options;
     if (!(logits instanceof Float32Array) || logits.length !== o.vocabSize) {
       refuse("sampler.bad-logits", `expected a Float32Array of ${o.vocabSize} logits, got ${describe(logits)}`);
     }
-    checkFinite(logits);
-    return this.penalized === null ? logits : this.applyPenalties(logits, this.penalized);
+    return logits;
   }
 
   /** Run the chain after penalties: top-k -> typical-p -> top-p -> min-p -> temperature. */

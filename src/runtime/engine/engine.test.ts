@@ -9,6 +9,8 @@ import { GGMLType } from "../../gguf/types.ts";
 import { synthesize } from "../../model/synth.ts";
 import { createBackend } from "../backends.ts";
 import { generate, loadModel } from "../generator.ts";
+import { compileJsonSchema } from "../constraint/json-schema.ts";
+import { matchesSchema } from "../constraint/schema-validate.ts";
 import { startEngine } from "./engine-client.ts";
 import type { Engine } from "./engine.ts";
 import type { GenerateJob, JobEvent } from "./protocol.ts";
@@ -123,6 +125,20 @@ describe("engine worker", () => {
     const refusal = (inputs: { tokens: number[] }[]) => engine.embed({ id: `e-${jobs++}`, model: "tiny", inputs }).then(() => "embedded", (e) => e);
     expect(await refusal([{ tokens: [] }])).toMatchObject({ status: 400, code: "embed.empty-input" });
     expect(await refusal([{ tokens: [1, 99999] }])).toMatchObject({ status: 400, code: "model.bad-token" });
+  });
+
+  it("json-schema output parses and validates, greedy and sampled, on a random-weight model", async () => {
+    const schema = { type: "object", properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer" }, tags: { type: "array", items: { enum: ["a", "b"] }, maxItems: 3 } }, required: ["name", "age", "tags"] };
+    const node = compileJsonSchema(schema);
+    for (const temperature of [0, 1]) {
+      for (const seed of [1, 2, 3]) {
+        const r = await collect(job(`Describe person ${seed}`, 48, { constraint: { kind: "json-schema", schema }, sampling: { temperature, seed } }));
+        expect(r.events.at(-1)).toMatchObject({ kind: "done", finishReason: "stop" });
+        expect(matchesSchema(JSON.parse(r.text), node)).toBe(true);
+      }
+    }
+    const bad = await collect(job("x", 8, { constraint: { kind: "json-schema", schema: { type: "string", pattern: "a+" } } }));
+    expect(bad.events[0]).toMatchObject({ kind: "error", status: 400, code: "constraint.unsupported-schema" });
   });
 
   it("reports logprobs and alternatives when asked", async () => {

@@ -3,10 +3,7 @@
 // streaming decoder and optional output constraint that turn each step's
 // logits into a token event.
 import type { Tokenizer } from "../../tokenizer/tokenizer.ts";
-// CONSTRAINT-PENDING import { createTokenConstraint, sampleConstrained, type TokenConstraint } from "../constraint/token-constraint.ts";
-type TokenConstraint = { accept(t: number): void };
-const createTokenConstraint = (..._: unknown[]): TokenConstraint => { throw new Error("pending"); };
-const sampleConstrained = (s: Sampler, l: Float32Array, ..._: unknown[]) => s.sample(l);
+import { createTokenConstraint, sampleConstrained, type TokenConstraint } from "../constraint/token-constraint.ts";
 import type { GenerationTimings } from "../generator.ts";
 import { Sampler } from "../sampler.ts";
 import { StopChecker } from "../stop.ts";
@@ -63,7 +60,7 @@ export class Sequence {
     const eog = [...s.tokenizer.eogIds].filter((id) => id < s.vocabSize);
     this.stop = new StopChecker({ stopStrings: s.job.stop, stopTokens: [...eog, ...(s.job.stopTokens ?? [])], maxTokens: s.job.maxTokens });
     this.decoder = s.tokenizer.createDecoder({ unparseSpecial: s.renderSpecial });
-    if (s.job.constraint) this.constraint = createTokenConstraint(s.tokenizer, s.job.constraint, eog);
+    if (s.job.constraint) this.constraint = createTokenConstraint(s.tokenizer, s.job.constraint, eog, { maxTokens: s.job.maxTokens });
     this.timings = { promptTokens: s.prompt.length, prefillMs: 0, decodeTokens: 0, decodeMs: 0, sampleMs: 0 };
   }
 
@@ -97,16 +94,19 @@ export class Sequence {
     this.constraint?.accept(picked.token);
     this.generated.push(picked.token);
     const step = this.stop.push(picked.token, this.decoder.push(picked.token));
-    const full = !step.stop && this.entry.cache.length + 1 > this.entry.cache.contextLimit;
-    const tail = step.stop === "max-tokens" || full ? this.stop.flush() + this.decoder.flush() : "";
+    // A finished JSON document allows nothing but an end token: stop here rather than spend a step on it.
+    // (Completed exactly at the token budget, it still ended as it should: "stop", not "length".)
+    const documentDone = (!step.stop || step.stop === "max-tokens") && this.constraint?.isComplete() === true;
+    const full = !step.stop && !documentDone && this.entry.cache.length + 1 > this.entry.cache.contextLimit;
+    const tail = step.stop === "max-tokens" || full || documentDone ? this.stop.flush() + this.decoder.flush() : "";
     this.timings.sampleMs += performance.now() - now;
     const events: JobEvent[] = [{
       kind: "token", id: this.job.id, token: picked.token, text: step.emit + tail,
       ...(picked.logprob !== undefined ? { logprob: picked.logprob, bytes: [...this.tokenizer.tokenPieceBytes(picked.token)] } : {}),
-      ...(picked.topLogprobs ? { topLogprobs: picked.topLogprobs.map((t: { token: number; logprob: number }) => this.alternative(t.token, t.logprob)) } : {}),
+      ...(picked.topLogprobs ? { topLogprobs: picked.topLogprobs.map((t) => this.alternative(t.token, t.logprob)) } : {}),
     }];
-    if (step.stop || full) {
-      const reason: FinishReason = step.stop === "max-tokens" ? "length" : step.stop ? "stop" : "context-full";
+    if (step.stop || full || documentDone) {
+      const reason: FinishReason = documentDone || (step.stop && step.stop !== "max-tokens") ? "stop" : step.stop === "max-tokens" ? "length" : "context-full";
       events.push(this.done(reason, step.stopToken, step.stopString));
     } else {
       this.pending = Int32Array.of(picked.token);
