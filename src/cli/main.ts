@@ -5,11 +5,12 @@ import { notYetAvailable } from "./command.ts";
 import { benchCommand } from "./bench.ts";
 import { generateCommand } from "./generate.ts";
 import { ggufCommand } from "./gguf.ts";
+import { serveCommand } from "./serve.ts";
 
 const commands: Command[] = [
   ggufCommand,
   generateCommand,
-  notYetAvailable("serve", "Serve models over an OpenAI-compatible HTTP API.", "psionic serve -m model.gguf [--backend cpu|cuda|metal] [--host] [--port] [-c ctx]", "the server, issue #4"),
+  serveCommand,
   benchCommand,
   notYetAvailable("train", "Train a model from a lane definition.", "psionic train --lane NAME | resume | status | export", "training, issue #5"),
   notYetAvailable("validate", "Replay a training contribution as a validator.", "psionic validate --manifest FILE", "validator replay has no issue yet"),
