@@ -33,11 +33,13 @@ const longPrompt = (tag: string) => `${tag}. ${Array.from({ length: 60 }, (_, i)
 
 interface Timed { ttftMs: number; wallMs: number; tokens: number }
 
+let modelId = "";
+
 async function complete(base: string, prompt: string, maxTokens: number): Promise<Timed> {
   const start = performance.now();
   const response = await fetch(`${base}/v1/completions`, {
     method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "bench", prompt, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({ model: modelId, prompt, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
   });
   if (!response.ok || !response.body) throw new Error(`${base}: HTTP ${response.status} ${await response.text()}`);
   let ttftMs = 0, tokens = 0, usage = 0, buffered = "";
@@ -76,6 +78,8 @@ async function measure(name: string, command: string[], port: number) {
   const base = `http://127.0.0.1:${port}`;
   try {
     await waitHealthy(base, server);
+    // Requests name the served model (llama-server serves its one model whatever the name).
+    modelId = ((await (await fetch(`${base}/v1/models`)).json()) as { data: { id: string }[] }).data[0]!.id;
     await complete(base, "Warm up.", 4);
     const cold = await complete(base, longPrompt("Cold start"), 32);
     const warm = await complete(base, longPrompt("A different request"), 32);

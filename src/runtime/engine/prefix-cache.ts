@@ -2,8 +2,9 @@
 // later request that starts with the same tokens reuses them (a prefix cache).
 //
 // Each entry is one KV cache plus the tokens whose K/V it holds. A new
-// request takes the idle entry sharing its longest prefix, keeps that much
-// and evaluates only the rest. If the entry also remembers the logits at the
+// request takes the idle entry sharing its longest prefix (when that prefix
+// is worth more than what the entry would lose), keeps that much and
+// evaluates only the rest. If the entry also remembers the logits at the
 // last prompt position (stored when an earlier request's prompt ended there),
 // an identical prompt skips evaluation entirely. Entries are created on
 // demand up to a byte budget; past it, the least recently used idle entry is
@@ -68,19 +69,28 @@ export class PrefixCache {
 
   /** An idle entry for `prompt` (non-empty), its reusable prefix trimmed in, or undefined when every entry is busy. */
   acquire(prompt: Int32Array): Acquired | undefined {
-    let best: CacheEntry | undefined, bestShared = 0;
+    let best: CacheEntry | undefined, bestShared = 0, oldest: CacheEntry | undefined;
     for (const e of this.entries) {
       if (e.busy) continue;
       const shared = commonPrefix(e.tokens, prompt);
-      if (!best || shared > bestShared || (shared === bestShared && e.lastUsed < best.lastUsed)) {
+      if (!best || shared > bestShared || (shared === bestShared && e.lastUsed > best.lastUsed)) {
         best = e;
         bestShared = shared;
       }
+      if (!oldest || e.lastUsed < oldest.lastUsed) oldest = e;
     }
-    // Nothing shared: a fresh entry while the budget allows, rather than evicting a useful one.
-    if (bestShared === 0 && this.entries.length < this.maxEntries) {
-      best = { cache: this.newCache(), tokens: [], busy: false, lastUsed: 0 };
-      this.entries.push(best);
+    // Reusing an entry truncates what it holds past the shared prefix. Worth it when
+    // nothing is lost or the prefix is most of the prompt; otherwise keep that entry
+    // for a later hit and take a fresh one, or past the budget the least recently used.
+    const worthIt = best !== undefined && bestShared > 0 && (bestShared >= best.tokens.length || 2 * bestShared >= prompt.length);
+    if (!worthIt) {
+      if (this.entries.length < this.maxEntries) {
+        best = { cache: this.newCache(), tokens: [], busy: false, lastUsed: 0 };
+        this.entries.push(best);
+      } else {
+        best = oldest;
+      }
+      bestShared = best ? commonPrefix(best.tokens, prompt) : 0;
     }
     if (!best) return undefined;
     best.busy = true;
