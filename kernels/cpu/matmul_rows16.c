@@ -86,7 +86,9 @@ PSI_ALWAYS_INLINE void rows16_n(const int32_t type, const uint8_t *w, int64_t ro
   for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
     const int64_t at = b * bytes;
-    for (int r = 0; r < 16; r++) _mm_prefetch((const char *)row[r] + at + PSI_PREFETCH_BYTES, _MM_HINT_T0);
+    /* one prefetch per row per 64 bytes: the block that starts a new line of the row */
+    if (at % 64 < bytes)
+      for (int r = 0; r < 16; r++) _mm_prefetch((const char *)row[r] + at + PSI_PREFETCH_BYTES, _MM_HINT_T0);
     __m512i wv[8];
     for (int i = 0; i < 8; i++) wv[i] = unpack_rows(type, row[pair_row[i]] + at, row[pair_row[i] + 4] + at);
     const __m512i head = _mm512_i32gather_epi32(offsets, w + at, 1);
