@@ -23,23 +23,27 @@ typedef struct {
   psi_reference_dot reference;
   psi_fast_tile tile;
   int32_t weight_offset; /* VNNI tiles multiply w + weight_offset (matmul.h); 0: not used */
+  /* For more than one token, where llama.cpp sums in another order (F32); NULL: the same. */
+  psi_reference_dot reference_batch;
+  psi_fast_tile tile_batch;
 } matmul_type;
 
 static const matmul_type types[] = {
-  {PSI_Q4_0, QK, sizeof(block_q4_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q4_0), PSI_IMPL(psi_tile_q4_0), PSI_Q4_0_OFFSET},
-  {PSI_Q4_1, QK, sizeof(block_q4_1), PSI_Q8_1, sizeof(block_q8_1), PSI_IMPL(psi_act_q8_1), PSI_IMPL(psi_ref_dot_q4_1), PSI_IMPL(psi_tile_q4_1)},
-  {PSI_Q5_0, QK, sizeof(block_q5_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q5_0), PSI_IMPL(psi_tile_q5_0), PSI_Q5_0_OFFSET},
-  {PSI_Q5_1, QK, sizeof(block_q5_1), PSI_Q8_1, sizeof(block_q8_1), PSI_IMPL(psi_act_q8_1), PSI_IMPL(psi_ref_dot_q5_1), PSI_IMPL(psi_tile_q5_1)},
-  {PSI_Q8_0, QK, sizeof(block_q8_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q8_0), PSI_IMPL(psi_tile_q8_0), PSI_Q8_0_OFFSET},
-  {PSI_MXFP4, QK, sizeof(block_mxfp4), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_mxfp4), PSI_IMPL(psi_tile_mxfp4), PSI_MXFP4_OFFSET},
-  {PSI_Q2_K, QK_K, sizeof(block_q2_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q2_K), PSI_IMPL(psi_tile_q2_K)},
-  {PSI_Q3_K, QK_K, sizeof(block_q3_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q3_K), PSI_IMPL(psi_tile_q3_K)},
-  {PSI_Q4_K, QK_K, sizeof(block_q4_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q4_K), PSI_IMPL(psi_tile_q4_K)},
-  {PSI_Q5_K, QK_K, sizeof(block_q5_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q5_K), PSI_IMPL(psi_tile_q5_K)},
-  {PSI_Q6_K, QK_K, sizeof(block_q6_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q6_K), PSI_IMPL(psi_tile_q6_K)},
-  {PSI_F32, 1, 4, PSI_F32, 4, NULL, PSI_IMPL(psi_ref_dot_f32), PSI_IMPL(psi_tile_f32)},
-  {PSI_F16, 1, 2, PSI_F16, 2, PSI_IMPL(psi_act_f16), PSI_IMPL(psi_ref_dot_f16), PSI_IMPL(psi_tile_f16)},
-  {PSI_BF16, 1, 2, PSI_BF16, 2, PSI_IMPL(psi_act_bf16), PSI_IMPL(psi_ref_dot_bf16), PSI_IMPL(psi_tile_bf16)},
+  {PSI_Q4_0, QK, sizeof(block_q4_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q4_0), PSI_IMPL(psi_tile_q4_0), PSI_Q4_0_OFFSET, NULL, NULL},
+  {PSI_Q4_1, QK, sizeof(block_q4_1), PSI_Q8_1, sizeof(block_q8_1), PSI_IMPL(psi_act_q8_1), PSI_IMPL(psi_ref_dot_q4_1), PSI_IMPL(psi_tile_q4_1), 0, NULL, NULL},
+  {PSI_Q5_0, QK, sizeof(block_q5_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q5_0), PSI_IMPL(psi_tile_q5_0), PSI_Q5_0_OFFSET, NULL, NULL},
+  {PSI_Q5_1, QK, sizeof(block_q5_1), PSI_Q8_1, sizeof(block_q8_1), PSI_IMPL(psi_act_q8_1), PSI_IMPL(psi_ref_dot_q5_1), PSI_IMPL(psi_tile_q5_1), 0, NULL, NULL},
+  {PSI_Q8_0, QK, sizeof(block_q8_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q8_0), PSI_IMPL(psi_tile_q8_0), PSI_Q8_0_OFFSET, NULL, NULL},
+  {PSI_MXFP4, QK, sizeof(block_mxfp4), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_mxfp4), PSI_IMPL(psi_tile_mxfp4), PSI_MXFP4_OFFSET, NULL, NULL},
+  {PSI_Q2_K, QK_K, sizeof(block_q2_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q2_K), PSI_IMPL(psi_tile_q2_K), 0, NULL, NULL},
+  {PSI_Q3_K, QK_K, sizeof(block_q3_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q3_K), PSI_IMPL(psi_tile_q3_K), 0, NULL, NULL},
+  {PSI_Q4_K, QK_K, sizeof(block_q4_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q4_K), PSI_IMPL(psi_tile_q4_K), 0, NULL, NULL},
+  {PSI_Q5_K, QK_K, sizeof(block_q5_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q5_K), PSI_IMPL(psi_tile_q5_K), 0, NULL, NULL},
+  {PSI_Q6_K, QK_K, sizeof(block_q6_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q6_K), PSI_IMPL(psi_tile_q6_K), 0, NULL, NULL},
+  {PSI_F32, 1, 4, PSI_F32, 4, NULL, PSI_IMPL(psi_ref_dot_f32), PSI_IMPL(psi_tile_f32), 0, PSI_IMPL(psi_ref_dot_f32_batch), PSI_IMPL(psi_tile_f32_batch)},
+  /* F16 weights against unrounded F32 activations, as ggml's AMX F16 kernel. */
+  {PSI_F16, 1, 2, PSI_F32, 4, NULL, PSI_IMPL(psi_ref_dot_f16), PSI_IMPL(psi_tile_f16), 0, NULL, NULL},
+  {PSI_BF16, 1, 2, PSI_BF16, 2, PSI_IMPL(psi_act_bf16), PSI_IMPL(psi_ref_dot_bf16), PSI_IMPL(psi_tile_bf16), 0, NULL, NULL},
 };
 
 static const matmul_type *find_type(int32_t type) {
@@ -139,7 +143,17 @@ static void multiply_rows(void *context, int ith, int nth) {
     return;
   }
 #endif
+  const int32_t type = job->m->type;
+#if PSI_MATMUL_PANELS
+  if (job->n_tokens < PSI_PANEL_MIN_TOKENS && job->interleaved &&
+      (type == PSI_Q8_0 || type == PSI_Q4_0 || type == PSI_Q4_1 || type == PSI_MXFP4)) {
+    psi_pool_split(job->rows, 16, ith, nth, &begin, &end);
+    const psi_tile_activations x = {job->acts, 0, job->act_scales, job->act_corrections};
+    if (begin >= end || PSI_IMPL(psi_rows16)(type, job->w, job->row_bytes, begin, end, job->nb, &x, (int)job->n_tokens, job->y, job->rows)) return;
+  } else
+#endif
   psi_pool_split(job->rows, 4, ith, nth, &begin, &end);
+  const psi_fast_tile row_tile = job->n_tokens > 1 && job->m->tile_batch ? job->m->tile_batch : job->m->tile;
 #if PSI_MATMUL_PANELS
   if (job->n_tokens == 1 && job->interleaved && job->act_corrections) {
     const psi_tile_activations x = {job->acts, 0, job->act_scales, job->act_corrections};
@@ -157,7 +171,7 @@ static void multiply_rows(void *context, int ith, int nth) {
                                    job->act_corrections ? job->act_corrections + tile * job->nb * PSI_TILE_TOKENS : NULL}
           : (psi_tile_activations){job->acts + t * job->act_row_bytes, job->act_row_bytes, NULL, NULL};
       for (int64_t r = r0; r < r1; r++)
-        job->m->tile(job->w + r * job->row_bytes, &x, nt, job->nb, job->y + t * job->rows + r, job->rows);
+        row_tile(job->w + r * job->row_bytes, &x, nt, job->nb, job->y + t * job->rows + r, job->rows);
     }
   }
 }
@@ -216,10 +230,11 @@ int32_t PSI_IMPL(psi_matmul_reference)(int32_t type, const void *w, int64_t rows
   const int64_t act_stride = m->quantize ? nb * m->activation_bytes : cols * 4;
   void *act = malloc((size_t)act_stride);
   if (!act) return PSI_MATMUL_OUT_OF_MEMORY;
+  const psi_reference_dot dot = n_tokens > 1 && m->reference_batch ? m->reference_batch : m->reference;
   for (int64_t t = 0; t < n_tokens; t++) {
     if (m->quantize) m->quantize(x + t * cols, act, cols);
     else memcpy(act, x + t * cols, (size_t)act_stride);
-    for (int64_t r = 0; r < rows; r++) y[t * rows + r] = m->reference((const uint8_t *)w + r * row_bytes, act, nb);
+    for (int64_t r = 0; r < rows; r++) y[t * rows + r] = dot((const uint8_t *)w + r * row_bytes, act, nb);
   }
   free(act);
   return PSI_MATMUL_OK;

@@ -4,10 +4,11 @@
  * ggml pairs with the weight type (its `vec_dot_type`), and each row-token dot
  * product runs on integers block by block, the scales applied in float:
  *   Q4_0 Q5_0 Q8_0 MXFP4 -> Q8_0 activations     Q4_1 Q5_1 -> Q8_1
- *   Q2_K..Q6_K           -> Q8_K                 F16 -> F16, BF16 -> BF16, F32 -> F32
+ *   Q2_K..Q6_K           -> Q8_K                 F16 -> F32 (unrounded), BF16 -> BF16, F32 -> F32
  *
- * Every weight type has a plain reference dot (matmul_reference.c, the same
- * summation order as ggml's scalar ggml_vec_dot_*_generic) and may have a fast
+ * Every weight type has a plain reference dot (matmul_reference.c, in the
+ * summation order llama.cpp's CPU backend uses on an AMX machine, docs/PARITY.md)
+ * and may have a fast
  * tile (matmul_legacy_simd.c, matmul_kquant_simd.c, matmul_float_simd.c) that
  * computes one weight row against up to PSI_TILE_TOKENS tokens, loading each
  * weight block once. AVX-512 VNNI builds take two faster paths first
@@ -58,7 +59,11 @@ PSI_REFERENCE_DOT(q4_0) PSI_REFERENCE_DOT(q4_1) PSI_REFERENCE_DOT(q5_0) PSI_REFE
 PSI_REFERENCE_DOT(q8_0) PSI_REFERENCE_DOT(mxfp4)
 PSI_REFERENCE_DOT(q2_K) PSI_REFERENCE_DOT(q3_K) PSI_REFERENCE_DOT(q4_K) PSI_REFERENCE_DOT(q5_K) PSI_REFERENCE_DOT(q6_K)
 PSI_REFERENCE_DOT(f32) PSI_REFERENCE_DOT(f16) PSI_REFERENCE_DOT(bf16)
+/* F32 weights take another order for more than one token (llamafile's tinyBLAS). */
+PSI_REFERENCE_DOT(f32_batch)
 #undef PSI_REFERENCE_DOT
+/* The sum of 16 floats in the tree GCC's _mm512_reduce_add_ps uses. */
+float PSI_IMPL(psi_sum16)(const float l[16]);
 
 /* The SIMD builds lay quantized activations out interleaved by token within
  * each tile of PSI_TILE_TOKENS tokens, so a tile finds token t's block b at a
@@ -99,7 +104,7 @@ typedef void (*psi_fast_tile)(const void *w, const psi_tile_activations *x, int 
 #define PSI_FAST_TILE(type) void PSI_IMPL(psi_tile_##type)(const void *w, const psi_tile_activations *x, int nt, int64_t nb, float *out, int64_t out_stride);
 PSI_FAST_TILE(q4_0) PSI_FAST_TILE(q4_1) PSI_FAST_TILE(q5_0) PSI_FAST_TILE(q5_1) PSI_FAST_TILE(q8_0) PSI_FAST_TILE(mxfp4)
 PSI_FAST_TILE(q2_K) PSI_FAST_TILE(q3_K) PSI_FAST_TILE(q4_K) PSI_FAST_TILE(q5_K) PSI_FAST_TILE(q6_K)
-PSI_FAST_TILE(f32) PSI_FAST_TILE(f16) PSI_FAST_TILE(bf16)
+PSI_FAST_TILE(f32) PSI_FAST_TILE(f16) PSI_FAST_TILE(bf16) PSI_FAST_TILE(f32_batch)
 #undef PSI_FAST_TILE
 
 /* The portable build's tiles: the reference dot, token by token. */

@@ -1,5 +1,6 @@
-/* Decode products (one token) on AVX-512 VNNI for the 32-value block types
- * against Q8_0 activations (Q8_0, Q4_0, Q5_0, MXFP4).
+/* Decode products (one token) on AVX-512 VNNI for Q5_0 against Q8_0
+ * activations. (Q8_0, Q4_0 and MXFP4 take matmul_rows16.c, in llama.cpp's
+ * order; the helpers below keep their layouts as the type parameter allows.)
  *   w: rows of nb blocks; x: the token's blocks, scales and VNNI corrections
  *   in psi_matmul's interleaved layout (block b at index b*PSI_TILE_TOKENS)
  *   y[r] = dot(w row r, x), for rows [r_begin, r_end)
@@ -129,18 +130,12 @@ PSI_ALWAYS_INLINE void decode_rows_n(const int32_t type, const uint8_t *w, int64
     for (; r + 1 < r1; r += 2) decode_rows_n(type, w + r * row_bytes, row_bytes, 2, nb, x, y + r);      \
     if (r < r1) decode_rows_n(type, w + r * row_bytes, row_bytes, 1, nb, x, y + r);                     \
   }
-DECODE_TYPE(q8_0, PSI_Q8_0)
-DECODE_TYPE(q4_0, PSI_Q4_0)
 DECODE_TYPE(q5_0, PSI_Q5_0)
-DECODE_TYPE(mxfp4, PSI_MXFP4)
 
 int PSI_IMPL(psi_decode_rows)(int32_t type, const uint8_t *w, int64_t row_bytes, int64_t r0, int64_t r1, int64_t nb,
                               const psi_tile_activations *x, float *y) {
   switch (type) {
-    case PSI_Q8_0: decode_q8_0(w, row_bytes, r0, r1, nb, x, y); return 1;
-    case PSI_Q4_0: decode_q4_0(w, row_bytes, r0, r1, nb, x, y); return 1;
     case PSI_Q5_0: decode_q5_0(w, row_bytes, r0, r1, nb, x, y); return 1;
-    case PSI_MXFP4: decode_mxfp4(w, row_bytes, r0, r1, nb, x, y); return 1;
     default: return 0;
   }
 }

@@ -1,50 +1,110 @@
-/* Fast tiles for float weights (F32, F16, BF16), whose activations are F32,
- * F16 and BF16 rows (ggml's vec_dot_type for each): one weight row against up
- * to PSI_TILE_TOKENS tokens, 8 values at a time, products accumulated in float
- * lanes (the reference sums in double). nb is the row length in values. */
+/* Fast tiles for float weights (F32, F16, BF16): one weight row against up to
+ * PSI_TILE_TOKENS tokens. nb is the row length in values.
+ *   F32, F16: F32 activation rows; llama.cpp's orders (matmul_reference.c):
+ *     tile_f32        one token, ggml_vec_dot_f32: 4 x 16 lanes per 64 values
+ *     tile_f32_batch  llamafile's tinyBLAS: 16 lanes, lane l takes k = l mod 16
+ *     tile_f16        ggml's AMX F16 kernel: the same 16 lanes on widened weights
+ *   each ends in the 16-lane tree sum of psi_sum16, then a scalar tail.
+ *   BF16: BF16 activation rows, 8 float lanes (the reference sums in double).
+ * AVX2 builds hold 16 lanes as two ymm (lanes 0-7, 8-15). */
 #include "matmul.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include "matmul_simd.h"
 
-PSI_ALWAYS_INLINE __m256 load8_f32(const void *p, int64_t i) { return _mm256_loadu_ps((const float *)p + i); }
-PSI_ALWAYS_INLINE __m256 load8_f16(const void *p, int64_t i) {
-  return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+/* 16 float lanes. */
+#if defined(__AVX512F__)
+typedef __m512 lanes16;
+PSI_ALWAYS_INLINE lanes16 zero16(void) { return _mm512_setzero_ps(); }
+PSI_ALWAYS_INLINE lanes16 load16_f32(const float *p) { return _mm512_loadu_ps(p); }
+PSI_ALWAYS_INLINE lanes16 load16_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+PSI_ALWAYS_INLINE lanes16 fma16(lanes16 a, lanes16 b, lanes16 c) { return _mm512_fmadd_ps(a, b, c); }
+PSI_ALWAYS_INLINE lanes16 add16(lanes16 a, lanes16 b) { return _mm512_add_ps(a, b); }
+PSI_ALWAYS_INLINE float sum16(lanes16 a) { return _mm512_reduce_add_ps(a); }
+#else
+typedef struct { __m256 lo, hi; } lanes16;
+PSI_ALWAYS_INLINE lanes16 zero16(void) { return (lanes16){_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+PSI_ALWAYS_INLINE lanes16 load16_f32(const float *p) { return (lanes16){_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+PSI_ALWAYS_INLINE lanes16 load16_f16(const uint16_t *p) {
+  return (lanes16){_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8)))};
 }
-PSI_ALWAYS_INLINE __m256 load8_bf16(const void *p, int64_t i) {
-  const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+PSI_ALWAYS_INLINE lanes16 fma16(lanes16 a, lanes16 b, lanes16 c) { return (lanes16){_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)}; }
+PSI_ALWAYS_INLINE lanes16 add16(lanes16 a, lanes16 b) { return (lanes16){_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+/* psi_sum16's tree: lane i + lane i+8, then the 8-lane hsum_ps (i + i+4, then (0+2) + (1+3)). */
+PSI_ALWAYS_INLINE float sum16(lanes16 a) { return hsum_ps(_mm256_add_ps(a.hi, a.lo)); }
+#endif
+
+PSI_ALWAYS_INLINE lanes16 load16_weights(const int f16, const void *w, int64_t i) {
+  return f16 ? load16_f16((const uint16_t *)w + i) : load16_f32((const float *)w + i);
 }
-PSI_ALWAYS_INLINE const void *load_address_f32(const void *p, int64_t i) { return (const float *)p + i; }
-PSI_ALWAYS_INLINE const void *load_address_f16(const void *p, int64_t i) { return (const uint16_t *)p + i; }
-PSI_ALWAYS_INLINE const void *load_address_bf16(const void *p, int64_t i) { return (const uint16_t *)p + i; }
-PSI_ALWAYS_INLINE float load1_f32(const void *p, int64_t i) { return ((const float *)p)[i]; }
-PSI_ALWAYS_INLINE float load1_f16(const void *p, int64_t i) { return _cvtsh_ss(((const uint16_t *)p)[i]); }
-PSI_ALWAYS_INLINE float load1_bf16(const void *p, int64_t i) {
-  return psi_float_of_bits((uint32_t)((const uint16_t *)p)[i] << 16);
+PSI_ALWAYS_INLINE float load1_weight(const int f16, const void *w, int64_t i) {
+  return f16 ? _cvtsh_ss(((const uint16_t *)w)[i]) : ((const float *)w)[i];
 }
 
-#define FLOAT_TILE(type)                                                                                  \
-  PSI_ALWAYS_INLINE void tile_##type##_n(const void *w, const psi_tile_activations *x, const int nt,  \
-                                         int64_t n, float *out, int64_t out_stride) {                      \
-    __m256 acc[PSI_TILE_TOKENS];                                                                           \
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();                                             \
-    int64_t i = 0;                                                                                         \
-    for (; i + 8 <= n; i += 8) {                                                                           \
-      if ((i & 15) == 0) prefetch_ahead(load_address_##type(w, i), 64);                                    \
-      const __m256 wv = load8_##type(w, i);                                                                \
-      for (int t = 0; t < nt; t++) acc[t] = _mm256_fmadd_ps(wv, load8_##type(x->blocks + t * x->stride, i), acc[t]); \
-    }                                                                                                      \
-    for (int t = 0; t < nt; t++) {                                                                         \
-      float sum = hsum_ps(acc[t]);                                                                         \
-      for (int64_t j = i; j < n; j++) sum += load1_##type(w, j) * load1_##type(x->blocks + t * x->stride, j);      \
-      out[t * out_stride] = sum;                                                                           \
-    }                                                                                                      \
+/* tinyBLAS / AMX F16 order: fma(w, x, lane), 16 lanes per token. */
+PSI_ALWAYS_INLINE void lanes16_tile(const int f16, const void *w, const psi_tile_activations *x, const int nt, int64_t n,
+                                    float *out, int64_t out_stride) {
+  lanes16 acc[PSI_TILE_TOKENS];
+  for (int t = 0; t < nt; t++) acc[t] = zero16();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    prefetch_ahead(f16 ? (const void *)((const uint16_t *)w + i) : (const void *)((const float *)w + i), f16 ? 32 : 64);
+    const lanes16 wv = load16_weights(f16, w, i);
+    for (int t = 0; t < nt; t++) acc[t] = fma16(wv, load16_f32((const float *)(x->blocks + t * x->stride) + i), acc[t]);
   }
+  for (int t = 0; t < nt; t++) {
+    const float *xt = (const float *)(x->blocks + t * x->stride);
+    float sum = sum16(acc[t]);
+    for (int64_t j = i; j < n; j++) sum += load1_weight(f16, w, j) * xt[j];
+    out[t * out_stride] = sum;
+  }
+}
+PSI_ALWAYS_INLINE void tile_f32_batch_n(const void *w, const psi_tile_activations *x, const int nt, int64_t n, float *out, int64_t out_stride) {
+  lanes16_tile(0, w, x, nt, n, out, out_stride);
+}
+PSI_ALWAYS_INLINE void tile_f16_n(const void *w, const psi_tile_activations *x, const int nt, int64_t n, float *out, int64_t out_stride) {
+  lanes16_tile(1, w, x, nt, n, out, out_stride);
+}
 
-FLOAT_TILE(f32)
-FLOAT_TILE(f16)
-FLOAT_TILE(bf16)
+/* ggml_vec_dot_f32 (one token per product, so token by token): accumulator j
+ * of 4 takes values 64c + 16j + l, folded (0+2) + (1+3) before the 16-lane sum. */
+PSI_ALWAYS_INLINE void tile_f32_n(const void *vw, const psi_tile_activations *x, const int nt, int64_t n, float *out, int64_t out_stride) {
+  const float *w = vw;
+  for (int t = 0; t < nt; t++) {
+    const float *xt = (const float *)(x->blocks + t * x->stride);
+    lanes16 acc[4] = {zero16(), zero16(), zero16(), zero16()};
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+      prefetch_ahead(w + i, 256);
+      for (int j = 0; j < 4; j++) acc[j] = fma16(load16_f32(xt + i + 16 * j), load16_f32(w + i + 16 * j), acc[j]);
+    }
+    float sum = sum16(add16(add16(acc[0], acc[2]), add16(acc[1], acc[3])));
+    for (; i < n; i++) sum += xt[i] * w[i];
+    out[t * out_stride] = sum;
+  }
+}
+
+PSI_ALWAYS_INLINE void tile_bf16_n(const void *w, const psi_tile_activations *x, const int nt, int64_t n, float *out, int64_t out_stride) {
+  __m256 acc[PSI_TILE_TOKENS];
+  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+  const uint16_t *wh = w;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    if ((i & 15) == 0) prefetch_ahead(wh + i, 64);
+    const __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(wh + i))), 16));
+    for (int t = 0; t < nt; t++) {
+      const uint16_t *xt = (const uint16_t *)(x->blocks + t * x->stride);
+      const __m256 xv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(xt + i))), 16));
+      acc[t] = _mm256_fmadd_ps(wv, xv, acc[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) {
+    const uint16_t *xt = (const uint16_t *)(x->blocks + t * x->stride);
+    float sum = hsum_ps(acc[t]);
+    for (int64_t j = i; j < n; j++) sum += psi_float_of_bits((uint32_t)wh[j] << 16) * psi_float_of_bits((uint32_t)xt[j] << 16);
+    out[t * out_stride] = sum;
+  }
+}
 
 #define EXPORT_TILE PSI_EXPORT_SIMD_TILE
 #else
@@ -52,5 +112,6 @@ FLOAT_TILE(bf16)
 #endif
 
 EXPORT_TILE(f32)
+EXPORT_TILE(f32_batch)
 EXPORT_TILE(f16)
 EXPORT_TILE(bf16)

@@ -7,8 +7,12 @@
  * 16-value group multiplied with the activation's group sums (bsums):
  *   dot = d*dx*sum(scale*u*x) + d_bias*dx*sum(bias*bsum)
  * (the offset of signed types and the minimum of Q2_K/Q4_K/Q5_K both become
- * that correction). Integer sums are exact per lane; only the float order
- * differs from the reference. The portable build runs the reference. */
+ * that correction). Integer sums are exact per lane. Q2_K, Q4_K, Q5_K and Q6_K
+ * then reduce them to one int32 per super-block and token and take the
+ * reference's float steps bit for bit (llama.cpp's AMX / repack order); Q3_K
+ * keeps ggml_vec_dot's 8 float lanes, differing from the reference in float
+ * rounding only. The portable build runs the reference. */
+#include <math.h>
 #include "matmul.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -150,12 +154,28 @@ PSI_ALWAYS_INLINE void unpack_q2_K(const block_q2_K *b, kquant_block *k) {
   k->d_bias = -half_to_float(b->dmin);
 }
 
-#define KQUANT_TILE(type, separate_bias)                                                                   \
+/* The exact sum of eight int32 lanes. */
+PSI_ALWAYS_INLINE int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+/* How each type turns a super-block's integer sums into floats (matmul_reference.c):
+ *   LANES     Q3_K (ggml_vec_dot): bias into the sum, 8 float lanes, summed at the end
+ *   ONE_SUM   Q6_K: bias into the sum, one fmaf per super-block
+ *   WITH_MIN  Q4_K, Q5_K: fmaf of the scaled sum, then fmaf of the mins term (d_bias = -dmin)
+ *   TWO_SUMS  Q2_K: scaled sum and mins term in two accumulators, subtracted at the end */
+enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS };
+
+#define KQUANT_TILE(type, mode)                                                                            \
   PSI_ALWAYS_INLINE void tile_##type##_n(const void *vw, const psi_tile_activations *x, const int nt,  \
                                          int64_t nb, float *out, int64_t out_stride) {                      \
     const block_##type *w = vw;                                                                             \
-    __m256 acc[PSI_TILE_TOKENS];                                                                            \
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();                                              \
+    __m256 lanes[PSI_TILE_TOKENS];                                                                          \
+    float acc[PSI_TILE_TOKENS], acc_min[PSI_TILE_TOKENS];                                                   \
+    for (int t = 0; t < nt; t++) { lanes[t] = _mm256_setzero_ps(); acc[t] = acc_min[t] = 0; }               \
     for (int64_t b = 0; b < nb; b++) {                                                                      \
       kquant_block k;                                                                                       \
       prefetch_ahead(&w[b], sizeof(w[b]));                                                                  \
@@ -168,23 +188,28 @@ PSI_ALWAYS_INLINE void unpack_q2_K(const block_q2_K *b, kquant_block *k) {
           sum = dot_s16(sum, _mm256_maddubs_epi16(k.u[j], xq), k.scale[j]);                                 \
         }                                                                                                   \
         const __m256i bias = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), k.bias);     \
-        if (separate_bias) {                                                                                \
-          acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * xb->d), _mm256_cvtepi32_ps(sum), acc[t]);           \
-          acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d_bias * xb->d), _mm256_cvtepi32_ps(bias), acc[t]);     \
+        if (mode == LANES) {                                                                                \
+          lanes[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * xb->d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum, bias)), lanes[t]); \
+        } else if (mode == ONE_SUM) {                                                                       \
+          acc[t] = fmaf((float)hsum_epi32(_mm256_add_epi32(sum, bias)), k.d * xb->d, acc[t]);              \
+        } else if (mode == WITH_MIN) {                                                                      \
+          acc[t] = fmaf((float)hsum_epi32(sum), k.d * xb->d, acc[t]);                                      \
+          acc[t] = fmaf((float)hsum_epi32(bias), k.d_bias * xb->d, acc[t]);                                \
         } else {                                                                                            \
-          sum = _mm256_add_epi32(sum, bias);                                                                \
-          acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * xb->d), _mm256_cvtepi32_ps(sum), acc[t]);           \
+          acc[t] = fmaf((float)hsum_epi32(sum), k.d * xb->d, acc[t]);                                      \
+          acc_min[t] = fmaf((float)hsum_epi32(bias), -k.d_bias * xb->d, acc_min[t]);                       \
         }                                                                                                   \
       }                                                                                                     \
     }                                                                                                       \
-    store_sums(acc, nt, out, out_stride);                                                                   \
+    if (mode == LANES) store_sums(lanes, nt, out, out_stride);                                              \
+    else for (int t = 0; t < nt; t++) out[t * out_stride] = acc[t] - acc_min[t];                            \
   }
 
-KQUANT_TILE(q2_K, 1)
-KQUANT_TILE(q3_K, 0)
-KQUANT_TILE(q4_K, 1)
-KQUANT_TILE(q5_K, 1)
-KQUANT_TILE(q6_K, 0)
+KQUANT_TILE(q2_K, TWO_SUMS)
+KQUANT_TILE(q3_K, LANES)
+KQUANT_TILE(q4_K, WITH_MIN)
+KQUANT_TILE(q5_K, WITH_MIN)
+KQUANT_TILE(q6_K, ONE_SUM)
 
 #define EXPORT_TILE PSI_EXPORT_SIMD_TILE
 

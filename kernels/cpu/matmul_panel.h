@@ -1,6 +1,8 @@
 /* The AVX-512 VNNI paths psi_matmul takes before its per-row tiles: prefill
  * products with weight panels (matmul_panel*.c) for PSI_PANEL_MIN_TOKENS or
- * more tokens, and one-token products two rows at a time (matmul_decode.c). */
+ * more tokens; below that, 16 rows at a time (matmul_rows16.c: Q8_0, Q4_0,
+ * Q4_1, MXFP4), and for Q5_0 one-token products two rows at a time
+ * (matmul_decode.c). */
 #ifndef PSI_MATMUL_PANEL_H
 #define PSI_MATMUL_PANEL_H
 
@@ -40,6 +42,10 @@ void PSI_IMPL(psi_panel_multiply)(const psi_panel_args *a, int64_t r_begin, int6
 /* One-token products (matmul_decode.c) for rows [r0, r1); 0: not for this type. */
 int PSI_IMPL(psi_decode_rows)(int32_t type, const uint8_t *w, int64_t row_bytes, int64_t r0, int64_t r1, int64_t nb,
                               const psi_tile_activations *x, float *y);
+/* Products of nt <= 5 tokens, 16 rows at a time (matmul_rows16.c), for rows
+ * [r0, r1) into y[t*y_stride + r]; 0: not for this type or shape. */
+int PSI_IMPL(psi_rows16)(int32_t type, const uint8_t *w, int64_t row_bytes, int64_t r0, int64_t r1, int64_t nb,
+                         const psi_tile_activations *x, int nt, float *y, int64_t y_stride);
 /* The K-quant panels (matmul_panel_kquant.c), which psi_panel_* hand Q2_K..Q6_K to. */
 int64_t PSI_IMPL(psi_panel_kquant_scratch_bytes)(int32_t type, int64_t nb);
 void PSI_IMPL(psi_panel_kquant_multiply)(const psi_panel_args *a, int64_t r_begin, int64_t r_end, void *scratch);

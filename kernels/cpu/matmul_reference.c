@@ -1,9 +1,19 @@
 /* Plain reference dot products: one weight row of nb blocks against one
- * quantized activation row, in the summation order of ggml's scalar
- * ggml_vec_dot_*_generic. Integer sums per block are exact; the float order
- * below is what the fast tiles are compared with.
+ * quantized activation row, in the summation order llama.cpp's CPU backend
+ * uses on an x86 machine with AMX (docs/PARITY.md §3):
+ *   - Q8_0, Q4_0, Q4_1, MXFP4, Q4_K, Q5_K, Q6_K ("sequential fma", ggml's AMX
+ *     and mxfp4_8x8 repack kernels): one float accumulator, one fmaf per block
+ *     of the exact integer block dot times d_w*d_x, blocks in K order (Q4_1
+ *     adds a second fmaf for the block minimum, Q4_K/Q5_K one for the mins);
+ *   - Q2_K (the q2_K_8x8 repack gemv): the same with the mins in a second
+ *     accumulator, subtracted at the end;
+ *   - Q5_0, Q5_1, Q3_K (plain CPU buffer, ggml_vec_dot_*): ggml's vec_dot order;
+ *   - F16 (AMX): F32 activations, 16 lanes of fmaf, GCC's 16-lane tree sum;
+ *   - F32: ggml_vec_dot_f32 for one token, llamafile's tinyBLAS for batches.
+ * Integer sums per block are exact, so only the float steps above decide the bits.
  * quant.h turns off FMA contraction, so the avx2/avx512 builds of this file
  * round exactly as the portable one does. */
+#include <math.h>
 #include "matmul.h"
 
 static inline float h2f(uint16_t h) { return psi_half_to_float(h); }
@@ -11,31 +21,26 @@ static inline float h2f(uint16_t h) { return psi_half_to_float(h); }
 float PSI_IMPL(psi_ref_dot_q4_0)(const void *vw, const void *vx, int64_t nb) {
   const block_q4_0 *w = vw;
   const block_q8_0 *x = vx;
-  float sum = 0;
+  float acc = 0;
   for (int64_t b = 0; b < nb; b++) {
-    int s0 = 0, s1 = 0;
-    for (int j = 0; j < 16; j++) {
-      s0 += ((w[b].qs[j] & 0xF) - 8) * x[b].qs[j];
-      s1 += ((w[b].qs[j] >> 4) - 8) * x[b].qs[j + 16];
-    }
-    sum += (float)(s0 + s1) * h2f(w[b].d) * h2f(x[b].d);
+    int isum = 0;
+    for (int j = 0; j < 16; j++) isum += ((w[b].qs[j] & 0xF) - 8) * x[b].qs[j] + ((w[b].qs[j] >> 4) - 8) * x[b].qs[j + 16];
+    acc = fmaf((float)isum, h2f(w[b].d) * h2f(x[b].d), acc);
   }
-  return sum;
+  return acc;
 }
 
 float PSI_IMPL(psi_ref_dot_q4_1)(const void *vw, const void *vx, int64_t nb) {
   const block_q4_1 *w = vw;
   const block_q8_1 *x = vx;
-  float sum = 0;
+  float acc = 0;
   for (int64_t b = 0; b < nb; b++) {
-    int s0 = 0, s1 = 0;
-    for (int j = 0; j < 16; j++) {
-      s0 += (w[b].qs[j] & 0xF) * x[b].qs[j];
-      s1 += (w[b].qs[j] >> 4) * x[b].qs[j + 16];
-    }
-    sum += (h2f(w[b].d) * h2f(x[b].d)) * (float)(s0 + s1) + h2f(w[b].m) * h2f(x[b].s);
+    int isum = 0;
+    for (int j = 0; j < 16; j++) isum += (w[b].qs[j] & 0xF) * x[b].qs[j] + (w[b].qs[j] >> 4) * x[b].qs[j + 16];
+    acc = fmaf((float)isum, h2f(w[b].d) * h2f(x[b].d), acc);
+    acc = fmaf(h2f(w[b].m), h2f(x[b].s), acc);
   }
-  return sum;
+  return acc;
 }
 
 float PSI_IMPL(psi_ref_dot_q5_0)(const void *vw, const void *vx, int64_t nb) {
@@ -79,61 +84,55 @@ float PSI_IMPL(psi_ref_dot_q5_1)(const void *vw, const void *vx, int64_t nb) {
 float PSI_IMPL(psi_ref_dot_q8_0)(const void *vw, const void *vx, int64_t nb) {
   const block_q8_0 *w = vw;
   const block_q8_0 *x = vx;
-  float sum = 0;
+  float acc = 0;
   for (int64_t b = 0; b < nb; b++) {
-    int s = 0;
-    for (int j = 0; j < QK; j++) s += w[b].qs[j] * x[b].qs[j];
-    sum += (float)s * (h2f(w[b].d) * h2f(x[b].d));
+    int isum = 0;
+    for (int j = 0; j < QK; j++) isum += w[b].qs[j] * x[b].qs[j];
+    acc = fmaf((float)isum, h2f(w[b].d) * h2f(x[b].d), acc);
   }
-  return sum;
+  return acc;
 }
 
+/* The doubled E2M1 values with half the E8M0 scale, as ggml's mxfp4 kernels. */
 float PSI_IMPL(psi_ref_dot_mxfp4)(const void *vw, const void *vx, int64_t nb) {
   const block_mxfp4 *w = vw;
   const block_q8_0 *x = vx;
-  float sum = 0;
+  float acc = 0;
   for (int64_t b = 0; b < nb; b++) {
-    const float d = h2f(x[b].d) * psi_e8m0_half_to_float(w[b].e);
-    int s0 = 0, s1 = 0;
-    for (int j = 0; j < 16; j++) {
-      s0 += x[b].qs[j] * psi_mxfp4_values[w[b].qs[j] & 0xF];
-      s1 += x[b].qs[j + 16] * psi_mxfp4_values[w[b].qs[j] >> 4];
-    }
-    sum += d * (float)(s0 + s1);
+    int isum = 0;
+    for (int j = 0; j < 16; j++) isum += x[b].qs[j] * psi_mxfp4_values[w[b].qs[j] & 0xF] + x[b].qs[j + 16] * psi_mxfp4_values[w[b].qs[j] >> 4];
+    acc = fmaf((float)isum, psi_e8m0_half_to_float(w[b].e) * h2f(x[b].d), acc);
   }
-  return sum;
+  return acc;
 }
 
-/* The K-quant references keep ggml's eight lane sums: value l of a super-block
- * lands in lane l % 8, each lane is scaled in float per super-block, and the
- * lanes are added at the very end. */
+/* Q3_K keeps ggml's eight lane sums: value l of a super-block lands in lane
+ * l % 8, each lane is scaled in float per super-block, and the lanes are
+ * added at the very end. */
 #define LANES 8
 
+/* Q2_K: ggml_gemv_q2_K_8x8_q8_K's two accumulators, scales and mins. */
 float PSI_IMPL(psi_ref_dot_q2_K)(const void *vw, const void *vx, int64_t nb) {
   const block_q2_K *w = vw;
   const block_q8_K *x = vx;
-  float sum = 0;
+  float acc = 0, acc_min = 0;
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t *sc = w[b].scales;
-    int mins = 0;
-    for (int j = 0; j < 16; j++) mins += x[b].bsums[j] * (sc[j] >> 4);
-    const float dall = x[b].d * h2f(w[b].d);
-    const float dmin = x[b].d * h2f(w[b].dmin);
-    int isum = 0;
-    /* Value 128*half + 32*shift_index + l comes from qs[32*half + l] >> (2*shift_index); scale per 16 values. */
-    for (int half = 0; half < 2; half++)
-      for (int k = 0; k < 4; k++)
-        for (int part = 0; part < 2; part++) {
-          const int scale = sc[half * 8 + k * 2 + part] & 0xF;
-          const int8_t *q8 = x[b].qs + half * 128 + k * 32 + part * 16;
-          const uint8_t *q2 = w[b].qs + half * 32 + part * 16;
-          int s = 0;
-          for (int l = 0; l < 16; l++) s += q8[l] * ((q2[l] >> (2 * k)) & 3);
-          isum += scale * s;
-        }
-    sum += dall * (float)isum - dmin * (float)mins;
+    int isum = 0, imin = 0;
+    for (int g = 0; g < 16; g++) {
+      /* value 16g + l (l < 16) is 2-bit field (v%128)/32 of qs[32*(v/128) + v%32], v = 16g + l */
+      int s = 0;
+      for (int l = 0; l < 16; l++) {
+        const int v = 16 * g + l;
+        s += x[b].qs[v] * ((w[b].qs[32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3);
+      }
+      isum += (sc[g] & 0xF) * s;
+      imin += (sc[g] >> 4) * x[b].bsums[g];
+    }
+    acc = fmaf((float)isum, h2f(w[b].d) * x[b].d, acc);
+    acc_min = fmaf((float)imin, h2f(w[b].dmin) * x[b].d, acc_min);
   }
-  return sum;
+  return acc - acc_min;
 }
 
 float PSI_IMPL(psi_ref_dot_q3_K)(const void *vw, const void *vx, int64_t nb) {
@@ -158,78 +157,106 @@ float PSI_IMPL(psi_ref_dot_q3_K)(const void *vw, const void *vx, int64_t nb) {
   return sum;
 }
 
-/* Q4_K and Q5_K share everything but the fifth bit. */
+/* Q4_K and Q5_K share everything but the fifth bit: per super-block the
+ * scaled sum and the mins term, each one fmaf. */
 static float dot_q45_K(const uint8_t *scales12, const uint8_t *qs, const uint8_t *qh, uint16_t d, uint16_t dmin,
-                       const block_q8_K *x, float lanes[LANES]) {
-  uint8_t scale[8], min[8];
-  for (int j = 0; j < 8; j++) psi_kquant_scale_min(j, scales12, &scale[j], &min[j]);
-  int mins = 0;
-  for (int j = 0; j < QK_K / 16; j++) mins += x->bsums[j] * min[j / 2];
-  int32_t acc[LANES] = {0};
-  for (int v = 0; v < QK_K; v++) {
-    /* value v: nibble (v/32)%2 of qs[32*(v/64) + v%32]; fifth bit (v/32) of qh[v%32] */
-    int q = (qs[32 * (v / 64) + v % 32] >> (4 * ((v / 32) % 2))) & 0xF;
-    if (qh) q += ((qh[v % 32] >> (v / 32)) & 1) << 4;
-    acc[v % LANES] += scale[v / 32] * (x->qs[v] * q);
+                       const block_q8_K *x, float acc) {
+  int isum = 0, imin = 0;
+  for (int g = 0; g < 8; g++) {
+    uint8_t scale, min;
+    psi_kquant_scale_min(g, scales12, &scale, &min);
+    int s = 0;
+    for (int l = 0; l < 32; l++) {
+      /* value 32g + l: nibble g%2 of qs[32*(g/2) + l]; fifth bit g of qh[l] */
+      int q = (qs[32 * (g / 2) + l] >> (4 * (g % 2))) & 0xF;
+      if (qh) q += ((qh[l] >> g) & 1) << 4;
+      s += x->qs[32 * g + l] * q;
+    }
+    isum += scale * s;
+    imin += min * (x->bsums[2 * g] + x->bsums[2 * g + 1]);
   }
-  const float dd = h2f(d) * x->d;
-  for (int l = 0; l < LANES; l++) lanes[l] += dd * (float)acc[l];
-  return h2f(dmin) * x->d * (float)mins;
+  acc = fmaf((float)isum, h2f(d) * x->d, acc);
+  return fmaf(-(float)imin, h2f(dmin) * x->d, acc);
 }
 
 float PSI_IMPL(psi_ref_dot_q4_K)(const void *vw, const void *vx, int64_t nb) {
   const block_q4_K *w = vw;
   const block_q8_K *x = vx;
-  float lanes[LANES] = {0}, sum = 0;
-  for (int64_t b = 0; b < nb; b++) sum -= dot_q45_K(w[b].scales, w[b].qs, NULL, w[b].d, w[b].dmin, &x[b], lanes);
-  for (int l = 0; l < LANES; l++) sum += lanes[l];
-  return sum;
+  float acc = 0;
+  for (int64_t b = 0; b < nb; b++) acc = dot_q45_K(w[b].scales, w[b].qs, NULL, w[b].d, w[b].dmin, &x[b], acc);
+  return acc;
 }
 
 float PSI_IMPL(psi_ref_dot_q5_K)(const void *vw, const void *vx, int64_t nb) {
   const block_q5_K *w = vw;
   const block_q8_K *x = vx;
-  float lanes[LANES] = {0}, sum = 0;
-  for (int64_t b = 0; b < nb; b++) sum -= dot_q45_K(w[b].scales, w[b].qs, w[b].qh, w[b].d, w[b].dmin, &x[b], lanes);
-  for (int l = 0; l < LANES; l++) sum += lanes[l];
-  return sum;
+  float acc = 0;
+  for (int64_t b = 0; b < nb; b++) acc = dot_q45_K(w[b].scales, w[b].qs, w[b].qh, w[b].d, w[b].dmin, &x[b], acc);
+  return acc;
 }
 
 float PSI_IMPL(psi_ref_dot_q6_K)(const void *vw, const void *vx, int64_t nb) {
   const block_q6_K *w = vw;
   const block_q8_K *x = vx;
-  float lanes[LANES] = {0};
+  float acc = 0;
   for (int64_t b = 0; b < nb; b++) {
-    int32_t acc[LANES] = {0};
-    for (int v = 0; v < QK_K; v++) {
-      /* value v = 128*h + 32*k + l: low nibble (k/2) of ql[64*h + 32*(k%2) + l], 2 bits k of qh[32*h + l] */
-      const int h = v / 128, k = (v % 128) / 32, l = v % 32;
-      const int low = (w[b].ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF;
-      const int high = (w[b].qh[32 * h + l] >> (2 * k)) & 3;
-      acc[v % LANES] += w[b].scales[v / 16] * (x[b].qs[v] * ((low | (high << 4)) - 32));
+    int isum = 0;
+    for (int g = 0; g < 16; g++) {
+      int s = 0;
+      for (int i = 0; i < 16; i++) {
+        /* value v = 128*h + 32*k + l: low nibble (k/2) of ql[64*h + 32*(k%2) + l], 2 bits k of qh[32*h + l] */
+        const int v = 16 * g + i, h = v / 128, k = (v % 128) / 32, l = v % 32;
+        const int low = (w[b].ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF;
+        const int high = (w[b].qh[32 * h + l] >> (2 * k)) & 3;
+        s += x[b].qs[v] * ((low | (high << 4)) - 32);
+      }
+      isum += w[b].scales[g] * s;
     }
-    const float d = h2f(w[b].d) * x[b].d;
-    for (int l = 0; l < LANES; l++) lanes[l] += d * (float)acc[l];
+    acc = fmaf((float)isum, h2f(w[b].d) * x[b].d, acc);
   }
-  float sum = 0;
-  for (int l = 0; l < LANES; l++) sum += lanes[l];
+  return acc;
+}
+
+/* GCC's _mm512_reduce_add_ps: halves, then quarters, then (2+0)+(3+1). */
+float PSI_IMPL(psi_sum16)(const float l[16]) {
+  float s8[8], s4[4];
+  for (int i = 0; i < 8; i++) s8[i] = l[i + 8] + l[i];
+  for (int i = 0; i < 4; i++) s4[i] = s8[i + 4] + s8[i];
+  return (s4[2] + s4[0]) + (s4[3] + s4[1]);
+}
+
+/* F32, one token: ggml_vec_dot_f32 (4 accumulators of 16 lanes over 64-value
+ * steps, folded 0+2, 1+3, then 0+1, summed as 16 lanes; the tail after). */
+float PSI_IMPL(psi_ref_dot_f32)(const void *vw, const void *vx, int64_t n) {
+  const float *w = vw, *x = vx;
+  float lanes[4][16] = {{0}};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int j = 0; j < 4; j++)
+      for (int l = 0; l < 16; l++) lanes[j][l] = fmaf(x[i + 16 * j + l], w[i + 16 * j + l], lanes[j][l]);
+  for (int l = 0; l < 16; l++) lanes[0][l] = (lanes[0][l] + lanes[2][l]) + (lanes[1][l] + lanes[3][l]);
+  float sum = PSI_IMPL(psi_sum16)(lanes[0]);
+  for (; i < n; i++) sum += x[i] * w[i];
   return sum;
 }
 
-/* Float weights: products in float, summed in double (ggml's ggml_float). */
-float PSI_IMPL(psi_ref_dot_f32)(const void *vw, const void *vx, int64_t n) {
-  const float *w = vw, *x = vx;
-  double sum = 0;
-  for (int64_t i = 0; i < n; i++) sum += (double)(w[i] * x[i]);
-  return (float)sum;
-}
-
-float PSI_IMPL(psi_ref_dot_f16)(const void *vw, const void *vx, int64_t n) {
-  const uint16_t *w = vw, *x = vx;
-  double sum = 0;
-  for (int64_t i = 0; i < n; i++) sum += (double)(h2f(w[i]) * h2f(x[i]));
-  return (float)sum;
-}
+/* F32, batches: llamafile's tinyBLAS (one accumulator, lane l takes k = l mod 16).
+ * F16 (AMX, F32 activations): the same order on the widened weights. */
+#define DOT16(name, load)                                                                \
+  float PSI_IMPL(name)(const void *vw, const void *vx, int64_t n) {                      \
+    const float *x = vx;                                                                 \
+    float lanes[16] = {0};                                                               \
+    int64_t i = 0;                                                                       \
+    for (; i + 16 <= n; i += 16)                                                         \
+      for (int l = 0; l < 16; l++) lanes[l] = fmaf(load(vw, i + l), x[i + l], lanes[l]); \
+    float sum = PSI_IMPL(psi_sum16)(lanes);                                              \
+    for (; i < n; i++) sum += load(vw, i) * x[i];                                        \
+    return sum;                                                                          \
+  }
+static inline float load_f32(const void *w, int64_t i) { return ((const float *)w)[i]; }
+static inline float load_f16(const void *w, int64_t i) { return h2f(((const uint16_t *)w)[i]); }
+DOT16(psi_ref_dot_f32_batch, load_f32)
+DOT16(psi_ref_dot_f16, load_f16)
 
 static inline float bf2f(uint16_t h) { return psi_float_of_bits((uint32_t)h << 16); }
 

@@ -18,12 +18,13 @@ function trickyInputs(): Float32Array {
   return x;
 }
 
-const weightTypes = [GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q4_K, GGMLType.F16, GGMLType.BF16];
+// F16 weights take their activations unrounded (F32), as ggml's AMX F16 kernel does.
+const weightTypes = [GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q4_K, GGMLType.BF16];
 
 describe("activation quantizers", () => {
   const lib = cpuKernels();
   for (const variant of CPU_VARIANTS) {
-    it(`match ggml's CPU backend bit for bit (Q8_0, Q8_1, Q8_K, F16, BF16) on the ${variant} variant`, () => {
+    it(`match ggml's CPU backend bit for bit (Q8_0, Q8_1, Q8_K, BF16) on the ${variant} variant`, () => {
       if (!selectCpuVariant(lib, variant)) return;
       try {
         for (const input of [trickyInputs(), sampleValues(4096, 11, 30)]) {

@@ -1,0 +1,86 @@
+// psi_matmul against llama.cpp's own matrix product on this machine, bit for
+// bit: ggml_mul_mat / ggml_mul_mat_id through ggml_backend_graph_compute with
+// the weight in the buffer llama.cpp would choose (ggml-matmul-oracle.ts). On
+// a CPU with AMX-INT8, llama.cpp takes the AMX kernels for Q8_0, Q4_0, Q4_1,
+// Q4_K, Q5_K, Q6_K and F16, the repacked mxfp4_8x8 / q2_K_8x8 kernels for MXFP4
+// and Q2_K, and plain ggml for F32 (docs/PARITY.md §2-§3), and psionic follows
+// those orders. Without AMX llama.cpp takes other paths, so these tests skip.
+import { describe, expect, it } from "bun:test";
+import { CPU_VARIANTS, cpuKernels, selectCpuVariant } from "../../../ffi/cpu.ts";
+import { GGMLType } from "../../gguf/types.ts";
+import { cpuHasAmx, ggmlMatmul } from "./ggml-matmul-oracle.ts";
+import { matmul, matmulReference } from "./matmul.ts";
+import { sampleValues, sampleWeights, seededRandom } from "./matmul-test-data.ts";
+
+const ROWS = 96; // a multiple of 32 (AMX), 16-row groups, and a tail for 2-thread splits
+const COLS = 768; // three K-quant super-blocks, 24 blocks of 32
+const lib = cpuKernels();
+
+/** Positions where a and b differ in their bits, with the first few listed. */
+function bitDifferences(a: Float32Array, b: Float32Array): string {
+  const wrong: string[] = [];
+  let count = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (Object.is(a[i], b[i])) continue;
+    if (count++ < 3) wrong.push(`[${i}] ${a[i]} vs ${b[i]}`);
+  }
+  return count === 0 ? "identical" : `${count} of ${a.length} differ: ${wrong.join(", ")}`;
+}
+
+const cases: { type: GGMLType; buffer: string; tokens: number[] }[] = [
+  { type: GGMLType.Q8_0, buffer: "AMX", tokens: [1, 2, 5, 6, 17] },
+  { type: GGMLType.Q4_0, buffer: "AMX", tokens: [1, 2, 5, 6, 17] },
+  { type: GGMLType.Q4_1, buffer: "AMX", tokens: [1, 2, 5, 6, 17] },
+  { type: GGMLType.Q4_K, buffer: "AMX", tokens: [1, 3, 17] },
+  { type: GGMLType.Q5_K, buffer: "AMX", tokens: [1, 3, 17] },
+  { type: GGMLType.Q6_K, buffer: "AMX", tokens: [1, 3, 17] },
+  { type: GGMLType.F16, buffer: "AMX", tokens: [1, 3, 17] },
+  { type: GGMLType.F32, buffer: "CPU", tokens: [1, 3, 17] },
+  { type: GGMLType.MXFP4, buffer: "CPU_REPACK", tokens: [1, 3, 17] },
+  // Only up to 3 tokens: from 4, ggml's q2_K_8x8 gemm sums the first n - n%4 tokens in another order (not followed yet).
+  { type: GGMLType.Q2_K, buffer: "CPU_REPACK", tokens: [1, 3] },
+];
+
+describe.skipIf(!cpuHasAmx())("psi_matmul against llama.cpp's ggml_mul_mat on this AMX machine", () => {
+  for (const c of cases) {
+    it(`${GGMLType[c.type]} (${c.buffer} buffer): reference and every SIMD variant bit-identical to ggml for ${c.tokens.join("/")} tokens`, () => {
+      const { bytes } = sampleWeights(c.type, ROWS, COLS, 200 + c.type);
+      try {
+        for (const n of c.tokens) {
+          const x = sampleValues(n * COLS, 300 + n);
+          const shape = { type: c.type, rows: ROWS, cols: COLS, nTokens: n };
+          const ggml = ggmlMatmul(c.type, bytes, ROWS, COLS, x, n);
+          expect(ggml.buffer).toBe(c.buffer);
+          expect({ n, reference: bitDifferences(matmulReference(shape, bytes, x), ggml.y) }).toEqual({ n, reference: "identical" });
+          for (const variant of CPU_VARIANTS) {
+            if (!selectCpuVariant(lib, variant)) continue;
+            expect({ n, variant, fast: bitDifferences(matmul(shape, bytes, x, { threads: 2 }), ggml.y) }).toEqual({ n, variant, fast: "identical" });
+          }
+        }
+      } finally {
+        selectCpuVariant(lib, "avx512") || selectCpuVariant(lib, "avx2");
+      }
+    });
+  }
+
+  it("MXFP4 experts (ggml_mul_mat_id, gemv per routed row): one batched product per expert, as the CPU backend's MoE runs it, is bit-identical", () => {
+    const experts = 4, n = 11;
+    const { bytes } = sampleWeights(GGMLType.MXFP4, ROWS * experts, COLS, 91);
+    const x = sampleValues(n * COLS, 92);
+    const random = seededRandom(93);
+    const ids = Int32Array.from({ length: n }, () => Math.floor(random() * experts));
+    const ggml = ggmlMatmul(GGMLType.MXFP4, bytes, ROWS, COLS, x, n, { experts, ids });
+    expect(ggml.buffer).toBe("CPU_REPACK");
+    const slab = bytes.byteLength / experts;
+    const ours = new Float32Array(n * ROWS);
+    for (let e = 0; e < experts; e++) {
+      const tokens = [...ids.keys()].filter((t) => ids[t] === e);
+      if (tokens.length === 0) continue;
+      const xe = new Float32Array(tokens.length * COLS);
+      tokens.forEach((t, j) => xe.set(x.subarray(t * COLS, (t + 1) * COLS), j * COLS));
+      const ye = matmul({ type: GGMLType.MXFP4, rows: ROWS, cols: COLS, nTokens: tokens.length }, bytes.subarray(e * slab, (e + 1) * slab), xe, { threads: 2 });
+      tokens.forEach((t, j) => ours.set(ye.subarray(j * ROWS, (j + 1) * ROWS), t * ROWS));
+    }
+    expect(bitDifferences(ours, ggml.y)).toBe("identical");
+  });
+});
