@@ -131,6 +131,20 @@ static void quantize_tokens(void *context, int ith, int nth) {
 /* Rows per panel (matmul_panel.c): the panel path splits rows on its boundaries. */
 #define PANEL_GRANULE 32
 
+/* Up to this many tokens (a batched decode step of several sequences), the
+ * 16-row kernel reads each weight block once per tile of 8 tokens with no
+ * per-call repacking; the panel path's weight packing only pays off beyond. */
+#define ROWS16_MAX_TOKENS 16
+
+static int rows16_eligible(const int32_t type, const int64_t n_tokens) {
+#if PSI_MATMUL_PANELS
+  return n_tokens <= ROWS16_MAX_TOKENS && (type == PSI_Q8_0 || type == PSI_Q4_0 || type == PSI_Q4_1 || type == PSI_MXFP4);
+#else
+  (void)type, (void)n_tokens;
+  return 0;
+#endif
+}
+
 static void multiply_rows(void *context, int ith, int nth) {
   const matmul_job *job = context;
   int64_t begin, end;
@@ -145,11 +159,18 @@ static void multiply_rows(void *context, int ith, int nth) {
 #endif
   const int32_t type = job->m->type;
 #if PSI_MATMUL_PANELS
-  if (job->n_tokens < PSI_PANEL_MIN_TOKENS && job->interleaved &&
-      (type == PSI_Q8_0 || type == PSI_Q4_0 || type == PSI_Q4_1 || type == PSI_MXFP4)) {
+  if (job->interleaved && rows16_eligible(type, job->n_tokens)) {
     psi_pool_split(job->rows, 16, ith, nth, &begin, &end);
-    const psi_tile_activations x = {job->acts, 0, job->act_scales, job->act_corrections};
-    if (begin >= end || PSI_IMPL(psi_rows16)(type, job->w, job->row_bytes, begin, end, job->nb, &x, (int)job->n_tokens, job->y, job->rows)) return;
+    if (begin >= end) return;
+    int done = 1;
+    for (int64_t t = 0; t < job->n_tokens && done; t += PSI_TILE_TOKENS) {
+      const int64_t tile = t / PSI_TILE_TOKENS;
+      const int nt = job->n_tokens - t < PSI_TILE_TOKENS ? (int)(job->n_tokens - t) : PSI_TILE_TOKENS;
+      const psi_tile_activations x = {job->acts + tile * job->act_tile_bytes, 0, job->act_scales + tile * job->nb * PSI_TILE_TOKENS,
+                                      job->act_corrections ? job->act_corrections + tile * job->nb * PSI_TILE_TOKENS : NULL};
+      done = PSI_IMPL(psi_rows16)(type, job->w, job->row_bytes, begin, end, job->nb, &x, nt, job->y + t * job->rows, job->rows);
+    }
+    if (done) return;
   } else
 #endif
   psi_pool_split(job->rows, 4, ith, nth, &begin, &end);
@@ -191,7 +212,7 @@ int32_t PSI_IMPL(psi_matmul)(int32_t type, const void *w, int64_t rows, int64_t 
   const int64_t row_groups = (rows + 3) / 4;
   int workers = row_groups < threads ? (int)row_groups : threads;
 #if PSI_MATMUL_PANELS
-  if (n_tokens >= PSI_PANEL_MIN_TOKENS) {
+  if (n_tokens >= PSI_PANEL_MIN_TOKENS && !rows16_eligible(type, n_tokens)) {
     job.panel_scratch_bytes = PSI_IMPL(psi_panel_scratch_bytes)(type, nb);
     const int64_t panels = (rows + PANEL_GRANULE - 1) / PANEL_GRANULE;
     if (job.panel_scratch_bytes > 0) workers = panels < threads ? (int)panels : threads;

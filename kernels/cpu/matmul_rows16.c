@@ -1,8 +1,8 @@
 /* Few-token products (decode) on AVX-512 VNNI for Q8_0, Q4_0, MXFP4 (Q8_0
  * activations) and Q4_1 (Q8_1), 16 weight rows at a time.
  *   w: rows of nb blocks (row-major, as in the file); acts: the tokens' blocks,
- *   scales (and VNNI corrections) in psi_matmul's interleaved layout, all in
- *   its first tile (nt <= 5 < PSI_TILE_TOKENS)
+ *   scales (and VNNI corrections) in psi_matmul's interleaved layout, one
+ *   tile of them (nt <= PSI_TILE_TOKENS; psi_matmul calls once per tile)
  *   y[t*y_stride + r] = dot(w row r, token t), for rows [r0, r1), tokens t < nt
  *
  * The order is llama.cpp's on AMX machines (matmul_reference.c): per output
@@ -82,7 +82,7 @@ PSI_ALWAYS_INLINE void rows16_n(const int32_t type, const uint8_t *w, int64_t ro
                                             (int)(row[12] - w), (int)(row[13] - w), (int)(row[14] - w), (int)(row[15] - w));
   const int act_bytes = type == PSI_Q4_1 ? (int)sizeof(block_q8_1) : (int)sizeof(block_q8_0);
   const int qs_at = type == PSI_Q4_1 ? 4 : 2;
-  __m512 acc[5];
+  __m512 acc[PSI_TILE_TOKENS];
   for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
     const int64_t at = b * bytes;
@@ -120,7 +120,10 @@ PSI_ALWAYS_INLINE void rows16_n(const int32_t type, const uint8_t *w, int64_t ro
         case 2: rows16_n(type, wr, row_bytes, n, nb, x, 2, y + r, y_stride); break;                           \
         case 3: rows16_n(type, wr, row_bytes, n, nb, x, 3, y + r, y_stride); break;                           \
         case 4: rows16_n(type, wr, row_bytes, n, nb, x, 4, y + r, y_stride); break;                           \
-        default: rows16_n(type, wr, row_bytes, n, nb, x, 5, y + r, y_stride); break;                          \
+        case 5: rows16_n(type, wr, row_bytes, n, nb, x, 5, y + r, y_stride); break;                           \
+        case 6: rows16_n(type, wr, row_bytes, n, nb, x, 6, y + r, y_stride); break;                           \
+        case 7: rows16_n(type, wr, row_bytes, n, nb, x, 7, y + r, y_stride); break;                           \
+        default: rows16_n(type, wr, row_bytes, n, nb, x, 8, y + r, y_stride); break;                          \
       }                                                                                                       \
     }                                                                                                         \
   }
@@ -131,7 +134,7 @@ ROWS16_TYPE(mxfp4, PSI_MXFP4)
 
 int PSI_IMPL(psi_rows16)(int32_t type, const uint8_t *w, int64_t row_bytes, int64_t r0, int64_t r1, int64_t nb,
                          const psi_tile_activations *x, int nt, float *y, int64_t y_stride) {
-  if (nt < 1 || nt > 5 || row_bytes * 16 > INT32_MAX) return 0;
+  if (nt < 1 || nt > PSI_TILE_TOKENS || row_bytes * 16 > INT32_MAX) return 0;
   switch (type) {
     case PSI_Q8_0: rows16_q8_0(w, row_bytes, r0, r1, nb, x, nt, y, y_stride); return 1;
     case PSI_Q4_0: rows16_q4_0(w, row_bytes, r0, r1, nb, x, nt, y, y_stride); return 1;

@@ -12,7 +12,8 @@ import { decodeActivations, seededRandom, sampleValues, sampleWeights } from "./
 
 const ROWS = 37; // not a multiple of the 4-row split granule
 const COLS = 512; // two K-quant super-blocks
-const TOKEN_COUNTS = [1, 3, 17]; // 17 = two full 8-token tiles and a tail of 1
+// 8 and 12: one and one-and-a-half tiles of the 16-row kernel (batched decode); 17: past it, two full 8-token tiles and a tail of 1
+const TOKEN_COUNTS = [1, 3, 8, 12, 17];
 
 const lib = cpuKernels();
 // The types whose fast paths compute the reference's (llama.cpp's) order exactly, bit for bit (Q2_K only
