@@ -1,0 +1,43 @@
+// Aggregate decode tok/s of the engine alone (no HTTP) at 1, 8 and 16
+// concurrent sequences, alternating the three so load from other processes
+// hits them alike; prints each round and the ratio of medians.
+//
+//   npx bun scripts/bench-engine.ts -m model.gguf [-t 2] [-n 48] [--rounds 3]
+import { startEngine } from "../src/runtime/engine/engine-client.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback?: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const path = opt("-m");
+if (!path) {
+  console.error("usage: npx bun scripts/bench-engine.ts -m model.gguf [-t 2] [-n 48] [--rounds 3]");
+  process.exit(2);
+}
+const threads = Number(opt("-t", "2")), tokens = Number(opt("-n", "48")), rounds = Number(opt("--rounds", "3"));
+const COUNTS = [1, 8, 16];
+const engine = await startEngine({ models: [{ path, id: "m" }], backend: "cpu", threads, contextLimit: 512, parallel: 16 });
+let jobs = 0;
+async function stream(text: string, maxTokens: number): Promise<number> {
+  let n = 0;
+  const job = { id: `j${jobs++}`, model: "m", prompt: { text }, maxTokens, sampling: { temperature: 0 }, stop: [], logprobs: false, topLogprobs: 0 };
+  for await (const e of engine.generate(job)) if (e.kind === "token") n++;
+  return n;
+}
+await stream("Warm up", 8);
+const results = new Map<number, number[]>(COUNTS.map((c) => [c, []]));
+for (let round = 0; round < rounds; round++) {
+  for (const c of COUNTS) {
+    const start = performance.now();
+    const counts = await Promise.all(Array.from({ length: c }, (_, i) => stream(`Stream ${round}-${c}-${i} says`, tokens)));
+    const rate = counts.reduce((a, b) => a + b, 0) / ((performance.now() - start) / 1000);
+    results.get(c)!.push(rate);
+    console.log(`round ${round + 1}: ${String(c).padStart(2)} sequences ${rate.toFixed(1)} tok/s`);
+  }
+}
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+const one = median(results.get(1)!);
+for (const c of COUNTS) console.log(`${String(c).padStart(2)} sequences: median ${median(results.get(c)!).toFixed(1)} tok/s, ${(median(results.get(c)!) / one).toFixed(2)}x one`);
+await engine.close();
+process.exit(0);
