@@ -117,8 +117,9 @@ async function buildExecutable() {
   writeFileSync(workerEntry, [...register, `await import("../src/runtime/engine/engine-worker.ts");`, ""].join("\n"));
   writeFileSync(entry, [
     ...register,
-    // bun build --compile addresses an extra entry point by its path relative to the build's working directory.
-    `registerEngineWorker(${JSON.stringify(`./${relative(root, workerEntry)}`)});`,
+    // bun build --compile addresses an extra entry point by its path relative to the
+    // entry points' common folder: both live in build/.
+    `registerEngineWorker(${JSON.stringify(`./${relative(buildDir, workerEntry)}`)});`,
     `const { main } = await import("../src/cli/main.ts");`,
     `process.exitCode = await main(process.argv.slice(2));`,
     "",
