@@ -47,4 +47,31 @@ describe.skipIf(!existsSync(executable))("dist/psionic", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("serves a model from an empty directory: the engine worker runs inside the executable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "psionic-exe-serve-"));
+    const env = { ...process.env, PSIONIC_CACHE: dir, PSIONIC_CPU_LIB: "" };
+    const file = join(dir, "tiny.gguf");
+    expect(Bun.spawnSync([executable, "gguf", "synth", "--arch", "llama", "--preset", "tiny", "--type", "Q8_0", "-o", file, "--quiet"], { cwd: dir, env }).exitCode).toBe(0);
+    const server = Bun.spawn([executable, "serve", "-m", file, "--port", "0", "-t", "1"], { cwd: dir, env, stdout: "pipe", stderr: "pipe" });
+    try {
+      // The listening line names the port it got.
+      let out = "";
+      const reader = server.stdout.getReader();
+      while (!/listening on (http:\/\/\S+)/.test(out)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`serve exited: ${out}${await new Response(server.stderr).text()}`);
+        out += new TextDecoder().decode(value);
+      }
+      const url = out.match(/listening on (http:\/\/\S+)/)![1]!;
+      const r = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", prompt: "Hello", max_tokens: 3 }) });
+      expect(r.status).toBe(200);
+      const body = (await r.json()) as { usage: { completion_tokens: number } };
+      expect(body.usage.completion_tokens).toBe(3);
+    } finally {
+      server.kill();
+      await server.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
