@@ -20,7 +20,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "psionic-synth-"));
   const { getLlama } = await import("node-llama-cpp");
   llama = await getLlama({ gpu: false, build: "never", logLevel: "error" } as any);
-});
+}, 60_000); // synthesizing and loading models is slow on a loaded 2-core machine
 
 afterAll(async () => {
   await llama?.dispose();

@@ -10,7 +10,7 @@ import { startTestServer, waitIdle, type TestServer } from "./test-server.ts";
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer({ maxBodyBytes: 256 * 1024 }, { parallel: 4, maxQueue: 256 });
-});
+}, 60_000); // synthesizing and loading models is slow on a loaded 2-core machine
 afterAll(() => server.close());
 
 type Kind = "chat" | "stream" | "completion" | "slow-reader" | "hang-up" | "bad-json" | "bad-type" | "oversized" | "bad-utf8" | "unknown-model" | "unknown-route";

@@ -12,7 +12,7 @@ import { startTestServer, type TestServer } from "./test-server.ts";
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer();
-});
+}, 60_000); // synthesizing and loading models is slow on a loaded 2-core machine
 afterAll(() => server.close());
 
 const user = (content: string) => [{ role: "user" as const, content }];

@@ -8,7 +8,7 @@ import { post, startTestServer, type TestServer } from "./test-server.ts";
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer({ gpuLayers: 7 });
-});
+}, 60_000); // synthesizing and loading models is slow on a loaded 2-core machine
 afterAll(() => server.close());
 
 describe("completions", () => {

@@ -8,7 +8,7 @@ import { post, startTestServer, waitIdle, type TestServer } from "./test-server.
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer({ maxBodyBytes: 64 * 1024 });
-});
+}, 60_000); // synthesizing and loading models is slow on a loaded 2-core machine
 afterAll(() => server.close());
 
 const chat = (body: unknown) => post(`${server.url}/v1/chat/completions`, JSON.stringify(body));

@@ -26,7 +26,7 @@ describe("gpt-oss-sized vocabulary (201088 tokens) in llama.cpp", () => {
     writeVocabOnlyGGUF(join(dir, "gpt-oss-vocab.gguf"), vocab);
     oracle = LlamaVocabOracle.load(join(dir, "gpt-oss-vocab.gguf"));
     tok = new Tokenizer(vocab);
-  });
+  }, 60_000); // synthesizing and loading models is slow on a loaded 2-core machine
   afterAll(() => {
     oracle?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -21,7 +21,7 @@ describe("Unicode categories agree with llama.cpp's tables", () => {
     writeVocabOnlyGGUF(join(dir, "probe.gguf"), vocab);
     oracle = LlamaVocabOracle.load(join(dir, "probe.gguf"));
     tok = new Tokenizer(vocab);
-  });
+  }, 60_000); // synthesizing and loading models is slow on a loaded 2-core machine
   afterAll(() => {
     oracle?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -35,7 +35,7 @@ async function collect(j: GenerateJob): Promise<{ events: JobEvent[]; tokens: nu
 beforeAll(async () => {
   synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 7 }, path);
   engine = await startEngine({ models: [{ path }], backend: "cpu", threads: 2, contextLimit: 128, parallel: 4, maxQueue: 2 });
-});
+}, 60_000); // synthesizing and loading models is slow on a loaded 2-core machine
 afterAll(async () => {
   await engine.close();
   rmSync(dir, { recursive: true, force: true });
