@@ -103,7 +103,8 @@ async function buildExecutable() {
   const entry = join(buildDir, "entry.ts");
   const libs = [cpuLib, cudaLib].filter(existsSync);
   // Data files read at run time: the trained tokenizer merges (so synth never retrains in the binary).
-  const data = files(join(root, "fixtures/tokenizer"), ".json");
+  const defaultModel = join(root, "fixtures/default-model.gguf");
+  const data = [...files(join(root, "fixtures/tokenizer"), ".json"), ...(existsSync(defaultModel) ? [defaultModel] : [])];
   const embeds = [...libs.map((lib) => [relative(buildDir, lib), lib]), ...data.map((file) => [relative(root, file), file])];
   const imports = embeds.map(([, path], i) => `import file${i} from ${JSON.stringify(relative(buildDir, path!).startsWith(".") ? relative(buildDir, path!) : `./${relative(buildDir, path!)}`)} with { type: "file" };`);
   const names = embeds.map(([name], i) => `${JSON.stringify(name)}: file${i}`);

@@ -18,8 +18,8 @@ const modelPath = join(dir, "tiny.gguf");
 synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 5 }, modelPath);
 const mainPath = join(import.meta.dir, "main.ts");
 
-async function psionic(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = Bun.spawn([process.execPath, mainPath, ...args], { stdout: "pipe", stderr: "pipe" });
+async function psionic(args: string[], env: Record<string, string> = { PSIONIC_DEFAULT_MODEL: "" }): Promise<{ code: number; out: string; err: string }> {
+  const child = Bun.spawn([process.execPath, mainPath, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   return { code, out, err };
 }
@@ -63,6 +63,12 @@ describe("psionic generate", () => {
       expect(err).toContain(message);
       expect(err).toContain("usage: psionic generate -m FILE -p TEXT");
     }
+  }, 30_000);
+
+  it("uses the default model when -m is not given", async () => {
+    const { code, err } = await psionic(["generate", "-p", PROMPT, "-n", "3", "--backend", "reference", "-c", "64"], { PSIONIC_DEFAULT_MODEL: modelPath });
+    expect(code).toBe(0);
+    expect(err).toContain(modelPath);
   }, 30_000);
 
   it("refuses a prompt longer than -c with both numbers, exit 1", async () => {

@@ -4,6 +4,7 @@
 // min-p 0.05, repeat window 64 with the penalties off; --temp 0 is greedy.
 import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS } from "../runtime/backends.ts";
 import { DEFAULT_BATCH_SIZE, formatTimings, generate, loadModel, tokensPerSecond, type GenerationRequest } from "../runtime/generator.ts";
+import { defaultModelPath } from "../util/default-model.ts";
 import { PsionicError } from "../util/errors.ts";
 import type { Command } from "./command.ts";
 import { describeFlags, parseFlags, type FlagTable, type FlagValues } from "./flags.ts";
@@ -12,7 +13,7 @@ const usage = "psionic generate -m FILE -p TEXT [-n 128] [--temp 0.8] [--top-k 4
 const summary = "Generate text from a GGUF model, streaming tokens as they are produced.";
 
 export const generateFlags: FlagTable = {
-  model: { type: "string", short: "m", help: "GGUF model file" },
+  model: { type: "string", short: "m", help: "GGUF model file (default: the embedded default model)" },
   prompt: { type: "string", short: "p", help: "prompt text (BOS is added when the vocabulary asks for it)" },
   "n-predict": { type: "number", short: "n", help: "tokens to generate; -1: until end of generation or the context end", default: 128 },
   temp: { type: "number", help: "temperature; 0 or less is greedy", default: 0.8 },
@@ -81,7 +82,8 @@ export const generateCommand: Command = {
         return 0;
       }
       if (positionals.length > 0) throw new PsionicError("cli.bad-flag", `unexpected argument "${positionals[0]}"`);
-      if (typeof flags.model !== "string") throw new PsionicError("cli.bad-flag", "missing -m FILE");
+      const modelPath = typeof flags.model === "string" ? flags.model : defaultModelPath();
+      if (modelPath === undefined) throw new PsionicError("cli.bad-flag", "missing -m FILE (this build embeds no default model: fixtures/default-model.gguf, made by `psionic train`)");
       if (typeof flags.prompt !== "string") throw new PsionicError("cli.bad-flag", "missing -p TEXT");
       const kvType = flags["kv-type"];
       if (kvType !== "f16" && kvType !== "f32") throw new PsionicError("cli.bad-flag", `--kv-type must be f16 or f32, got ${kvType}`);
@@ -109,7 +111,7 @@ export const generateCommand: Command = {
       };
 
       const backend = await createBackend(flags.backend as string, { threads });
-      const loaded = loadModel(flags.model, { backend, contextLimit, kvPrecision: kvType });
+      const loaded = loadModel(modelPath, { backend, contextLimit, kvPrecision: kvType });
       const hp = loaded.model.hparams;
       console.error(`psionic generate: ${loaded.path}: ${hp.arch}, ${hp.layers} layers, vocab ${loaded.model.vocabSize}, context ${loaded.model.cache.contextLimit}; backend ${backend.name}, ${threads} threads`);
       for await (const event of generate(loaded, request)) {

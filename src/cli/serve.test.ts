@@ -14,8 +14,8 @@ const modelPath = join(dir, "tiny.gguf");
 synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 5 }, modelPath);
 const mainPath = join(import.meta.dir, "main.ts");
 
-async function psionic(args: string[]) {
-  const child = Bun.spawn([process.execPath, mainPath, ...args], { stdout: "pipe", stderr: "pipe" });
+async function psionic(args: string[], env: Record<string, string> = { PSIONIC_DEFAULT_MODEL: "" }) {
+  const child = Bun.spawn([process.execPath, mainPath, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   return { code, out, err };
 }
@@ -23,7 +23,7 @@ async function psionic(args: string[]) {
 describe("psionic serve", () => {
   it("refuses to start without -m, with a GPU backend this build lacks, or with a bad flag value (exit 2)", async () => {
     for (const [args, message] of [
-      [["serve"], "no model given (-m FILE); the embedded default model lands with `psionic train`"],
+      [["serve"], "no model given (-m FILE), and this build embeds no default model"],
       [["serve", "-m", modelPath, "--backend", "cuda"], "the cuda backend is not available in this build"],
       [["serve", "-m", modelPath, "--backend", "metal"], "the metal backend is not available in this build"],
       [["serve", "-m", modelPath, "--reasoning-budget", "max"], "--reasoning-budget must be low, medium or high"],
@@ -32,6 +32,25 @@ describe("psionic serve", () => {
       const { code, err } = await psionic(args);
       expect({ args, code }).toEqual({ args, code: 2 });
       expect(err).toContain(message);
+    }
+  }, 30_000);
+
+  it("serves the default model as psionic-default when -m is not given", async () => {
+    const child = Bun.spawn([process.execPath, mainPath, "serve", "--port", "0", "-c", "128", "-t", "1"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, PSIONIC_DEFAULT_MODEL: modelPath } });
+    try {
+      let out = "";
+      const reader = child.stdout.getReader();
+      while (!out.includes("listening on")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      const url = out.match(/listening on (http:\/\/\S+)/)![1]!;
+      const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
+      expect(models.data.map((m) => m.id)).toEqual(["psionic-default"]);
+    } finally {
+      child.kill("SIGTERM");
+      await child.exited;
     }
   }, 30_000);
 

@@ -3,6 +3,7 @@
 import { MAX_THREADS } from "../runtime/backends.ts";
 import { startEngine } from "../runtime/engine/engine-client.ts";
 import { listen } from "../serve/server.ts";
+import { DEFAULT_MODEL_ID, defaultModelPath } from "../util/default-model.ts";
 import { PsionicError } from "../util/errors.ts";
 import type { Command } from "./command.ts";
 import { describeFlags, parseFlags, type FlagTable } from "./flags.ts";
@@ -12,7 +13,7 @@ const usage = "psionic serve -m FILE [-m FILE ...] [--backend cpu|reference|cuda
 const summary = "Serve models over an OpenAI-compatible HTTP API.";
 
 export const serveFlags: FlagTable = {
-  model: { type: "string", short: "m", repeat: true, help: "GGUF model file; repeat to serve several (requests choose by `model`: the file name without .gguf)" },
+  model: { type: "string", short: "m", repeat: true, help: "GGUF model file; repeat to serve several (requests choose by `model`: the file name without .gguf); default: the embedded default model, as psionic-default" },
   backend: { type: "string", help: "compute backend: cpu, reference (plain TypeScript, slow), cuda or metal", default: "cpu" },
   host: { type: "string", help: "address to listen on", default: "127.0.0.1" },
   port: { type: "number", help: "port to listen on (0: any free port)", default: 8080 },
@@ -55,8 +56,10 @@ export const serveCommand: Command = {
         return 0;
       }
       if (positionals.length > 0) throw new PsionicError("cli.bad-flag", `unexpected argument "${positionals[0]}"`);
-      const models = (flags.model as string[] | undefined) ?? [];
-      if (models.length === 0) throw new PsionicError("cli.bad-flag", "no model given (-m FILE); the embedded default model lands with `psionic train`");
+      const given = (flags.model as string[] | undefined) ?? [];
+      const fallback = given.length === 0 ? defaultModelPath() : undefined;
+      if (given.length === 0 && !fallback) throw new PsionicError("cli.bad-flag", "no model given (-m FILE), and this build embeds no default model (fixtures/default-model.gguf, made by `psionic train`)");
+      const models = given.length > 0 ? given.map((path) => ({ path })) : [{ path: fallback!, id: DEFAULT_MODEL_ID }];
       const backend = flags.backend as string;
       if (GPU_BACKENDS.has(backend)) throw new PsionicError("cli.bad-flag", `the ${backend} backend is not available in this build; use --backend cpu`);
       if (backend !== "cpu" && backend !== "reference") throw new PsionicError("cli.bad-flag", `--backend must be cpu, reference, cuda or metal, got "${backend}"`);
@@ -71,7 +74,7 @@ export const serveCommand: Command = {
       if (apiKey !== undefined && apiKey.trim() === "") throw new PsionicError("cli.bad-flag", "--api-key must not be empty");
 
       const engine = await startEngine({
-        models: models.map((path) => ({ path })),
+        models,
         backend,
         threads,
         contextLimit,
