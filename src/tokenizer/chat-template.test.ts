@@ -1,17 +1,8 @@
 import { describe, expect, it } from "bun:test";
-import { PsionicError } from "../util/errors.ts";
+import { refusalOf as refusal } from "../util/refusal-of.ts";
 import type { ChatMessage, ChatTool } from "./chat-types.ts";
 import { renderChatTemplate, requireChatTemplate } from "./chat-template.ts";
 
-function refusal(fn: () => unknown): PsionicError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PsionicError) return e;
-    throw e;
-  }
-  throw new Error("expected a PsionicError");
-}
 
 const chatml =
   "{%- for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}" +

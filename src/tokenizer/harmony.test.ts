@@ -1,18 +1,9 @@
 import { describe, expect, it } from "bun:test";
-import { PsionicError } from "../util/errors.ts";
+import { refusalOf as refusal } from "../util/refusal-of.ts";
 import type { ChatMessage, ChatTool } from "./chat-types.ts";
 import { renderHarmony } from "./harmony.ts";
 import { schemaToTypeScript } from "./harmony-tools.ts";
 
-function refusal(fn: () => unknown): PsionicError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PsionicError) return e;
-    throw e;
-  }
-  throw new Error("expected a PsionicError");
-}
 
 // The three functions of the format guide's "Function calling" example.
 const weatherTools: ChatTool[] = [

@@ -1,19 +1,10 @@
 import { describe, expect, it } from "bun:test";
 import { compileJsonSchema } from "../runtime/constraint/json-schema.ts";
 import { matchesSchema } from "../runtime/constraint/schema-validate.ts";
-import { PsionicError } from "../util/errors.ts";
+import { refusalOf as refusal } from "../util/refusal-of.ts";
 import type { ChatTool } from "./chat-types.ts";
 import { parseToolCalls, toolCallSchema } from "./tool-calls.ts";
 
-function refusal(fn: () => unknown): PsionicError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PsionicError) return e;
-    throw e;
-  }
-  throw new Error("expected a PsionicError");
-}
 
 describe("parseToolCalls", () => {
   it("takes Hermes/Qwen <tool_call> blocks out of the text as calls with compact arguments", () => {
