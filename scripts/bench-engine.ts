@@ -2,7 +2,7 @@
 // concurrent sequences, alternating the three so load from other processes
 // hits them alike; prints each round and the ratio of medians.
 //
-//   npx bun scripts/bench-engine.ts -m model.gguf [-t 2] [-n 48] [--rounds 3]
+//   npx bun scripts/bench-engine.ts -m model.gguf [-t 2] [-n 48] [-c 512] [--rounds 3]
 import { startEngine } from "../src/runtime/engine/engine-client.ts";
 
 const args = process.argv.slice(2);
@@ -17,7 +17,7 @@ if (!path) {
 }
 const threads = Number(opt("-t", "2")), tokens = Number(opt("-n", "48")), rounds = Number(opt("--rounds", "3"));
 const COUNTS = [1, 8, 16];
-const engine = await startEngine({ models: [{ path, id: "m" }], backend: "cpu", threads, contextLimit: 512, parallel: 16 });
+const engine = await startEngine({ models: [{ path, id: "m" }], backend: "cpu", threads, contextLimit: Number(opt("-c", "512")), parallel: 16 });
 let jobs = 0;
 async function stream(text: string, maxTokens: number): Promise<number> {
   let n = 0;

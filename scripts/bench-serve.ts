@@ -4,7 +4,7 @@
 // first token), and aggregate decode tok/s at 1, 4, 8 and 16 concurrent
 // streams. The servers run one after the other on the same cores.
 //
-//   npx bun scripts/bench-serve.ts -m model.gguf [--llama-server PATH] [-t 2] [-n 64]
+//   npx bun scripts/bench-serve.ts -m model.gguf [--llama-server PATH] [-t 2] [-n 64] [--psionic-only]
 //
 // Use a model whose output is whole text (`psionic gguf synth ... --text-output`):
 // llama-server fails requests whose output is not complete UTF-8.
@@ -99,7 +99,13 @@ async function measure(name: string, command: string[], port: number) {
 }
 
 const tps = (t: Timed) => (t.tokens * 1000) / t.wallMs;
+// --psionic-only: skip llama-server (for profiling psionic alone).
+const psionicOnly = args.includes("--psionic-only");
 const psionic = await measure("psionic", [process.execPath, join(import.meta.dir, "../src/cli/main.ts"), "serve", "-m", model, "--port", "18181", "-t", String(threads), "-c", String(CONTEXT), "--parallel", String(SLOTS)], 18181);
+if (psionicOnly) {
+  console.log(`psionic: cold TTFT ${psionic.cold.ttftMs.toFixed(0)} ms, hit TTFT ${psionic.hit.ttftMs.toFixed(1)} ms; aggregate ${CONCURRENCY.map((c, i) => `${c}: ${psionic.aggregate[i]!.toFixed(1)}`).join(", ")} tok/s`);
+  process.exit(0);
+}
 const llama = await measure("llama-server", [llamaServer, "-m", model, "--host", "127.0.0.1", "--port", "18182", "-t", String(threads), "-c", String(CONTEXT * SLOTS), "-np", String(SLOTS), "--no-webui"], 18182);
 
 const row = (label: string, p: number, l: number, unit: string) => console.log(`| ${label} | ${p.toFixed(1)} ${unit} | ${l.toFixed(1)} ${unit} | ${(p / l).toFixed(2)}x |`);
