@@ -1,6 +1,7 @@
 // bun:ffi symbol table of libpsionic_cpu.so (kernels/cpu/api.h lists the same kernels).
 import { FFIType } from "bun:ffi";
 import { locateLibrary, openLibrary } from "./load.ts";
+import { cpuTrainSymbols } from "./cpu-train.ts";
 
 const { ptr, i32, i64, f32, cstring } = FFIType;
 
@@ -38,6 +39,8 @@ export const cpuSymbols = {
   psi_matmul_activation_type: { args: [i32], returns: i32 },
   // memory read bandwidth (kernels/cpu/membw.c); src/cli/bench.ts times it
   psi_read_memory: { args: [ptr, i64, i32, i32, ptr], returns: i32 },
+  // training kernels (kernels/cpu/train_*.c); src/train/train-kernels.ts wraps them
+  ...cpuTrainSymbols,
 } as const;
 
 export type CpuLibrary = ReturnType<typeof openLibrary<typeof cpuSymbols>>["symbols"];

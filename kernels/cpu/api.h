@@ -6,6 +6,7 @@
 #define PSI_API_H
 
 #include "psi.h"
+#include "train_api.h"
 
 /* The non-matmul inference ops (kernels/cpu/ops_*.c; argument structs in ops.h). */
 struct psi_rope_params;
@@ -36,6 +37,7 @@ struct psi_attention_args;
 
 #define PSI_KERNELS(X) \
   PSI_OPS_KERNELS(X) \
+  PSI_TRAIN_KERNELS(X) \
   X(int32_t, psi_dequantize_row, (int32_t type, const void *src, float *dst, int64_t n), (type, src, dst, n)) \
   X(int32_t, psi_quantize_row, (int32_t type, const float *src, void *dst, int64_t n), (type, src, dst, n)) \
   X(int32_t, psi_matmul, (int32_t type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t n_tokens, float *y, int32_t threads), (type, w, rows, cols, x, n_tokens, y, threads)) \

@@ -18,7 +18,7 @@ describe("psionic CLI", () => {
   });
 
   it("says plainly when a subcommand has not landed yet, and exits non-zero", async () => {
-    const { code, err } = await run(["train", "--lane", "x"]);
+    const { code, err } = await run(["validate", "--manifest", "x"]);
     expect(code).not.toBe(0);
     expect(err).toContain("not available yet");
   });

@@ -6,13 +6,14 @@ import { benchCommand } from "./bench.ts";
 import { generateCommand } from "./generate.ts";
 import { ggufCommand } from "./gguf.ts";
 import { serveCommand } from "./serve.ts";
+import { trainCommand } from "./train.ts";
 
 const commands: Command[] = [
   ggufCommand,
   generateCommand,
   serveCommand,
   benchCommand,
-  notYetAvailable("train", "Train a model from a lane definition.", "psionic train --lane NAME | resume | status | export", "training, issue #5"),
+  trainCommand,
   notYetAvailable("validate", "Replay a training contribution as a validator.", "psionic validate --manifest FILE", "validator replay has no issue yet"),
   notYetAvailable("mesh-lane", "Join this machine to an inference mesh.", "psionic mesh-lane install | run | status | export-join-bundle | uninstall", "the mesh has no issue yet"),
 ];
