@@ -33,7 +33,8 @@ export interface TrainBenchResult {
 
 /** The default model shape (about 15M parameters) and a wider one (d_model 512) the bar is measured on. */
 export const BENCH_SHAPES: Record<"default" | "wide", ModelShape> = {
-  default: { layers: 6, width: 384, heads: 6, kvHeads: 2, ffnWidth: 1024, vocab: 4096, context: 256, tiedEmbeddings: true, ropeBase: 10000, normEps: 1e-5 },
+  // The brown-default lane's shape (the embedded default model).
+  default: { layers: 6, width: 384, heads: 6, kvHeads: 2, ffnWidth: 1024, vocab: 4096, context: 256, tiedEmbeddings: false, ropeBase: 10000, normEps: 1e-5 },
   wide: { layers: 8, width: 512, heads: 8, kvHeads: 8, ffnWidth: 1536, vocab: 4096, context: 256, tiedEmbeddings: true, ropeBase: 10000, normEps: 1e-5 },
 };
 
