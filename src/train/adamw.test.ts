@@ -86,6 +86,23 @@ describe("AdamW", () => {
     expect(Buffer.from(resumed.v.buffer).equals(Buffer.from(first.v.buffer))).toBe(true);
   });
 
+  it("refuses a NaN or infinite gradient without touching parameters or moments", () => {
+    const adam = new AdamW(table, config);
+    const params = new Float32Array([0.5, -0.25, 1]);
+    for (const bad of [NaN, Infinity]) {
+      const before = Float32Array.from(params);
+      let code = "accepted";
+      try {
+        adam.update(params, new Float32Array([0.1, bad, 0.2]), 0.01, 1);
+      } catch (e) {
+        code = e instanceof PsionicError ? e.code : String(e);
+      }
+      expect(code).toBe("train.diverged");
+      expect(params).toEqual(before);
+      expect(adam.state().step).toBe(0);
+    }
+  });
+
   it("refuses a state of the wrong size and bad hyper-parameters", () => {
     const adam = new AdamW(table, config);
     const code = (f: () => unknown) => { try { f(); } catch (e) { return e instanceof PsionicError ? e.code : String(e); } return "accepted"; };

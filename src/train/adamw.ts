@@ -103,6 +103,8 @@ export class AdamW {
     }
     if (!(lr >= 0) || !Number.isFinite(lr)) refuse("train.bad-optimizer", `learning rate must be finite and >= 0, got ${lr}`);
     const gradNorm = this.gradientNorm(grads);
+    // Checked before anything moves: a NaN or infinite gradient would poison the parameters and both moments.
+    if (!Number.isFinite(gradNorm)) refuse("train.diverged", `the gradient norm is ${gradNorm}; nothing was updated (lower optimizer.lr in the lane)`);
     const clipScale = maxGradNorm > 0 && gradNorm > maxGradNorm ? maxGradNorm / gradNorm : 1;
     const t = this.steps + 1;
     const { beta1, beta2, eps, weightDecay } = this.config;
