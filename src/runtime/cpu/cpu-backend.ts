@@ -78,7 +78,8 @@ export class CpuBackend implements Backend {
   loadWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): Weight {
     checkWeight(name, type, dims, bytes);
     // MXFP4 expert stacks (only ever multiplied) are repacked into 16-row groups,
-    // which decode about X faster with the same bits. The copy replaces the file's
+    // whose one-token products need no unpack shuffles or gathers (same bits;
+    // docs/PERFORMANCE.md has the numbers). The copy replaces the file's
     // bytes in the weight; the mapping's pages are clean file cache the kernel
     // can drop, so gpt-oss-20b holds one copy of its 11 GB of experts, not two.
     if (type === GGMLType.MXFP4 && dims.length === 3) {
