@@ -37,6 +37,7 @@ export const cpuSymbols = {
   psi_matmul_reference: { args: [i32, ptr, i64, i64, ptr, i64, ptr], returns: i32 },
   psi_matmul_quantize_activations: { args: [i32, ptr, i64, ptr], returns: i64 },
   psi_matmul_activation_type: { args: [i32], returns: i32 },
+  psi_matmul_repack: { args: [i32, ptr, ptr, i64, i64], returns: i32 },
   // memory read bandwidth (kernels/cpu/membw.c); src/cli/bench.ts times it
   psi_read_memory: { args: [ptr, i64, i32, i32, ptr], returns: i32 },
   // training kernels (kernels/cpu/train_*.c); src/train/train-kernels.ts wraps them

@@ -44,6 +44,7 @@ struct psi_attention_args;
   X(int32_t, psi_matmul_reference, (int32_t type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t n_tokens, float *y), (type, w, rows, cols, x, n_tokens, y)) \
   X(int64_t, psi_matmul_quantize_activations, (int32_t weight_type, const float *x, int64_t n, void *dst), (weight_type, x, n, dst)) \
   X(int32_t, psi_matmul_activation_type, (int32_t weight_type), (weight_type)) \
+  X(int32_t, psi_matmul_repack, (int32_t layout, const void *src, void *dst, int64_t rows, int64_t cols), (layout, src, dst, rows, cols)) \
   X(int32_t, psi_read_memory, (const void *buffer, int64_t bytes, int32_t n_threads, int32_t passes, uint64_t *checksum), (buffer, bytes, n_threads, passes, checksum))
 
 #endif

@@ -44,6 +44,14 @@ static const matmul_type types[] = {
   /* F16 weights against unrounded F32 activations, as ggml's AMX F16 kernel. */
   {PSI_F16, 1, 2, PSI_F32, 4, NULL, PSI_IMPL(psi_ref_dot_f16), PSI_IMPL(psi_tile_f16), 0, NULL, NULL},
   {PSI_BF16, 1, 2, PSI_BF16, 2, PSI_IMPL(psi_act_bf16), PSI_IMPL(psi_ref_dot_bf16), PSI_IMPL(psi_tile_bf16), 0, NULL, NULL},
+  /* Expert products in llama.cpp's MUL_MAT_ID orders (matmul.h); the row-by-row tiles only. */
+  {PSI_Q8_0_LANES, QK, sizeof(block_q8_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q8_0_lanes), PSI_IMPL(psi_tile_q8_0_lanes), 0, NULL, NULL},
+  {PSI_Q5_0_LANES, QK, sizeof(block_q5_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q5_0_lanes), PSI_IMPL(psi_tile_q5_0_lanes), 0, NULL, NULL},
+  {PSI_Q4_K_8X8, QK_K, sizeof(block_q4_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q4_K_8x8), PSI_IMPL(psi_tile_q4_K_8x8), 0, NULL, NULL},
+#if PSI_MATMUL_PANELS
+  /* Repacked MXFP4 (matmul_mxfp4_rows16.c): the panels and rows16 read it; no plain reference or tile. */
+  {PSI_MXFP4_ROWS16, QK, sizeof(block_mxfp4), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), NULL, NULL, PSI_MXFP4_OFFSET, NULL, NULL},
+#endif
 };
 
 static const matmul_type *find_type(int32_t type) {
@@ -159,6 +167,14 @@ static void multiply_rows(void *context, int ith, int nth) {
 #endif
   const int32_t type = job->m->type;
 #if PSI_MATMUL_PANELS
+  if (type == PSI_MXFP4_ROWS16) { /* fewer than PSI_PANEL_MIN_TOKENS tokens: whole groups, then the plain tail rows */
+    psi_pool_split(job->rows, 16, ith, nth, &begin, &end);
+    const psi_tile_activations x = {job->acts, 0, job->act_scales, job->act_corrections};
+    const int64_t packed_end = end < job->rows / 16 * 16 ? end : job->rows / 16 * 16;
+    if (begin < packed_end) PSI_IMPL(psi_rows16_mxfp4_packed)(job->w, job->row_bytes, begin, packed_end, job->nb, &x, (int)job->n_tokens, job->y, job->rows);
+    if (packed_end < end) PSI_IMPL(psi_rows16)(PSI_MXFP4, job->w, job->row_bytes, packed_end, end, job->nb, &x, (int)job->n_tokens, job->y, job->rows);
+    return;
+  }
   if (job->interleaved && rows16_eligible(type, job->n_tokens)) {
     psi_pool_split(job->rows, 16, ith, nth, &begin, &end);
     if (begin >= end) return;
@@ -246,6 +262,7 @@ int32_t PSI_IMPL(psi_matmul_reference)(int32_t type, const void *w, int64_t rows
   const matmul_type *m = find_type(type);
   int32_t status = check_shape(m, rows, cols, n_tokens);
   if (status != PSI_MATMUL_OK) return status;
+  if (!m->reference) return PSI_MATMUL_UNSUPPORTED_TYPE; /* a repacked layout: the reference reads ggml's */
   if (rows == 0 || n_tokens == 0) return PSI_MATMUL_OK;
   const int64_t nb = cols / m->block_size, row_bytes = nb * m->block_bytes;
   const int64_t act_stride = m->quantize ? nb * m->activation_bytes : cols * 4;

@@ -31,6 +31,19 @@
 /* ggml type ids of the activation-only types (quant.h has the weight types). */
 enum { PSI_Q8_1 = 9, PSI_Q8_K = 15 };
 
+/* psionic's own weight layouts, past ggml's type ids: a ggml type's bytes
+ * rearranged once at load (psi_matmul_repack) for faster products with the
+ * same bits. PSI_MXFP4_ROWS16: MXFP4 in groups of 16 rows
+ * (matmul_mxfp4_rows16.c); AVX-512 VNNI builds only. */
+enum { PSI_MXFP4_ROWS16 = 0x1000 + PSI_MXFP4 };
+
+/* psionic's ids for a ggml type's bytes multiplied in another order: the one
+ * llama.cpp takes for expert products (MUL_MAT_ID) where it differs from
+ * psi_matmul's for the type (docs/PARITY.md §3). PSI_Q8_0_LANES, PSI_Q5_0_LANES:
+ * ggml_vec_dot_q8_0_q8_0's / ggml_vec_dot_q5_0_q8_0's 8 lanes; PSI_Q4_K_8X8:
+ * the q4_K_8x8 repack gemv's two accumulators. */
+enum { PSI_Q8_0_LANES = 0x2000 + PSI_Q8_0, PSI_Q5_0_LANES = 0x2000 + PSI_Q5_0, PSI_Q4_K_8X8 = 0x2000 + PSI_Q4_K };
+
 /* Activation blocks (ggml-common.h layouts). */
 typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1; /* s = fp16(d * sum(qs)) */
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
@@ -59,6 +72,7 @@ PSI_REFERENCE_DOT(q4_0) PSI_REFERENCE_DOT(q4_1) PSI_REFERENCE_DOT(q5_0) PSI_REFE
 PSI_REFERENCE_DOT(q8_0) PSI_REFERENCE_DOT(mxfp4)
 PSI_REFERENCE_DOT(q2_K) PSI_REFERENCE_DOT(q3_K) PSI_REFERENCE_DOT(q4_K) PSI_REFERENCE_DOT(q5_K) PSI_REFERENCE_DOT(q6_K)
 PSI_REFERENCE_DOT(f32) PSI_REFERENCE_DOT(f16) PSI_REFERENCE_DOT(bf16)
+PSI_REFERENCE_DOT(q8_0_lanes) PSI_REFERENCE_DOT(q5_0_lanes) PSI_REFERENCE_DOT(q4_K_8x8)
 /* F32 weights take another order for more than one token (llamafile's tinyBLAS). */
 PSI_REFERENCE_DOT(f32_batch)
 #undef PSI_REFERENCE_DOT
@@ -105,6 +119,7 @@ typedef void (*psi_fast_tile)(const void *w, const psi_tile_activations *x, int 
 PSI_FAST_TILE(q4_0) PSI_FAST_TILE(q4_1) PSI_FAST_TILE(q5_0) PSI_FAST_TILE(q5_1) PSI_FAST_TILE(q8_0) PSI_FAST_TILE(mxfp4)
 PSI_FAST_TILE(q2_K) PSI_FAST_TILE(q3_K) PSI_FAST_TILE(q4_K) PSI_FAST_TILE(q5_K) PSI_FAST_TILE(q6_K)
 PSI_FAST_TILE(f32) PSI_FAST_TILE(f16) PSI_FAST_TILE(bf16) PSI_FAST_TILE(f32_batch)
+PSI_FAST_TILE(q8_0_lanes) PSI_FAST_TILE(q5_0_lanes) PSI_FAST_TILE(q4_K_8x8)
 #undef PSI_FAST_TILE
 
 /* The portable build's tiles: the reference dot, token by token. */

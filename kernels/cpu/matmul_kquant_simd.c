@@ -169,8 +169,8 @@ PSI_ALWAYS_INLINE int32_t hsum_epi32(__m256i v) {
  *   TWO_SUMS  Q2_K: scaled sum and mins term in two accumulators, subtracted at the end */
 enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS };
 
-#define KQUANT_TILE(type, mode)                                                                            \
-  PSI_ALWAYS_INLINE void tile_##type##_n(const void *vw, const psi_tile_activations *x, const int nt,  \
+#define KQUANT_TILE(name, type, mode)                                                                      \
+  PSI_ALWAYS_INLINE void tile_##name##_n(const void *vw, const psi_tile_activations *x, const int nt,  \
                                          int64_t nb, float *out, int64_t out_stride) {                      \
     const block_##type *w = vw;                                                                             \
     __m256 lanes[PSI_TILE_TOKENS];                                                                          \
@@ -205,11 +205,12 @@ enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS };
     else for (int t = 0; t < nt; t++) out[t * out_stride] = acc[t] - acc_min[t];                            \
   }
 
-KQUANT_TILE(q2_K, TWO_SUMS)
-KQUANT_TILE(q3_K, LANES)
-KQUANT_TILE(q4_K, WITH_MIN)
-KQUANT_TILE(q5_K, WITH_MIN)
-KQUANT_TILE(q6_K, ONE_SUM)
+KQUANT_TILE(q2_K, q2_K, TWO_SUMS)
+KQUANT_TILE(q3_K, q3_K, LANES)
+KQUANT_TILE(q4_K, q4_K, WITH_MIN)
+KQUANT_TILE(q4_K_8x8, q4_K, TWO_SUMS) /* expert products: the q4_K_8x8 gemv's order */
+KQUANT_TILE(q5_K, q5_K, WITH_MIN)
+KQUANT_TILE(q6_K, q6_K, ONE_SUM)
 
 #define EXPORT_TILE PSI_EXPORT_SIMD_TILE
 
@@ -222,5 +223,6 @@ KQUANT_TILE(q6_K, ONE_SUM)
 EXPORT_TILE(q2_K)
 EXPORT_TILE(q3_K)
 EXPORT_TILE(q4_K)
+EXPORT_TILE(q4_K_8x8)
 EXPORT_TILE(q5_K)
 EXPORT_TILE(q6_K)

@@ -10,12 +10,40 @@
  * t of one vector), converted, and multiply-added by d_w*d_x into a float
  * accumulator per token, block after block. Q5_0 and Q5_1 keep ggml_vec_dot's
  * shape: lanes scaled and summed in float, added at the end (Q5_1 is ggml's
- * order; Q5_0 differs from the reference in float rounding only).
+ * order; Q5_0 differs from the reference in float rounding only), and so does
+ * q8_0_lanes / q5_0_lanes, Q8_0 and Q5_0 exactly in ggml_vec_dot's order
+ * (expert products).
  * The portable build runs the reference. */
 #include "matmul.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include "matmul_simd.h"
+
+/* Signed weights (values fit in int8) in ggml_vec_dot's 8 lanes: |w| times x with
+ * w's sign moved onto x, lane l the exact sum of values 4l..4l+3, one fma per
+ * lane and block, the lanes summed at the end (hsum_float_8's order). */
+#define LANE_TILE(name, block_t, unpack, weight_scale)                                               \
+  PSI_ALWAYS_INLINE void name##_n(const void *vw, const psi_tile_activations *x, const int nt,          \
+                                  int64_t nb, float *out, int64_t out_stride) {                          \
+    const block_t *w = vw;                                                                               \
+    __m256 acc[PSI_TILE_TOKENS];                                                                         \
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();                                           \
+    for (int64_t b = 0; b < nb; b++) {                                                                   \
+      prefetch_ahead(&w[b], sizeof(block_t));                                                            \
+      const __m256i wv = unpack(&w[b]);                                                                  \
+      const __m256i wabs = _mm256_sign_epi8(wv, wv);                                                     \
+      const __m256 dw = _mm256_set1_ps(weight_scale(&w[b]));                                             \
+      const block_q8_0 *xs = (const block_q8_0 *)x->blocks + b * PSI_TILE_TOKENS;                        \
+      const float *dx = x->scales + b * PSI_TILE_TOKENS;                                                 \
+      for (int t = 0; t < nt; t++) {                                                                     \
+        const __m256i xsigned = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xs[t].qs), wv);     \
+        const __m256i p = dot_u8_s8(_mm256_setzero_si256(), wabs, xsigned);                              \
+        const __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(dx + t));                             \
+        acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[t]);                                  \
+      }                                                                                                  \
+    }                                                                                                    \
+    store_sums(acc, nt, out, out_stride);                                                                                              \
+  }
 
 #if PSI_MATMUL_VNNI
 /* Signed weights, VNNI form: the weights shifted by `offset` to unsigned
@@ -45,29 +73,7 @@
     store_sums(acc, nt, out, out_stride);                                                                                              \
   }
 #else
-/* Signed weights (values fit in int8): |w| times x with w's sign moved onto x. */
-#define SIGNED_TILE(name, block_t, unpack, weight_scale)                                               \
-  PSI_ALWAYS_INLINE void name##_n(const void *vw, const psi_tile_activations *x, const int nt,          \
-                                  int64_t nb, float *out, int64_t out_stride) {                          \
-    const block_t *w = vw;                                                                               \
-    __m256 acc[PSI_TILE_TOKENS];                                                                         \
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();                                           \
-    for (int64_t b = 0; b < nb; b++) {                                                                   \
-      prefetch_ahead(&w[b], sizeof(block_t));                                                            \
-      const __m256i wv = unpack(&w[b]);                                                                  \
-      const __m256i wabs = _mm256_sign_epi8(wv, wv);                                                     \
-      const __m256 dw = _mm256_set1_ps(weight_scale(&w[b]));                                             \
-      const block_q8_0 *xs = (const block_q8_0 *)x->blocks + b * PSI_TILE_TOKENS;                        \
-      const float *dx = x->scales + b * PSI_TILE_TOKENS;                                                 \
-      for (int t = 0; t < nt; t++) {                                                                     \
-        const __m256i xsigned = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xs[t].qs), wv);     \
-        const __m256i p = dot_u8_s8(_mm256_setzero_si256(), wabs, xsigned);                              \
-        const __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(dx + t));                             \
-        acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[t]);                                  \
-      }                                                                                                  \
-    }                                                                                                    \
-    store_sums(acc, nt, out, out_stride);                                                                                              \
-  }
+#define SIGNED_TILE LANE_TILE
 #endif
 
 /* Lane t = the sum of p[t]'s eight int32 lanes (exact). */
@@ -126,6 +132,7 @@ PSI_ALWAYS_INLINE __m256i unpack_q8_0_unsigned(const block_q8_0 *b) {
 }
 PSI_ALWAYS_INLINE float scale_f16(const block_q8_0 *b) { return half_to_float(b->d); }
 SEQUENTIAL_TILE(tile_q8_0, block_q8_0, unpack_q8_0, scale_f16)
+LANE_TILE(tile_q8_0_lanes, block_q8_0, unpack_q8_0, scale_f16) /* expert products: ggml_vec_dot_q8_0_q8_0 */
 
 PSI_ALWAYS_INLINE __m256i unpack_q4_0_unsigned(const block_q4_0 *b) { return nibbles_32(b->qs); }
 PSI_ALWAYS_INLINE __m256i unpack_q4_0(const block_q4_0 *b) { return _mm256_sub_epi8(nibbles_32(b->qs), _mm256_set1_epi8(8)); }
@@ -140,6 +147,7 @@ PSI_ALWAYS_INLINE __m256i unpack_q5_0_unsigned(const block_q5_0 *b) {
 PSI_ALWAYS_INLINE __m256i unpack_q5_0(const block_q5_0 *b) { return _mm256_sub_epi8(unpack_q5_0_unsigned(b), _mm256_set1_epi8(16)); }
 PSI_ALWAYS_INLINE float scale_q5_0(const block_q5_0 *b) { return half_to_float(b->d); }
 SIGNED_TILE(tile_q5_0, block_q5_0, unpack_q5_0, scale_q5_0)
+LANE_TILE(tile_q5_0_lanes, block_q5_0, unpack_q5_0, scale_q5_0) /* expert products: ggml_vec_dot_q5_0_q8_0 */
 
 /* MXFP4 codes to their (doubled) E2M1 values, and to those values + PSI_MXFP4_OFFSET. */
 static const int8_t mxfp4_unsigned_values[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
@@ -229,6 +237,8 @@ UNSIGNED_TILE(tile_q5_1, block_q5_1, unpack_q5_1)
 #endif
 
 EXPORT_TILE(q8_0)
+EXPORT_TILE(q8_0_lanes)
+EXPORT_TILE(q5_0_lanes)
 EXPORT_TILE(q4_0)
 EXPORT_TILE(q5_0)
 EXPORT_TILE(mxfp4)

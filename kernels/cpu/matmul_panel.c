@@ -47,7 +47,7 @@ int64_t PSI_IMPL(psi_panel_scratch_bytes)(int32_t type, int64_t nb) {
    * holds that bit-exactness. The panel's single accumulator would change it. */
   if (type == PSI_Q5_1) return 0;
   if (type == PSI_Q2_K || type == PSI_Q3_K || type == PSI_Q4_K || type == PSI_Q5_K || type == PSI_Q6_K) return PSI_IMPL(psi_panel_kquant_scratch_bytes)(type, nb);
-  if (type != PSI_Q8_0 && type != PSI_Q4_0 && type != PSI_Q5_0 && type != PSI_MXFP4 && !has_minimum(type)) return 0;
+  if (type != PSI_Q8_0 && type != PSI_Q4_0 && type != PSI_Q5_0 && type != PSI_MXFP4 && type != PSI_MXFP4_ROWS16 && !has_minimum(type)) return 0;
   return nb * PANEL_ROWS * (QK + 2 * (int64_t)sizeof(float)) + 64;
 }
 
@@ -98,9 +98,34 @@ static float unpack_block(int32_t type, const uint8_t *block, uint8_t out[QK], f
   }
 }
 
-/* Unpacks blocks [b0, b1) of rows [r0, r0 + n) (n <= PANEL_ROWS) into the panel; missing rows are zero. */
+/* Unpacks blocks [b0, b1) of rows [r0, r0 + n) (n <= PANEL_ROWS) into the panel; missing rows are zero.
+ * Repacked MXFP4 (r0 a multiple of 32, every block: b0 = 0, b1 = nb) unpacks its
+ * whole 16-row groups directly; a partial group is the matrix's plain tail. */
 static void unpack_panel(int32_t type, const uint8_t *w, int64_t row_bytes, int64_t block_bytes, int64_t b0,
                          int64_t b1, int64_t r0, int n, weight_panel *p) {
+  if (type == PSI_MXFP4_ROWS16) {
+    if (n >= 16) PSI_IMPL(psi_panel_unpack_mxfp4_packed)(w + r0 * row_bytes, b1, 0, p->q, p->d, PANEL_ROWS);
+    if (n == PANEL_ROWS) PSI_IMPL(psi_panel_unpack_mxfp4_packed)(w + (r0 + 16) * row_bytes, b1, 1, p->q, p->d, PANEL_ROWS);
+    if (n == PANEL_ROWS) return;
+    /* the plain rows after the groups, into a scratch panel's rows 16..31 or 0..15 */
+    const int whole = n >= 16 ? 16 : 0;
+    uint32_t rows[PANEL_ROWS][QK / 4];
+    for (int64_t b = b0; b < b1; b++) {
+      for (int r = 0; r < PANEL_ROWS; r++) {
+        float minimum = 0;
+        if (r < whole) continue;
+        if (r < n) p->d[b * PANEL_ROWS + r] = unpack_block(PSI_MXFP4, w + (r0 + r) * row_bytes + b * block_bytes, (uint8_t *)rows[r], &minimum);
+        else {
+          memset(rows[r], 0, sizeof(rows[r]));
+          p->d[b * PANEL_ROWS + r] = 0;
+        }
+      }
+      uint32_t *q = (uint32_t *)(p->q + b * PANEL_ROWS * QK);
+      for (int g = 0; g < QK / 4; g++)
+        for (int r = whole; r < PANEL_ROWS; r++) q[g * PANEL_ROWS + r] = rows[r][g];
+    }
+    return;
+  }
   for (int64_t b = b0; b < b1; b++) {
     uint32_t rows[PANEL_ROWS][QK / 4];
     for (int r = 0; r < PANEL_ROWS; r++) {

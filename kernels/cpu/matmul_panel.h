@@ -46,6 +46,11 @@ int PSI_IMPL(psi_decode_rows)(int32_t type, const uint8_t *w, int64_t row_bytes,
  * [r0, r1) into y[t*y_stride + r]; 0: not for this type or shape. */
 int PSI_IMPL(psi_rows16)(int32_t type, const uint8_t *w, int64_t row_bytes, int64_t r0, int64_t r1, int64_t nb,
                          const psi_tile_activations *x, int nt, float *y, int64_t y_stride);
+/* The repacked MXFP4 layout (matmul_mxfp4_rows16.c): nt <= 5 tokens against
+ * whole 16-row groups [r0, r1), and one group's blocks unpacked into half of a panel. */
+void PSI_IMPL(psi_rows16_mxfp4_packed)(const uint8_t *w, int64_t row_bytes, int64_t r0, int64_t r1, int64_t nb,
+                                       const psi_tile_activations *x, int nt, float *y, int64_t y_stride);
+void PSI_IMPL(psi_panel_unpack_mxfp4_packed)(const uint8_t *group, int64_t nb, int half, uint8_t *q, float *d, int panel_rows);
 /* The K-quant panels (matmul_panel_kquant.c), which psi_panel_* hand Q2_K..Q6_K to. */
 int64_t PSI_IMPL(psi_panel_kquant_scratch_bytes)(int32_t type, int64_t nb);
 void PSI_IMPL(psi_panel_kquant_multiply)(const psi_panel_args *a, int64_t r_begin, int64_t r_end, void *scratch);

@@ -8,6 +8,8 @@
  *   - Q2_K (the q2_K_8x8 repack gemv): the same with the mins in a second
  *     accumulator, subtracted at the end;
  *   - Q5_0, Q5_1, Q3_K (plain CPU buffer, ggml_vec_dot_*): ggml's vec_dot order;
+ *   - expert products (MUL_MAT_ID, which AMX does not take): Q8_0 and Q5_0 in
+ *     their vec_dot order (*_lanes), Q4_K in the q4_K_8x8 gemv's (q4_K_8x8);
  *   - F16 (AMX): F32 activations, 16 lanes of fmaf, GCC's 16-lane tree sum;
  *   - F32: ggml_vec_dot_f32 for one token, llamafile's tinyBLAS for batches.
  * Integer sums per block are exact, so only the float steps above decide the bits.
@@ -91,6 +93,50 @@ float PSI_IMPL(psi_ref_dot_q8_0)(const void *vw, const void *vx, int64_t nb) {
     acc = fmaf((float)isum, h2f(w[b].d) * h2f(x[b].d), acc);
   }
   return acc;
+}
+
+/* ggml_vec_dot_q8_0_q8_0's and ggml_vec_dot_q5_0_q8_0's order, which llama.cpp
+ * takes for Q8_0 and Q5_0 expert products (MUL_MAT_ID in a plain CPU buffer):
+ * 8 float lanes, lane l takes the exact sum of values 4l..4l+3 of each block
+ * (w[] the block's signed values) by one fmaf with d_w*d_x; then
+ * hsum_float_8, r_i = l_{i+4} + l_i, then (r_0 + r_2) + (r_1 + r_3). */
+static void lanes_add_block(float lanes[8], const int8_t w[QK], const int8_t x[QK], float d) {
+  for (int l = 0; l < 8; l++) {
+    int p = 0;
+    for (int j = 4 * l; j < 4 * l + 4; j++) p += w[j] * x[j];
+    lanes[l] = fmaf(d, (float)p, lanes[l]);
+  }
+}
+
+static float lanes_sum(const float lanes[8]) {
+  float r[4];
+  for (int i = 0; i < 4; i++) r[i] = lanes[i + 4] + lanes[i];
+  return (r[0] + r[2]) + (r[1] + r[3]);
+}
+
+float PSI_IMPL(psi_ref_dot_q8_0_lanes)(const void *vw, const void *vx, int64_t nb) {
+  const block_q8_0 *w = vw;
+  const block_q8_0 *x = vx;
+  float lanes[8] = {0};
+  for (int64_t b = 0; b < nb; b++) lanes_add_block(lanes, w[b].qs, x[b].qs, h2f(w[b].d) * h2f(x[b].d));
+  return lanes_sum(lanes);
+}
+
+float PSI_IMPL(psi_ref_dot_q5_0_lanes)(const void *vw, const void *vx, int64_t nb) {
+  const block_q5_0 *w = vw;
+  const block_q8_0 *x = vx;
+  float lanes[8] = {0};
+  for (int64_t b = 0; b < nb; b++) {
+    uint32_t qh;
+    memcpy(&qh, w[b].qh, 4);
+    int8_t v[QK];
+    for (int j = 0; j < 16; j++) {
+      v[j] = (int8_t)((int)((w[b].qs[j] & 0xF) | (((qh >> j) & 1) << 4)) - 16);
+      v[j + 16] = (int8_t)((int)((w[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16);
+    }
+    lanes_add_block(lanes, v, x[b].qs, h2f(w[b].d) * h2f(x[b].d));
+  }
+  return lanes_sum(lanes);
 }
 
 /* The doubled E2M1 values with half the E8M0 scale, as ggml's mxfp4 kernels. */
@@ -185,6 +231,29 @@ float PSI_IMPL(psi_ref_dot_q4_K)(const void *vw, const void *vx, int64_t nb) {
   float acc = 0;
   for (int64_t b = 0; b < nb; b++) acc = dot_q45_K(w[b].scales, w[b].qs, NULL, w[b].d, w[b].dmin, &x[b], acc);
   return acc;
+}
+
+/* Q4_K in ggml_gemv_q4_K_8x8_q8_K's order (llama.cpp's Q4_K expert products:
+ * MUL_MAT_ID in the CPU_REPACK buffer, one routed row at a time): the scaled
+ * sums and the mins terms in two accumulators, subtracted at the end. */
+float PSI_IMPL(psi_ref_dot_q4_K_8x8)(const void *vw, const void *vx, int64_t nb) {
+  const block_q4_K *w = vw;
+  const block_q8_K *x = vx;
+  float acc = 0, acc_min = 0;
+  for (int64_t b = 0; b < nb; b++) {
+    int isum = 0, imin = 0;
+    for (int g = 0; g < 8; g++) {
+      uint8_t scale, min;
+      psi_kquant_scale_min(g, w[b].scales, &scale, &min);
+      int s = 0;
+      for (int l = 0; l < 32; l++) s += x[b].qs[32 * g + l] * ((w[b].qs[32 * (g / 2) + l] >> (4 * (g % 2))) & 0xF);
+      isum += scale * s;
+      imin += min * (x[b].bsums[2 * g] + x[b].bsums[2 * g + 1]);
+    }
+    acc = fmaf((float)isum, h2f(w[b].d) * x[b].d, acc);
+    acc_min = fmaf((float)imin, h2f(w[b].dmin) * x[b].d, acc_min);
+  }
+  return acc - acc_min;
 }
 
 float PSI_IMPL(psi_ref_dot_q5_K)(const void *vw, const void *vx, int64_t nb) {

@@ -4,16 +4,14 @@
 // split-KV decode.
 //
 // psi_matmul follows the summation order llama.cpp takes on a CPU with AMX
-// (docs/PARITY.md): the AMX kernels for the 2-D Q8_0/Q4_0/Q4_K/F16 weights,
-// the repacked mxfp4_8x8 / q4_0_8x8 kernels for MXFP4 and Q4_0 experts. On
-// such a machine the cases marked `exact` agree with llama.cpp in every logit
-// of every step. Still apart: Q8_0 and Q4_K experts (llama.cpp multiplies
-// them in its plain-CPU vec_dot and its q4_K_8x8 repack, psionic in the AMX
-// order), a few decode steps of llama Q4_K, and the F32 and F16 models
-// (their products agree bit for bit; something else does not, not yet found).
-// Without AMX llama.cpp
-// takes its vec_dot / tinyBLAS paths and the products differ in rounding, so
-// there greedy picks may part at near-ties only.
+// (docs/PARITY.md): the AMX kernels for the 2-D Q8_0/Q4_0/Q4_K/F16 weights;
+// for experts (MUL_MAT_ID) the repacked mxfp4_8x8 / q4_0_8x8 / q4_K_8x8 gemvs
+// and, for Q8_0 and Q5_0, ggml_vec_dot. On such a machine the cases marked
+// `exact` agree with llama.cpp in every logit of every step. Still apart: a
+// few decode steps of llama Q4_K, and the F32 and F16 models (their products
+// agree bit for bit; something else does not, not yet found). Without AMX
+// llama.cpp takes its vec_dot / tinyBLAS paths and the products differ in
+// rounding, so there greedy picks may part at near-ties only.
 import { afterAll, describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -44,9 +42,9 @@ const cases: { arch: "llama" | "gpt-oss"; type: GGMLType; prompt: string; tolera
   { arch: "llama", type: GGMLType.Q4_0, prompt: LLAMA_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: "", exact: true },
   { arch: "llama", type: GGMLType.Q4_K, prompt: LLAMA_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: "" },
   { arch: "gpt-oss", type: GGMLType.F16, prompt: GPT_OSS_PROMPT, tolerance: F16_TOLERANCE, label: "" },
-  { arch: "gpt-oss", type: GGMLType.Q8_0, prompt: GPT_OSS_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: "" },
+  { arch: "gpt-oss", type: GGMLType.Q8_0, prompt: GPT_OSS_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: "", exact: true },
   { arch: "gpt-oss", type: GGMLType.Q4_0, prompt: GPT_OSS_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: "", exact: true },
-  { arch: "gpt-oss", type: GGMLType.Q4_K, prompt: GPT_OSS_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: "" },
+  { arch: "gpt-oss", type: GGMLType.Q4_K, prompt: GPT_OSS_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: " (Q5_0 down experts)", exact: true },
   { arch: "gpt-oss", type: GGMLType.MXFP4, prompt: GPT_OSS_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: " (MXFP4 experts, Q8_0 elsewhere)", exact: true },
   { arch: "gpt-oss", type: GGMLType.MXFP4, prompt: LONG_GPT_OSS_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: ", a prompt of 64+ tokens", exact: true },
 ];

@@ -15,7 +15,7 @@
 // - KV rows are stored F16 (round to nearest even) or F32 by the store kernel.
 import { checkConcat, type AttentionSegment } from "../backend.ts";
 import { cpuKernels } from "../../../ffi/cpu.ts";
-import type { GGMLType } from "../../gguf/types.ts";
+import { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
 import type {
   Activation, AttentionParams, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, RopeParams, Weight,
@@ -24,7 +24,7 @@ import { ActivationArena, DEFAULT_ARENA_BYTES, PERSISTENT } from "./activation-a
 import { cpuMoE } from "./cpu-moe.ts";
 import { projectPrepared } from "./cpu-products.ts";
 import { CpuActivation, CpuKV, CpuWeight, checkWeight } from "./cpu-tensors.ts";
-import { MAX_MATMUL_THREADS } from "./matmul.ts";
+import { MAX_MATMUL_THREADS, MXFP4_ROWS16, repackRows16 } from "./matmul.ts";
 import type { RopeParams as KernelRopeParams } from "./ops.ts";
 import { add, attention, ggmlAttentionPrecision, ggmlDecodeChunks, getRows, rmsNorm, rope, storeKv, swiglu } from "./ops.ts";
 
@@ -77,6 +77,15 @@ export class CpuBackend implements Backend {
 
   loadWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): Weight {
     checkWeight(name, type, dims, bytes);
+    // MXFP4 expert stacks (only ever multiplied) are repacked into 16-row groups,
+    // whose one-token products need no unpack shuffles or gathers (same bits;
+    // docs/PERFORMANCE.md has the numbers). The copy replaces the file's
+    // bytes in the weight; the mapping's pages are clean file cache the kernel
+    // can drop, so gpt-oss-20b holds one copy of its 11 GB of experts, not two.
+    if (type === GGMLType.MXFP4 && dims.length === 3) {
+      const packed = repackRows16(bytes, dims[1]!, dims[0]!, dims[2]!);
+      if (packed) return new CpuWeight(name, [...dims], type, packed, MXFP4_ROWS16);
+    }
     return new CpuWeight(name, [...dims], type, bytes);
   }
 

@@ -12,6 +12,7 @@ import { PsionicError } from "../../util/errors.ts";
 import type { MoEParams } from "../backend.ts";
 import { project, type MatrixBytes } from "./cpu-products.ts";
 import type { CpuWeight } from "./cpu-tensors.ts";
+import { EXPERT_ORDERS } from "./matmul.ts";
 import { getRows, routeExperts, swigluOai, weightedExpertSum } from "./ops.ts";
 
 // ggml computes the clamped SwiGLU with scalar expf, which the plain C kernel
@@ -32,12 +33,16 @@ export interface MoEWorkspace {
   scratch(n: number): Float32Array;
 }
 
-/** Expert `e`'s matrix within a 3-D weight [in, out, experts]. */
+/**
+ * Expert `e`'s matrix within a 3-D weight [in, out, experts], multiplied as
+ * llama.cpp multiplies experts (EXPERT_ORDERS) or in the weight's repacked layout.
+ */
 function expertMatrix(w: CpuWeight, e: number): MatrixBytes {
   const inWidth = w.dims[0]!, outWidth = w.dims[1]!;
   const layout = typeLayout(w.type)!;
   const slab = (inWidth / layout.blockSize) * layout.typeSize * outWidth;
-  return { type: w.type, bytes: w.bytes.subarray(e * slab, (e + 1) * slab), inWidth, outWidth };
+  const kernelType = w.kernelType ?? EXPERT_ORDERS.get(w.type);
+  return { type: w.type, bytes: w.bytes.subarray(e * slab, (e + 1) * slab), inWidth, outWidth, kernelType };
 }
 
 function expertBias(b: CpuWeight | undefined, width: number, e: number): Float32Array | null {

@@ -14,6 +14,8 @@ export interface MatrixBytes {
   bytes: Uint8Array;
   inWidth: number;
   outWidth: number;
+  /** The id psi_matmul gets when the bytes are a psionic layout of `type` (CpuWeight.kernelType). */
+  kernelType?: number;
 }
 
 /** y[r] += bias for each of `rows` rows of `width` (ggml_add broadcasting the bias). */
@@ -31,7 +33,7 @@ export function addBiasRows(y: Float32Array, rows: number, width: number, bias: 
 
 /** out = x W^T (+ bias) for `nTokens` rows of x; out holds nTokens * outWidth floats. */
 export function project(m: MatrixBytes, x: Float32Array, nTokens: number, out: Float32Array, threads: number, bias?: Float32Array | null): Float32Array {
-  matmul({ type: m.type, rows: m.outWidth, cols: m.inWidth, nTokens }, m.bytes, x, { threads, out });
+  matmul({ type: m.type, rows: m.outWidth, cols: m.inWidth, nTokens, kernelType: m.kernelType }, m.bytes, x, { threads, out });
   if (bias) addBiasRows(out, nTokens, m.outWidth, bias);
   return out;
 }

@@ -28,7 +28,12 @@ export class CpuWeight implements Weight {
   private values: Float32Array | undefined;
   private prepared: PreparedMatrix | undefined;
 
-  constructor(readonly name: string, readonly dims: readonly number[], readonly type: GGMLType, readonly bytes: Uint8Array) {}
+  /**
+   * `kernelType`: the id psi_matmul multiplies `bytes` as when they are not
+   * plain `type` but a psionic layout of it (matmul.ts MXFP4_ROWS16).
+   */
+  constructor(readonly name: string, readonly dims: readonly number[], readonly type: GGMLType, readonly bytes: Uint8Array,
+              readonly kernelType?: number) {}
 
   /**
    * The values as float32, for weights used as vectors (norm scales, biases,
@@ -37,6 +42,7 @@ export class CpuWeight implements Weight {
    */
   vector(): Float32Array {
     if (this.values) return this.values;
+    if (this.kernelType !== undefined) throw new PsionicError("backend.unsupported", `tensor ${this.name}: its bytes are repacked for products and cannot be read as values`);
     const n = this.dims.reduce((a, b) => a * b, 1);
     if (this.type === GGMLType.F32) {
       this.values = this.bytes.byteOffset % 4 === 0
@@ -60,7 +66,7 @@ export class CpuWeight implements Weight {
     if (this.prepared) return this.prepared;
     if (this.dims.length !== 2) throw new PsionicError("backend.shape", `matmul ${this.name}: a ${this.dims.length}-D weight is not a matrix`);
     const bytes = this.bytes.byteOffset % 4 === 0 ? this.bytes : this.bytes.slice();
-    this.prepared = { type: this.type, bytes, pointer: ptr(bytes), rows: this.dims[1]!, cols: this.dims[0]! };
+    this.prepared = { type: this.kernelType ?? this.type, bytes, pointer: ptr(bytes), rows: this.dims[1]!, cols: this.dims[0]! };
     return this.prepared;
   }
 }

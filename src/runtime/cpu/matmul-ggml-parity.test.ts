@@ -9,7 +9,7 @@ import { describe, expect, it } from "bun:test";
 import { CPU_VARIANTS, cpuKernels, selectCpuVariant } from "../../../ffi/cpu.ts";
 import { GGMLType } from "../../gguf/types.ts";
 import { cpuHasAmx, ggmlMatmul } from "./ggml-matmul-oracle.ts";
-import { matmul, matmulReference } from "./matmul.ts";
+import { EXPERT_ORDERS, matmul, matmulReference, MXFP4_ROWS16, repackRows16 } from "./matmul.ts";
 import { sampleValues, sampleWeights, seededRandom } from "./matmul-test-data.ts";
 
 const ROWS = 96; // a multiple of 32 (AMX), 16-row groups, and a tail for 2-thread splits
@@ -63,24 +63,47 @@ describe.skipIf(!cpuHasAmx())("psi_matmul against llama.cpp's ggml_mul_mat on th
     });
   }
 
-  it("MXFP4 experts (ggml_mul_mat_id, gemv per routed row): one batched product per expert, as the CPU backend's MoE runs it, is bit-identical", () => {
-    const experts = 4, n = 11;
-    const { bytes } = sampleWeights(GGMLType.MXFP4, ROWS * experts, COLS, 91);
-    const x = sampleValues(n * COLS, 92);
-    const random = seededRandom(93);
-    const ids = Int32Array.from({ length: n }, () => Math.floor(random() * experts));
-    const ggml = ggmlMatmul(GGMLType.MXFP4, bytes, ROWS, COLS, x, n, { experts, ids });
-    expect(ggml.buffer).toBe("CPU_REPACK");
-    const slab = bytes.byteLength / experts;
-    const ours = new Float32Array(n * ROWS);
-    for (let e = 0; e < experts; e++) {
-      const tokens = [...ids.keys()].filter((t) => ids[t] === e);
-      if (tokens.length === 0) continue;
-      const xe = new Float32Array(tokens.length * COLS);
-      tokens.forEach((t, j) => xe.set(x.subarray(t * COLS, (t + 1) * COLS), j * COLS));
-      const ye = matmul({ type: GGMLType.MXFP4, rows: ROWS, cols: COLS, nTokens: tokens.length }, bytes.subarray(e * slab, (e + 1) * slab), xe, { threads: 2 });
-      tokens.forEach((t, j) => ours.set(ye.subarray(j * ROWS, (j + 1) * ROWS), t * ROWS));
-    }
-    expect(bitDifferences(ours, ggml.y)).toBe("identical");
-  });
+  // llama.cpp's expert products (ggml_mul_mat_id) never take AMX: MXFP4, Q4_0 and Q4_K go to
+  // CPU_REPACK (gemv per routed row), Q8_0 and Q5_0 stay in a plain CPU buffer (ggml_vec_dot_*_q8_0).
+  const expertCases: { type: GGMLType; buffer: string }[] = [
+    { type: GGMLType.MXFP4, buffer: "CPU_REPACK" },
+    { type: GGMLType.Q4_0, buffer: "CPU_REPACK" },
+    { type: GGMLType.Q4_K, buffer: "CPU_REPACK" },
+    { type: GGMLType.Q8_0, buffer: "CPU" },
+    { type: GGMLType.Q5_0, buffer: "CPU" },
+  ];
+  for (const c of expertCases) {
+    it(`${GGMLType[c.type]} experts (ggml_mul_mat_id, ${c.buffer} buffer): one batched product per expert, as the CPU backend's MoE runs it, bit-identical on every variant`, () => {
+      const experts = 4, n = 11;
+      const { bytes } = sampleWeights(c.type, ROWS * experts, COLS, 91 + c.type);
+      const x = sampleValues(n * COLS, 92);
+      const random = seededRandom(93);
+      const ids = Int32Array.from({ length: n }, () => Math.floor(random() * experts));
+      const ggml = ggmlMatmul(c.type, bytes, ROWS, COLS, x, n, { experts, ids });
+      expect(ggml.buffer).toBe(c.buffer);
+      const slab = bytes.byteLength / experts;
+      try {
+        for (const variant of CPU_VARIANTS) {
+          if (!selectCpuVariant(lib, variant)) continue;
+          // As CpuBackend.loadWeight and cpuMoE: MXFP4 repacked where the variant multiplies that layout, else the expert order.
+          const packed = c.type === GGMLType.MXFP4 ? repackRows16(bytes, ROWS, COLS, experts) : null;
+          const weights = packed ?? bytes;
+          const kernelType = packed ? MXFP4_ROWS16 : EXPERT_ORDERS.get(c.type);
+          const ours = new Float32Array(n * ROWS);
+          for (let e = 0; e < experts; e++) {
+            const tokens = [...ids.keys()].filter((t) => ids[t] === e);
+            if (tokens.length === 0) continue;
+            const xe = new Float32Array(tokens.length * COLS);
+            tokens.forEach((t, j) => xe.set(x.subarray(t * COLS, (t + 1) * COLS), j * COLS));
+            const shape = { type: c.type, rows: ROWS, cols: COLS, nTokens: tokens.length, kernelType };
+            const ye = matmul(shape, weights.subarray(e * slab, (e + 1) * slab), xe, { threads: 2 });
+            tokens.forEach((t, j) => ours.set(ye.subarray(j * ROWS, (j + 1) * ROWS), t * ROWS));
+          }
+          expect({ variant, packed: packed !== null, diff: bitDifferences(ours, ggml.y) }).toEqual({ variant, packed: packed !== null, diff: "identical" });
+        }
+      } finally {
+        selectCpuVariant(lib, "avx512") || selectCpuVariant(lib, "avx2");
+      }
+    });
+  }
 });

@@ -37,11 +37,59 @@ function matmulLayout(type: GGMLType): TypeLayout {
   return layout;
 }
 
+// The kernels read fp16 fields and floats in place: give them naturally aligned data.
+const aligned = (bytes: Uint8Array) => (bytes.byteOffset % 4 === 0 ? bytes : bytes.slice());
+
 export interface MatmulShape {
   type: GGMLType;
   rows: number;
   cols: number;
   nTokens: number;
+  /** The id psi_matmul gets when it is not `type` itself: a layout of `type`'s bytes (MXFP4_ROWS16). */
+  kernelType?: number;
+}
+
+/**
+ * psi_matmul's own layout of MXFP4 bytes (kernels/cpu/matmul_mxfp4_rows16.c):
+ * groups of 16 rows rearranged once so one-token products need no unpacking
+ * shuffles or gathers; same size, same product bits as plain MXFP4.
+ */
+export const MXFP4_ROWS16 = 0x1000 + GGMLType.MXFP4;
+
+/**
+ * psi_matmul's ids for the orders llama.cpp multiplies expert weights in
+ * (MUL_MAT_ID, which its AMX kernels do not take) where they differ from
+ * psi_matmul's for the type (docs/PARITY.md §3): Q8_0 and Q5_0 in
+ * ggml_vec_dot's 8 lanes (a plain CPU buffer), Q4_K in the q4_K_8x8 repack
+ * gemv's two sums. MXFP4 and Q4_0 experts take the dense order (their repack
+ * gemvs sum as AMX does).
+ */
+export const EXPERT_ORDERS: ReadonlyMap<GGMLType, number> = new Map([
+  [GGMLType.Q8_0, 0x2000 + GGMLType.Q8_0],
+  [GGMLType.Q5_0, 0x2000 + GGMLType.Q5_0],
+  [GGMLType.Q4_K, 0x2000 + GGMLType.Q4_K],
+]);
+
+/**
+ * `experts` matrices of rows x cols MXFP4 (one after another, as a 3-D
+ * weight holds them) repacked into MXFP4_ROWS16, each matrix on its own; null
+ * when the loaded kernel variant does not multiply that layout.
+ */
+export function repackRows16(bytes: Uint8Array, rows: number, cols: number, experts = 1): Uint8Array | null {
+  const layout = typeLayout(GGMLType.MXFP4)!;
+  const slab = rows * (cols / layout.blockSize) * layout.typeSize;
+  if (!Number.isInteger(slab) || bytes.byteLength !== slab * experts) {
+    throw new PsionicError("matmul.size-mismatch", `repack: ${experts} MXFP4 matrices of ${rows}x${cols} need ${slab * experts} bytes, got ${bytes.byteLength}`);
+  }
+  const out = new Uint8Array(bytes.byteLength);
+  if (out.byteLength === 0) return out;
+  const lib = cpuKernels();
+  for (let e = 0; e < experts; e++) {
+    const status = lib.psi_matmul_repack(MXFP4_ROWS16, aligned(bytes.subarray(e * slab, (e + 1) * slab)), out.subarray(e * slab, (e + 1) * slab), rows, cols);
+    if (status === -1) return null;
+    checkStatus(status, `repacking ${rows}x${cols} MXFP4`);
+  }
+  return out;
 }
 
 function checkShape({ type, rows, cols, nTokens }: MatmulShape, weights: Uint8Array, x: Float32Array, out: Float32Array): void {
@@ -65,9 +113,6 @@ function checkStatus(status: number, what: string): void {
   if (status !== 0) throw new PsionicError("matmul.kernel-refused", `${what}: ${STATUS[status] ?? `status ${status}`}`);
 }
 
-// The kernels read fp16 fields and floats in place: give them naturally aligned data.
-const aligned = (bytes: Uint8Array) => (bytes.byteOffset % 4 === 0 ? bytes : bytes.slice());
-
 export interface MatmulOptions {
   /** Threads of the kernel pool to use (default: every core). */
   threads?: number;
@@ -84,7 +129,7 @@ export function matmul(shape: MatmulShape, weights: Uint8Array, x: Float32Array,
     throw new PsionicError("matmul.bad-threads", `matmul threads = ${threads}: must be an integer in 1..${MAX_MATMUL_THREADS}`);
   }
   if (shape.rows === 0 || shape.nTokens === 0) return out;
-  const status = cpuKernels().psi_matmul(shape.type, aligned(weights), shape.rows, shape.cols, x, shape.nTokens, out, threads);
+  const status = cpuKernels().psi_matmul(shape.kernelType ?? shape.type, aligned(weights), shape.rows, shape.cols, x, shape.nTokens, out, threads);
   checkStatus(status, `${typeName(shape.type)} matmul ${shape.rows}x${shape.cols} by ${shape.nTokens} tokens`);
   return out;
 }
