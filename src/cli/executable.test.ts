@@ -48,26 +48,47 @@ describe.skipIf(!existsSync(executable))("dist/psionic", () => {
     }
   });
 
+  /** Starts `dist/psionic serve ARGS` and returns its URL (from the listening line) and the process. */
+  async function startServe(args: string[], cwd: string, env: Record<string, string | undefined>) {
+    const server = Bun.spawn([executable, "serve", "--port", "0", "-t", "1", ...args], { cwd, env, stdout: "pipe", stderr: "pipe" });
+    let out = "";
+    const reader = server.stdout.getReader();
+    while (!/listening on (http:\/\/\S+)/.test(out)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`serve exited: ${out}${await new Response(server.stderr).text()}`);
+      out += new TextDecoder().decode(value);
+    }
+    return { server, url: out.match(/listening on (http:\/\/\S+)/)![1]! };
+  }
+
+  async function complete(url: string, model: string): Promise<{ status: number; tokens: number }> {
+    const r = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, prompt: "Hello", max_tokens: 3 }) });
+    return { status: r.status, tokens: r.ok ? ((await r.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens : 0 };
+  }
+
   it("serves a model from an empty directory: the engine worker runs inside the executable", async () => {
     const dir = mkdtempSync(join(tmpdir(), "psionic-exe-serve-"));
     const env = { ...process.env, PSIONIC_CACHE: dir, PSIONIC_CPU_LIB: "" };
     const file = join(dir, "tiny.gguf");
     expect(Bun.spawnSync([executable, "gguf", "synth", "--arch", "llama", "--preset", "tiny", "--type", "Q8_0", "-o", file, "--quiet"], { cwd: dir, env }).exitCode).toBe(0);
-    const server = Bun.spawn([executable, "serve", "-m", file, "--port", "0", "-t", "1"], { cwd: dir, env, stdout: "pipe", stderr: "pipe" });
+    const { server, url } = await startServe(["-m", file], dir, env);
     try {
-      // The listening line names the port it got.
-      let out = "";
-      const reader = server.stdout.getReader();
-      while (!/listening on (http:\/\/\S+)/.test(out)) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`serve exited: ${out}${await new Response(server.stderr).text()}`);
-        out += new TextDecoder().decode(value);
-      }
-      const url = out.match(/listening on (http:\/\/\S+)/)![1]!;
-      const r = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", prompt: "Hello", max_tokens: 3 }) });
-      expect(r.status).toBe(200);
-      const body = (await r.json()) as { usage: { completion_tokens: number } };
-      expect(body.usage.completion_tokens).toBe(3);
+      expect(await complete(url, "tiny")).toEqual({ status: 200, tokens: 3 });
+    } finally {
+      server.kill();
+      await server.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("serves its embedded default model with no -m", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "psionic-exe-default-"));
+    const env = { ...process.env, PSIONIC_CACHE: dir, PSIONIC_CPU_LIB: "", PSIONIC_DEFAULT_MODEL: undefined };
+    const { server, url } = await startServe([], dir, env);
+    try {
+      const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string; architecture: string }[] };
+      expect(models.data.map((m) => [m.id, m.architecture])).toEqual([["psionic-default", "llama"]]);
+      expect(await complete(url, "psionic-default")).toEqual({ status: 200, tokens: 3 });
     } finally {
       server.kill();
       await server.exited;
