@@ -38,13 +38,28 @@ describe("chat output", () => {
     expect(result.toolCalls.map((c) => [c.name, c.arguments])).toEqual([["get_weather", '{"city":"Rome"}']]);
   });
 
-  it("holds other models' output until the end when tools are offered, then reads tool calls or plain content", () => {
+  it("streams other models' prose while tools are offered, holding only what may become a tool call", () => {
     const call = run(new ToolCallOutput(TOOLS, parseToolCalls), 'Sure. <tool_call>{"name":"get_weather","arguments":{"city":"Nice"}}</tool_call>');
-    expect(call.slice(0, -3)).toEqual([]);
+    // "Sure." went out as it came; the call arrived whole at the end.
+    expect(call.filter((d) => d.kind === "content").map((d) => (d as { text: string }).text).join("")).toBe("Sure.");
+    expect(call.slice(-2).map((d) => d.kind)).toEqual(["tool-call-start", "tool-call-arguments"]);
     const result = message(call);
     expect(result.content).toBe("Sure.");
     expect(result.toolCalls.map((c) => [c.name, c.arguments])).toEqual([["get_weather", '{"city":"Nice"}']]);
+
+    const prose = new ToolCallOutput(TOOLS, parseToolCalls);
+    expect(prose.push("no tools ")).toEqual([{ kind: "content", text: "no tools" }]);
+    expect(prose.push("today <tool")).toEqual([{ kind: "content", text: " today" }]);
+    expect(prose.push("box> ok")).toEqual([{ kind: "content", text: " <toolbox> ok" }]);
+    expect(message([...prose.finish()]).content).toBe("");
     expect(message(run(new ToolCallOutput(TOOLS, parseToolCalls), "no tools today")).content).toBe("no tools today");
+  });
+
+  it("holds output that opens like a bare JSON call until the end", () => {
+    const json = new ToolCallOutput(TOOLS, parseToolCalls);
+    expect(json.push(' {"name":"get_weather",')).toEqual([]);
+    expect(json.push('"arguments":{"city":"Oslo"}}')).toEqual([]);
+    expect(message(json.finish()).toolCalls.map((c) => c.name)).toEqual(["get_weather"]);
   });
 
   it("keeps a call to a tool the request did not offer as content", () => {

@@ -1,8 +1,8 @@
 // What a chat model's generated text means for the client: reasoning,
 // content and tool calls, as deltas while it streams and as one message at
 // the end. gpt-oss output goes through the harmony parser; other models'
-// output is content, unless tools are offered, in which case it is held
-// until the end and then read as tool calls if it is one (a partial tool
+// output is content; with tools offered, text that may become a tool call is
+// held until it is settled, and read as tool calls at the end (a partial tool
 // call must never reach the client as content).
 import type { ChatTool } from "../tokenizer/chat-types.ts";
 import type { ParsedOutput } from "../tokenizer/tool-calls.ts";
@@ -90,12 +90,17 @@ export class HarmonyOutput implements ChatOutput {
 }
 
 /**
- * Other models with tools offered: the whole output is read by `parse` at the
- * end; calls to offered tools become tool-call deltas (with any text around
- * them as content), otherwise the text is content.
+ * Other models with tools offered. Prose streams as content as it comes, but
+ * for text that may still turn into a `<tool_call>` block (held from the
+ * first `<tool_call>`, and any tail that could be the start of one); output
+ * that opens with `{` or `[` may be a bare JSON call and is held whole. At
+ * the end `parse` reads the output: calls to offered tools become tool-call
+ * deltas, the rest is content.
  */
 export class ToolCallOutput implements ChatOutput {
   private text = "";
+  /** Characters of `text` already sent as content. */
+  private sent = 0;
   private readonly offered: Set<string>;
 
   constructor(tools: readonly ChatTool[], private readonly parse: (text: string) => ParsedOutput) {
@@ -104,19 +109,39 @@ export class ToolCallOutput implements ChatOutput {
 
   push(text: string): ChatDelta[] {
     this.text += text;
-    return [];
+    const start = this.text.trimStart();
+    if (start === "" || start.startsWith("{") || start.startsWith("[")) return [];
+    const block = this.text.indexOf(TOOL_CALL_OPEN);
+    // Trailing whitespace waits too: it may only separate the text from a call.
+    const safe = this.text.slice(0, block >= 0 ? block : this.text.length - heldTail(this.text)).trimEnd().length;
+    if (safe <= this.sent) return [];
+    const out: ChatDelta[] = [{ kind: "content", text: this.text.slice(this.sent, safe) }];
+    this.sent = safe;
+    return out;
   }
 
   finish(): ChatDelta[] {
-    const { content, toolCalls } = this.parse(this.text);
+    const { toolCalls } = this.parse(this.text);
     // A call to a tool the request did not offer is text that happens to look like one.
     if (toolCalls.length === 0 || !toolCalls.every((c) => this.offered.has(c.name))) {
-      return this.text === "" ? [] : [{ kind: "content", text: this.text }];
+      return this.sent < this.text.length ? [{ kind: "content", text: this.text.slice(this.sent) }] : [];
     }
-    const deltas: ChatDelta[] = content === "" ? [] : [{ kind: "content", text: content }];
+    // What is left of the text once the calls are taken out, past what was already sent.
+    const rest = this.parse(this.text.slice(this.sent)).content;
+    const deltas: ChatDelta[] = rest.trim() === "" ? [] : [{ kind: "content", text: rest }];
     toolCalls.forEach((call, index) => {
       deltas.push({ kind: "tool-call-start", index, id: newToolCallId(), name: call.name }, { kind: "tool-call-arguments", index, text: call.arguments });
     });
     return deltas;
   }
+}
+
+const TOOL_CALL_OPEN = "<tool_call>";
+
+/** Length of the longest tail of `text` that is a proper start of `<tool_call>`. */
+function heldTail(text: string): number {
+  for (let n = Math.min(TOOL_CALL_OPEN.length - 1, text.length); n > 0; n--) {
+    if (TOOL_CALL_OPEN.startsWith(text.slice(text.length - n))) return n;
+  }
+  return 0;
 }
