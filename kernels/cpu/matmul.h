@@ -33,9 +33,9 @@ enum { PSI_Q8_1 = 9, PSI_Q8_K = 15 };
 
 /* psionic's own weight layouts, past ggml's type ids: a ggml type's bytes
  * rearranged once at load (psi_matmul_repack) for faster products with the
- * same bits. PSI_MXFP4_ROWS16: MXFP4 in groups of 16 rows
- * (matmul_mxfp4_rows16.c); AVX-512 VNNI builds only. */
-enum { PSI_MXFP4_ROWS16 = 0x1000 + PSI_MXFP4 };
+ * same bits. PSI_MXFP4_ROWS16, PSI_Q8_0_ROWS16: MXFP4 and Q8_0 in groups of
+ * 16 rows (matmul_mxfp4_rows16.c, matmul_q8_0_rows16.c); AVX-512 VNNI builds only. */
+enum { PSI_MXFP4_ROWS16 = 0x1000 + PSI_MXFP4, PSI_Q8_0_ROWS16 = 0x1000 + PSI_Q8_0 };
 
 /* psionic's ids for a ggml type's bytes multiplied in another order: the one
  * llama.cpp takes for expert products (MUL_MAT_ID) where it differs from
