@@ -10,10 +10,11 @@
 //   --from-memory MB: decode (1 token) only, each call on the next of enough copies
 //     of the weights to fill MB megabytes (far above the caches), next to the
 //     machine's read bandwidth (psi_read_memory over the same bytes)
-//   --shapes gpt-oss-1b: gpt-oss-1b's Q8_0 attention matrices (q 4096x2880, k/v 512x2880, o 2880x4096)
+//   --shapes gpt-oss-1b: its Q8_0 matrices (attention q/o 1024x1024, k/v 256x1024, output 32000x1024)
+//   --shapes gpt-oss-20b: its Q8_0 attention matrices (q 4096x2880, k/v 512x2880, o 2880x4096)
 //   --rows16: also each type in its 16-row layout (MXFP4, Q8_0: CpuBackend's), rows named TYPE/r16,
 //     where the loaded library multiplies it (PSIONIC_CPU_LIB=old.so for an A/B)
-//   npx bun scripts/bench-matmul.ts [--types q8_0,q4_0,q4_K,mxfp4 | --all] [--shapes 180m|big|gpt-oss-1b]
+//   npx bun scripts/bench-matmul.ts [--types q8_0,q4_0,q4_K,mxfp4 | --all] [--shapes 180m|big|gpt-oss-1b|gpt-oss-20b]
 //     [--tokens 1,512] [--threads 1,2] [--seconds 0.5] [--from-memory 2048] [--rows16]
 import { ptr } from "bun:ffi";
 import { cpuKernels } from "../ffi/cpu.ts";
@@ -35,7 +36,8 @@ const seconds = Number(flag("--seconds") ?? 0.5);
 const shapeSets: Record<string, [number, number][]> = {
   "180m": [[768, 768], [256, 768], [2560, 768], [768, 2560]],
   big: [[2048, 2048], [5632, 2048]],
-  "gpt-oss-1b": [[4096, 2880], [512, 2880], [2880, 4096]],
+  "gpt-oss-1b": [[1024, 1024], [256, 1024], [32000, 1024]],
+  "gpt-oss-20b": [[4096, 2880], [512, 2880], [2880, 4096]],
 };
 const chosenShapes = shapeSets[flag("--shapes") ?? "180m"];
 if (!chosenShapes) throw new Error(`--shapes: one of ${Object.keys(shapeSets).join(", ")}`);
@@ -48,7 +50,9 @@ const withRows16 = args.includes("--rows16");
 /** The weights as the products read them: the plain type, and with --rows16 its 16-row layout. */
 function layouts(type: GGMLType, weights: Uint8Array, rows: number, cols: number): { label: string; bytes: Uint8Array; kernelType?: number }[] {
   const name = typeLayout(type)!.name;
+  const start = performance.now();
   const packed = withRows16 ? repackRows16(type, weights, rows, cols) : null;
+  if (packed) console.log(`repack ${name} ${rows}x${cols}: ${(performance.now() - start).toFixed(2)} ms, ${(weights.byteLength / (performance.now() - start) / 1e6).toFixed(2)} GB/s`);
   return packed ? [{ label: name, bytes: weights }, { label: `${name}/r16`, ...packed }] : [{ label: name, bytes: weights }];
 }
 
