@@ -11,9 +11,10 @@
  * and may have a fast
  * tile (matmul_legacy_simd.c, matmul_kquant_simd.c, matmul_float_simd.c) that
  * computes one weight row against up to PSI_TILE_TOKENS tokens, loading each
- * weight block once. AVX-512 VNNI builds take two faster paths first
+ * weight block once. AVX-512 VNNI builds take faster paths first
  * (matmul_panel.h): weight panels with rows across the vector lanes for
- * PSI_PANEL_MIN_TOKENS or more tokens (matmul_panel*.c), and one-token
+ * prefill (matmul_panel*.c), 16 rows at a time for up to 16 tokens
+ * (matmul_rows16.c, and the repacked layouts below), and one-token Q5_0
  * products two blocks and two rows at a time (matmul_decode.c). Tests hold
  * every path to the reference. */
 #ifndef PSI_MATMUL_H
