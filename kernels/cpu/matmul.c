@@ -51,6 +51,8 @@ static const matmul_type types[] = {
 #if PSI_MATMUL_PANELS
   /* Repacked MXFP4 (matmul_mxfp4_rows16.c): the panels and rows16 read it; no plain reference or tile. */
   {PSI_MXFP4_ROWS16, QK, sizeof(block_mxfp4), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), NULL, NULL, PSI_MXFP4_OFFSET, NULL, NULL},
+  /* Repacked Q8_0 (matmul_q8_0_rows16.c), likewise. */
+  {PSI_Q8_0_ROWS16, QK, sizeof(block_q8_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), NULL, NULL, PSI_Q8_0_OFFSET, NULL, NULL},
 #endif
 };
 
@@ -146,12 +148,30 @@ static void quantize_tokens(void *context, int ith, int nth) {
 
 static int rows16_eligible(const int32_t type, const int64_t n_tokens) {
 #if PSI_MATMUL_PANELS
-  return n_tokens <= ROWS16_MAX_TOKENS && (type == PSI_Q8_0 || type == PSI_Q4_0 || type == PSI_Q4_1 || type == PSI_MXFP4);
+  return n_tokens <= ROWS16_MAX_TOKENS && (type == PSI_Q8_0 || type == PSI_Q4_0 || type == PSI_Q4_1 || type == PSI_MXFP4 || type == PSI_Q8_0_ROWS16);
 #else
   (void)type, (void)n_tokens;
   return 0;
 #endif
 }
+
+#if PSI_MATMUL_PANELS
+/* Rows [r0, r1) of a repacked Q8_0 matrix past its last whole group: plain Q8_0
+ * bytes, each tile of tokens by the 16-row kernel, or (a row too long for its
+ * 32-bit gather offsets) by the Q8_0 tile row by row; the same bits either way. */
+static void multiply_plain_tail(const matmul_job *job, int64_t r0, int64_t r1) {
+  const matmul_type *plain = find_type(PSI_Q8_0);
+  for (int64_t t = 0; t < job->n_tokens; t += PSI_TILE_TOKENS) {
+    const int64_t tile = t / PSI_TILE_TOKENS;
+    const int nt = job->n_tokens - t < PSI_TILE_TOKENS ? (int)(job->n_tokens - t) : PSI_TILE_TOKENS;
+    const psi_tile_activations x = {job->acts + tile * job->act_tile_bytes, 0, job->act_scales + tile * job->nb * PSI_TILE_TOKENS,
+                                    job->act_corrections + tile * job->nb * PSI_TILE_TOKENS};
+    float *y = job->y + t * job->rows;
+    if (PSI_IMPL(psi_rows16)(PSI_Q8_0, job->w, job->row_bytes, r0, r1, job->nb, &x, nt, y, job->rows)) continue;
+    for (int64_t r = r0; r < r1; r++) plain->tile(job->w + r * job->row_bytes, &x, nt, job->nb, y + r, job->rows);
+  }
+}
+#endif
 
 static void multiply_rows(void *context, int ith, int nth) {
   const matmul_job *job = context;
@@ -173,6 +193,14 @@ static void multiply_rows(void *context, int ith, int nth) {
     const int64_t packed_end = end < job->rows / 16 * 16 ? end : job->rows / 16 * 16;
     if (begin < packed_end) PSI_IMPL(psi_rows16_mxfp4_packed)(job->w, job->row_bytes, begin, packed_end, job->nb, &x, (int)job->n_tokens, job->y, job->rows);
     if (packed_end < end) PSI_IMPL(psi_rows16)(PSI_MXFP4, job->w, job->row_bytes, packed_end, end, job->nb, &x, (int)job->n_tokens, job->y, job->rows);
+    return;
+  }
+  if (type == PSI_Q8_0_ROWS16) { /* up to ROWS16_MAX_TOKENS tokens: whole groups, then the plain tail rows */
+    psi_pool_split(job->rows, 16, ith, nth, &begin, &end);
+    const psi_tile_activations x = {job->acts, 0, job->act_scales, job->act_corrections};
+    const int64_t packed_end = end < job->rows / 16 * 16 ? end : job->rows / 16 * 16;
+    if (begin < packed_end) PSI_IMPL(psi_rows16_q8_0_packed)(job->w, job->row_bytes, begin, packed_end, job->nb, &x, job->n_tokens, job->y, job->rows);
+    if (packed_end < end) multiply_plain_tail(job, packed_end, end);
     return;
   }
   if (job->interleaved && rows16_eligible(type, job->n_tokens)) {
@@ -276,6 +304,17 @@ int32_t PSI_IMPL(psi_matmul_reference)(int32_t type, const void *w, int64_t rows
   }
   free(act);
   return PSI_MATMUL_OK;
+}
+
+/* Rearranges rows x cols of a ggml type into one of psionic's layouts (matmul.h)
+ * at dst (src == dst allowed); PSI_MATMUL_UNSUPPORTED_TYPE where this build has
+ * no products for the layout, so the caller keeps the plain bytes. */
+int32_t PSI_IMPL(psi_matmul_repack)(int32_t layout, const void *src, void *dst, int64_t rows, int64_t cols) {
+  switch (layout) {
+    case PSI_MXFP4_ROWS16: return PSI_IMPL(psi_repack_mxfp4_rows16)(src, dst, rows, cols);
+    case PSI_Q8_0_ROWS16: return PSI_IMPL(psi_repack_q8_0_rows16)(src, dst, rows, cols);
+    default: return PSI_MATMUL_UNSUPPORTED_TYPE;
+  }
 }
 
 /* Quantizes n activation values the way psi_matmul does for weights of

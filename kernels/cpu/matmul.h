@@ -11,9 +11,10 @@
  * and may have a fast
  * tile (matmul_legacy_simd.c, matmul_kquant_simd.c, matmul_float_simd.c) that
  * computes one weight row against up to PSI_TILE_TOKENS tokens, loading each
- * weight block once. AVX-512 VNNI builds take two faster paths first
+ * weight block once. AVX-512 VNNI builds take faster paths first
  * (matmul_panel.h): weight panels with rows across the vector lanes for
- * PSI_PANEL_MIN_TOKENS or more tokens (matmul_panel*.c), and one-token
+ * prefill (matmul_panel*.c), 16 rows at a time for up to 16 tokens
+ * (matmul_rows16.c, and the repacked layouts below), and one-token Q5_0
  * products two blocks and two rows at a time (matmul_decode.c). Tests hold
  * every path to the reference. */
 #ifndef PSI_MATMUL_H
@@ -33,9 +34,9 @@ enum { PSI_Q8_1 = 9, PSI_Q8_K = 15 };
 
 /* psionic's own weight layouts, past ggml's type ids: a ggml type's bytes
  * rearranged once at load (psi_matmul_repack) for faster products with the
- * same bits. PSI_MXFP4_ROWS16: MXFP4 in groups of 16 rows
- * (matmul_mxfp4_rows16.c); AVX-512 VNNI builds only. */
-enum { PSI_MXFP4_ROWS16 = 0x1000 + PSI_MXFP4 };
+ * same bits. PSI_MXFP4_ROWS16, PSI_Q8_0_ROWS16: MXFP4 and Q8_0 in groups of
+ * 16 rows (matmul_mxfp4_rows16.c, matmul_q8_0_rows16.c); AVX-512 VNNI builds only. */
+enum { PSI_MXFP4_ROWS16 = 0x1000 + PSI_MXFP4, PSI_Q8_0_ROWS16 = 0x1000 + PSI_Q8_0 };
 
 /* psionic's ids for a ggml type's bytes multiplied in another order: the one
  * llama.cpp takes for expert products (MUL_MAT_ID) where it differs from

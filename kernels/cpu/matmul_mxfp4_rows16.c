@@ -29,9 +29,8 @@
 /* Code of value v (0-31) of a plain block. */
 static inline uint8_t code_of(const block_mxfp4 *b, int v) { return v < 16 ? b->qs[v] & 0xF : b->qs[v - 16] >> 4; }
 
-int32_t PSI_IMPL(psi_matmul_repack)(int32_t layout, const void *src, void *dst, int64_t rows, int64_t cols) {
-  /* only builds with the products below take the layout */
-  if (layout != PSI_MXFP4_ROWS16 || !PSI_MATMUL_PANELS) return PSI_MATMUL_UNSUPPORTED_TYPE;
+int32_t PSI_IMPL(psi_repack_mxfp4_rows16)(const void *src, void *dst, int64_t rows, int64_t cols) {
+  if (!PSI_MATMUL_PANELS) return PSI_MATMUL_UNSUPPORTED_TYPE; /* only builds with the products below take the layout */
   if (rows < 0 || cols <= 0 || cols % QK != 0) return PSI_MATMUL_BAD_SHAPE;
   const int64_t nb = cols / QK, row_bytes = nb * (int64_t)sizeof(block_mxfp4), group_bytes = GROUP_ROWS * row_bytes;
   const int64_t groups = rows / GROUP_ROWS;

@@ -1,6 +1,7 @@
 /* Prefill products on AVX-512 VNNI for the 32-value block types: Q8_0, Q4_0,
- * Q5_0, MXFP4 against Q8_0 activations, Q4_1 and Q5_1 against Q8_1. Many
- * tokens, so each weight row is unpacked once per call and reused by every token.
+ * Q5_0, MXFP4 (and the repacked MXFP4 and Q8_0 layouts) against Q8_0
+ * activations, Q4_1 and Q5_1 against Q8_1. Many tokens, so each weight row
+ * is unpacked once per call and reused by every token.
  *   w: rows of nb blocks; acts: the tokens' Q8_0 activations, interleaved by
  *   8-token tile with per-block scales and VNNI corrections (matmul.h)
  *   y[t*rows + r] = dot(w row r, token t), for rows [r_begin, r_end)
@@ -47,7 +48,7 @@ int64_t PSI_IMPL(psi_panel_scratch_bytes)(int32_t type, int64_t nb) {
    * holds that bit-exactness. The panel's single accumulator would change it. */
   if (type == PSI_Q5_1) return 0;
   if (type == PSI_Q2_K || type == PSI_Q3_K || type == PSI_Q4_K || type == PSI_Q5_K || type == PSI_Q6_K) return PSI_IMPL(psi_panel_kquant_scratch_bytes)(type, nb);
-  if (type != PSI_Q8_0 && type != PSI_Q4_0 && type != PSI_Q5_0 && type != PSI_MXFP4 && type != PSI_MXFP4_ROWS16 && !has_minimum(type)) return 0;
+  if (type != PSI_Q8_0 && type != PSI_Q4_0 && type != PSI_Q5_0 && type != PSI_MXFP4 && type != PSI_MXFP4_ROWS16 && type != PSI_Q8_0_ROWS16 && !has_minimum(type)) return 0;
   return nb * PANEL_ROWS * (QK + 2 * (int64_t)sizeof(float)) + 64;
 }
 
@@ -99,13 +100,16 @@ static float unpack_block(int32_t type, const uint8_t *block, uint8_t out[QK], f
 }
 
 /* Unpacks blocks [b0, b1) of rows [r0, r0 + n) (n <= PANEL_ROWS) into the panel; missing rows are zero.
- * Repacked MXFP4 (r0 a multiple of 32, every block: b0 = 0, b1 = nb) unpacks its
- * whole 16-row groups directly; a partial group is the matrix's plain tail. */
+ * Repacked MXFP4 and Q8_0 (r0 a multiple of 32, every block: b0 = 0, b1 = nb)
+ * unpack their whole 16-row groups directly; a partial group is the matrix's plain tail. */
 static void unpack_panel(int32_t type, const uint8_t *w, int64_t row_bytes, int64_t block_bytes, int64_t b0,
                          int64_t b1, int64_t r0, int n, weight_panel *p) {
-  if (type == PSI_MXFP4_ROWS16) {
-    if (n >= 16) PSI_IMPL(psi_panel_unpack_mxfp4_packed)(w + r0 * row_bytes, b1, 0, p->q, p->d, PANEL_ROWS);
-    if (n == PANEL_ROWS) PSI_IMPL(psi_panel_unpack_mxfp4_packed)(w + (r0 + 16) * row_bytes, b1, 1, p->q, p->d, PANEL_ROWS);
+  if (type == PSI_MXFP4_ROWS16 || type == PSI_Q8_0_ROWS16) {
+    void (*const unpack_group)(const uint8_t *, int64_t, int, uint8_t *, float *, int) =
+        type == PSI_Q8_0_ROWS16 ? PSI_IMPL(psi_panel_unpack_q8_0_packed) : PSI_IMPL(psi_panel_unpack_mxfp4_packed);
+    const int32_t plain = type == PSI_Q8_0_ROWS16 ? PSI_Q8_0 : PSI_MXFP4;
+    if (n >= 16) unpack_group(w + r0 * row_bytes, b1, 0, p->q, p->d, PANEL_ROWS);
+    if (n == PANEL_ROWS) unpack_group(w + (r0 + 16) * row_bytes, b1, 1, p->q, p->d, PANEL_ROWS);
     if (n == PANEL_ROWS) return;
     /* the plain rows after the groups, into a scratch panel's rows 16..31 or 0..15 */
     const int whole = n >= 16 ? 16 : 0;
@@ -114,7 +118,7 @@ static void unpack_panel(int32_t type, const uint8_t *w, int64_t row_bytes, int6
       for (int r = 0; r < PANEL_ROWS; r++) {
         float minimum = 0;
         if (r < whole) continue;
-        if (r < n) p->d[b * PANEL_ROWS + r] = unpack_block(PSI_MXFP4, w + (r0 + r) * row_bytes + b * block_bytes, (uint8_t *)rows[r], &minimum);
+        if (r < n) p->d[b * PANEL_ROWS + r] = unpack_block(plain, w + (r0 + r) * row_bytes + b * block_bytes, (uint8_t *)rows[r], &minimum);
         else {
           memset(rows[r], 0, sizeof(rows[r]));
           p->d[b * PANEL_ROWS + r] = 0;

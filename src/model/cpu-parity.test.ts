@@ -35,10 +35,12 @@ const LONG_GPT_OSS_PROMPT = `<|start|>user<|message|>${"It was the best of times
 const F16_TOLERANCE = 2.5e-3;
 const AMX = cpuHasAmx();
 
-const cases: { arch: "llama" | "gpt-oss"; type: GGMLType; prompt: string; tolerance: number; label: string; exact?: boolean }[] = [
+const cases: { arch: "llama" | "gpt-oss"; preset?: string; type: GGMLType; prompt: string; tolerance: number; label: string; exact?: boolean }[] = [
   { arch: "llama", type: GGMLType.F32, prompt: LLAMA_PROMPT, tolerance: FLOAT_WEIGHTS_TOLERANCE, label: "" },
   { arch: "llama", type: GGMLType.F16, prompt: LLAMA_PROMPT, tolerance: F16_TOLERANCE, label: "" },
   { arch: "llama", type: GGMLType.Q8_0, prompt: LLAMA_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: "", exact: true },
+  // one Q8_0 tensor both looked up (the file's bytes) and multiplied (its 16-row copy, CpuWeight.matrix)
+  { arch: "llama", preset: "tiny-tied", type: GGMLType.Q8_0, prompt: LLAMA_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: " (output tied to token_embd)", exact: true },
   { arch: "llama", type: GGMLType.Q4_0, prompt: LLAMA_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: "", exact: true },
   { arch: "llama", type: GGMLType.Q4_K, prompt: LLAMA_PROMPT, tolerance: QUANTIZED_WEIGHTS_TOLERANCE, label: "" },
   { arch: "gpt-oss", type: GGMLType.F16, prompt: GPT_OSS_PROMPT, tolerance: F16_TOLERANCE, label: "" },
@@ -53,8 +55,8 @@ describe("CpuBackend against llama.cpp", () => {
   for (const c of cases) {
     const exact = AMX && c.exact === true;
     const claim = exact ? "every logit of every step identical (AMX machine)" : `first-token logits within ${c.tolerance}; 64 greedy picks identical except near-ties under it`;
-    it(`tiny ${c.arch} ${GGMLType[c.type]}${c.label}: ${claim}`, () => {
-      const r = runParity({ arch: c.arch, preset: "tiny", type: c.type, prompt: c.prompt, generate: 64, backend: new CpuBackend({ threads: THREADS }) });
+    it(`${c.preset ?? "tiny"} ${c.arch} ${GGMLType[c.type]}${c.label}: ${claim}`, () => {
+      const r = runParity({ arch: c.arch, preset: c.preset ?? "tiny", type: c.type, prompt: c.prompt, generate: 64, backend: new CpuBackend({ threads: THREADS }) });
       const same = r.ours.filter((t, i) => t === r.theirs[i]).length;
       console.log(`cpu vs llama.cpp | ${c.arch} ${GGMLType[c.type]}${c.label} | ${r.promptTokens} prompt tokens | first-token max |diff| ${r.firstLogitsMaxAbsDiff.toExponential(2)} | all steps ${r.allStepsMaxAbsDiff.toExponential(2)} | ${same}/64 identical | ${describeNearTies(r)}`);
       if (c.arch === "gpt-oss") expect(r.promptTokens).toBeGreaterThan(16); // past the sliding window

@@ -10,7 +10,10 @@ import { describe, expect, it } from "bun:test";
 import { GGMLType } from "../../gguf/types.ts";
 import type { Activation, AttentionParams, Backend, MoEWeights, RopeParams, Weight } from "../backend.ts";
 import { ReferenceBackend } from "../reference/reference-backend.ts";
+import { cpuKernels } from "../../../ffi/cpu.ts";
 import { CpuBackend } from "./cpu-backend.ts";
+import type { CpuWeight } from "./cpu-tensors.ts";
+import { matmul, Q8_0_ROWS16 } from "./matmul.ts";
 import { sampleWeights } from "./matmul-test-data.ts";
 import { maxAbsDiff, maxRelDiff, randomArray, seededRandom } from "./ops-test-support.ts";
 
@@ -155,6 +158,28 @@ describe("CpuBackend ops against ReferenceBackend", () => {
       }
     });
   }
+});
+
+describe("CpuBackend Q8_0 matrices in 16-row groups", () => {
+  it("a Q8_0 table that is also a product's weight (a tied head): lookups read the file's rows, products give the plain layout's bits", () => {
+    const d = 96, vocab = 40, tokens = Int32Array.of(0, 17, 39, 33);
+    const { bytes, values } = sampleWeights(GGMLType.Q8_0, vocab, d, 77);
+    const fileBytes = bytes.slice();
+    const table = cpu().loadWeight("token_embd.weight", GGMLType.Q8_0, [d, vocab], bytes) as CpuWeight;
+    const rows = (e: Float32Array) => [...tokens].every((t, i) => e.subarray(i * d, (i + 1) * d).every((v, j) => Object.is(v, values[t * d + j])));
+    expect(rows(out(cpu(), cpu().embed(table, tokens)))).toBe(true);
+    for (const n of [1, 5, 12, 20]) {
+      const x = randomArray(random, n * d);
+      const plain = matmul({ type: GGMLType.Q8_0, rows: vocab, cols: d, nTokens: n }, fileBytes, x, { threads: 2 });
+      const ours = out(cpu(), cpu().matmul(cpu().upload(x, n, d), table));
+      expect({ n, same: ours.every((v, i) => Object.is(v, plain[i])) }).toEqual({ n, same: true });
+    }
+    // the product took the repacked copy where this CPU's kernels multiply it; the table kept the file's bytes
+    const vnni = String(cpuKernels().psi_cpu_variant()) === "avx512";
+    expect(table.matrix().type).toBe(vnni ? Q8_0_ROWS16 : GGMLType.Q8_0);
+    expect(Buffer.compare(table.bytes, fileBytes)).toBe(0);
+    expect(rows(out(cpu(), cpu().embed(table, tokens)))).toBe(true);
+  });
 });
 
 describe("CpuBackend buffers and refusals", () => {

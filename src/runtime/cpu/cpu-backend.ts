@@ -24,7 +24,7 @@ import { ActivationArena, DEFAULT_ARENA_BYTES, PERSISTENT } from "./activation-a
 import { cpuMoE } from "./cpu-moe.ts";
 import { projectPrepared } from "./cpu-products.ts";
 import { CpuActivation, CpuKV, CpuWeight, checkWeight } from "./cpu-tensors.ts";
-import { MAX_MATMUL_THREADS, MXFP4_ROWS16, repackRows16 } from "./matmul.ts";
+import { MAX_MATMUL_THREADS, repackRows16 } from "./matmul.ts";
 import type { RopeParams as KernelRopeParams } from "./ops.ts";
 import { add, attention, ggmlAttentionPrecision, ggmlDecodeChunks, getRows, rmsNorm, rope, storeKv, swiglu } from "./ops.ts";
 
@@ -83,8 +83,8 @@ export class CpuBackend implements Backend {
     // bytes in the weight; the mapping's pages are clean file cache the kernel
     // can drop, so gpt-oss-20b holds one copy of its 11 GB of experts, not two.
     if (type === GGMLType.MXFP4 && dims.length === 3) {
-      const packed = repackRows16(bytes, dims[1]!, dims[0]!, dims[2]!);
-      if (packed) return new CpuWeight(name, [...dims], type, packed, MXFP4_ROWS16);
+      const packed = repackRows16(type, bytes, dims[1]!, dims[0]!, dims[2]!);
+      if (packed) return new CpuWeight(name, [...dims], type, packed.bytes, packed.kernelType);
     }
     return new CpuWeight(name, [...dims], type, bytes);
   }

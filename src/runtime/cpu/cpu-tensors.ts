@@ -7,7 +7,7 @@ import { cpuKernels } from "../../../ffi/cpu.ts";
 import { GGMLType, tensorBytes, typeLayout } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
 import type { Activation, KVPrecision, KVStorage, Weight } from "../backend.ts";
-import { MATMUL_TYPES } from "./matmul.ts";
+import { MATMUL_TYPES, repackRows16 } from "./matmul.ts";
 
 export class CpuActivation implements Activation {
   constructor(readonly rows: number, readonly width: number, readonly data: Float32Array, readonly step: number) {}
@@ -30,7 +30,8 @@ export class CpuWeight implements Weight {
 
   /**
    * `kernelType`: the id psi_matmul multiplies `bytes` as when they are not
-   * plain `type` but a psionic layout of it (matmul.ts MXFP4_ROWS16).
+   * plain `type` but a psionic layout of it (matmul.ts MXFP4_ROWS16; Q8_0
+   * matrices get theirs in matrix(), with `bytes` left plain).
    */
   constructor(readonly name: string, readonly dims: readonly number[], readonly type: GGMLType, readonly bytes: Uint8Array,
               readonly kernelType?: number) {}
@@ -61,12 +62,25 @@ export class CpuWeight implements Weight {
    * The matrix for psi_matmul. Its type and byte size were checked when it was
    * loaded (checkWeight), so a product re-checks only the activations' sizes.
    * The kernels read fp16 fields and floats in place: misaligned bytes are copied once.
+   *
+   * Q8_0 matrices are repacked here, on their first product, into 16-row
+   * groups (Q8_0_ROWS16: same bits, faster decode and prefill) where the
+   * kernel variant multiplies that layout. Here rather than at load because
+   * only a product tells a matrix from a lookup table: token_embd is both when
+   * it is a tied output head, and only a table otherwise (gpt-oss-20b's is
+   * 615 MB). `bytes` stay the file's, for the embedding lookup and vector().
    */
   matrix(): PreparedMatrix {
     if (this.prepared) return this.prepared;
     if (this.dims.length !== 2) throw new PsionicError("backend.shape", `matmul ${this.name}: a ${this.dims.length}-D weight is not a matrix`);
+    const rows = this.dims[1]!, cols = this.dims[0]!;
+    const packed = this.kernelType === undefined && this.type === GGMLType.Q8_0 ? repackRows16(this.type, this.bytes, rows, cols) : null;
+    if (packed) {
+      this.prepared = { type: packed.kernelType, bytes: packed.bytes, pointer: ptr(packed.bytes), rows, cols };
+      return this.prepared;
+    }
     const bytes = this.bytes.byteOffset % 4 === 0 ? this.bytes : this.bytes.slice();
-    this.prepared = { type: this.kernelType ?? this.type, bytes, pointer: ptr(bytes), rows: this.dims[1]!, cols: this.dims[0]! };
+    this.prepared = { type: this.kernelType ?? this.type, bytes, pointer: ptr(bytes), rows, cols };
     return this.prepared;
   }
 }

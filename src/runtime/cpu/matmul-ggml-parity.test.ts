@@ -9,7 +9,7 @@ import { describe, expect, it } from "bun:test";
 import { CPU_VARIANTS, cpuKernels, selectCpuVariant } from "../../../ffi/cpu.ts";
 import { GGMLType } from "../../gguf/types.ts";
 import { cpuHasAmx, ggmlMatmul } from "./ggml-matmul-oracle.ts";
-import { EXPERT_ORDERS, matmul, matmulReference, MXFP4_ROWS16, repackRows16 } from "./matmul.ts";
+import { EXPERT_ORDERS, matmul, matmulReference, repackRows16 } from "./matmul.ts";
 import { sampleValues, sampleWeights, seededRandom } from "./matmul-test-data.ts";
 
 const ROWS = 96; // a multiple of 32 (AMX), 16-row groups, and a tail for 2-thread splits
@@ -28,7 +28,7 @@ function bitDifferences(a: Float32Array, b: Float32Array): string {
 }
 
 const cases: { type: GGMLType; buffer: string; tokens: number[] }[] = [
-  { type: GGMLType.Q8_0, buffer: "AMX", tokens: [1, 2, 5, 6, 17] },
+  { type: GGMLType.Q8_0, buffer: "AMX", tokens: [1, 2, 5, 6, 12, 17] },
   { type: GGMLType.Q4_0, buffer: "AMX", tokens: [1, 2, 5, 6, 17] },
   { type: GGMLType.Q4_1, buffer: "AMX", tokens: [1, 2, 5, 6, 17] },
   { type: GGMLType.Q4_K, buffer: "AMX", tokens: [1, 3, 17] },
@@ -55,6 +55,11 @@ describe.skipIf(!cpuHasAmx())("psi_matmul against llama.cpp's ggml_mul_mat on th
           for (const variant of CPU_VARIANTS) {
             if (!selectCpuVariant(lib, variant)) continue;
             expect({ n, variant, fast: bitDifferences(matmul(shape, bytes, x, { threads: 2 }), ggml.y) }).toEqual({ n, variant, fast: "identical" });
+            // Q8_0 and MXFP4 also in their 16-row layouts, where the variant multiplies them (CpuWeight.matrix)
+            const packed = repackRows16(c.type, bytes, ROWS, COLS);
+            if (!packed) continue;
+            const ours = matmul({ ...shape, kernelType: packed.kernelType }, packed.bytes, x, { threads: 2 });
+            expect({ n, variant, packed: bitDifferences(ours, ggml.y) }).toEqual({ n, variant, packed: "identical" });
           }
         }
       } finally {
@@ -86,9 +91,9 @@ describe.skipIf(!cpuHasAmx())("psi_matmul against llama.cpp's ggml_mul_mat on th
         for (const variant of CPU_VARIANTS) {
           if (!selectCpuVariant(lib, variant)) continue;
           // As CpuBackend.loadWeight and cpuMoE: MXFP4 repacked where the variant multiplies that layout, else the expert order.
-          const packed = c.type === GGMLType.MXFP4 ? repackRows16(bytes, ROWS, COLS, experts) : null;
-          const weights = packed ?? bytes;
-          const kernelType = packed ? MXFP4_ROWS16 : EXPERT_ORDERS.get(c.type);
+          const packed = c.type === GGMLType.MXFP4 ? repackRows16(c.type, bytes, ROWS, COLS, experts) : null;
+          const weights = packed?.bytes ?? bytes;
+          const kernelType = packed?.kernelType ?? EXPERT_ORDERS.get(c.type);
           const ours = new Float32Array(n * ROWS);
           for (let e = 0; e < experts; e++) {
             const tokens = [...ids.keys()].filter((t) => ids[t] === e);

@@ -45,16 +45,18 @@ export interface MatmulShape {
   rows: number;
   cols: number;
   nTokens: number;
-  /** The id psi_matmul gets when it is not `type` itself: a layout of `type`'s bytes (MXFP4_ROWS16). */
+  /** The id psi_matmul gets when it is not `type` itself: a layout of `type`'s bytes (MXFP4_ROWS16, Q8_0_ROWS16). */
   kernelType?: number;
 }
 
 /**
- * psi_matmul's own layout of MXFP4 bytes (kernels/cpu/matmul_mxfp4_rows16.c):
- * groups of 16 rows rearranged once so one-token products need no unpacking
- * shuffles or gathers; same size, same product bits as plain MXFP4.
+ * psi_matmul's own layouts of MXFP4 and Q8_0 bytes (kernels/cpu/matmul_mxfp4_rows16.c,
+ * matmul_q8_0_rows16.c): groups of 16 rows rearranged once so few-token
+ * products need no unpacking or gathers; same size, same product bits as the plain type.
  */
 export const MXFP4_ROWS16 = 0x1000 + GGMLType.MXFP4;
+export const Q8_0_ROWS16 = 0x1000 + GGMLType.Q8_0;
+const ROWS16_LAYOUTS: ReadonlyMap<GGMLType, number> = new Map([[GGMLType.MXFP4, MXFP4_ROWS16], [GGMLType.Q8_0, Q8_0_ROWS16]]);
 
 /**
  * psi_matmul's ids for the orders llama.cpp multiplies expert weights in
@@ -71,25 +73,28 @@ export const EXPERT_ORDERS: ReadonlyMap<GGMLType, number> = new Map([
 ]);
 
 /**
- * `experts` matrices of rows x cols MXFP4 (one after another, as a 3-D
- * weight holds them) repacked into MXFP4_ROWS16, each matrix on its own; null
- * when the loaded kernel variant does not multiply that layout.
+ * `experts` matrices of rows x cols `type` (one after another, as a 3-D weight
+ * holds them) repacked into the type's 16-row layout, each matrix on its own:
+ * the bytes and the kernel id to multiply them as; null when the loaded kernel
+ * variant does not multiply that layout (or the type has none).
  */
-export function repackRows16(bytes: Uint8Array, rows: number, cols: number, experts = 1): Uint8Array | null {
-  const layout = typeLayout(GGMLType.MXFP4)!;
+export function repackRows16(type: GGMLType, bytes: Uint8Array, rows: number, cols: number, experts = 1): { bytes: Uint8Array; kernelType: number } | null {
+  const kernelType = ROWS16_LAYOUTS.get(type);
+  if (kernelType === undefined) return null;
+  const layout = typeLayout(type)!;
   const slab = rows * (cols / layout.blockSize) * layout.typeSize;
   if (!Number.isInteger(slab) || bytes.byteLength !== slab * experts) {
-    throw new PsionicError("matmul.size-mismatch", `repack: ${experts} MXFP4 matrices of ${rows}x${cols} need ${slab * experts} bytes, got ${bytes.byteLength}`);
+    throw new PsionicError("matmul.size-mismatch", `repack: ${experts} ${layout.name} matrices of ${rows}x${cols} need ${slab * experts} bytes, got ${bytes.byteLength}`);
   }
   const out = new Uint8Array(bytes.byteLength);
-  if (out.byteLength === 0) return out;
+  if (out.byteLength === 0) return { bytes: out, kernelType };
   const lib = cpuKernels();
   for (let e = 0; e < experts; e++) {
-    const status = lib.psi_matmul_repack(MXFP4_ROWS16, aligned(bytes.subarray(e * slab, (e + 1) * slab)), out.subarray(e * slab, (e + 1) * slab), rows, cols);
+    const status = lib.psi_matmul_repack(kernelType, aligned(bytes.subarray(e * slab, (e + 1) * slab)), out.subarray(e * slab, (e + 1) * slab), rows, cols);
     if (status === -1) return null;
-    checkStatus(status, `repacking ${rows}x${cols} MXFP4`);
+    checkStatus(status, `repacking ${rows}x${cols} ${layout.name}`);
   }
-  return out;
+  return { bytes: out, kernelType };
 }
 
 function checkShape({ type, rows, cols, nTokens }: MatmulShape, weights: Uint8Array, x: Float32Array, out: Float32Array): void {
