@@ -9,7 +9,7 @@
 // Use a model whose output is whole text (`psionic gguf synth ... --text-output`):
 // llama-server fails requests whose output is not complete UTF-8.
 import { spawn, type Subprocess } from "bun";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 
 const args = process.argv.slice(2);
@@ -64,7 +64,7 @@ async function complete(base: string, prompt: string, maxTokens: number): Promis
 
 async function waitHealthy(base: string, server: Subprocess): Promise<void> {
   for (let i = 0; i < 600; i++) {
-    if (server.exitCode !== null) throw new Error(`${base}: the server exited (${server.exitCode})`);
+    if (server.exitCode !== null) throw new Error(`${base}: the server exited (${server.exitCode}); see its log`);
     try {
       if ((await fetch(`${base}/health`)).ok) return;
     } catch { /* not listening yet */ }
@@ -74,7 +74,9 @@ async function waitHealthy(base: string, server: Subprocess): Promise<void> {
 }
 
 async function measure(name: string, command: string[], port: number) {
-  const server = spawn(command, { stdout: "ignore", stderr: "pipe" });
+  // Logs go to a file: an unread pipe fills up and stalls a chatty server.
+  const logPath = join(tmpdir(), `bench-serve-${name}.log`);
+  const server = spawn(command, { stdout: "ignore", stderr: Bun.file(logPath) });
   const base = `http://127.0.0.1:${port}`;
   try {
     await waitHealthy(base, server);
