@@ -10,22 +10,12 @@ import { CPU_VARIANTS, cpuKernels, selectCpuVariant } from "../../../ffi/cpu.ts"
 import { GGMLType } from "../../gguf/types.ts";
 import { cpuHasAmx, ggmlMatmul } from "./ggml-matmul-oracle.ts";
 import { EXPERT_ORDERS, matmul, matmulReference, repackRows16 } from "./matmul.ts";
-import { sampleValues, sampleWeights, seededRandom } from "./matmul-test-data.ts";
+import { sampleValues, sampleWeights, seededRandom, bitDifferences } from "./matmul-test-data.ts";
 
 const ROWS = 96; // a multiple of 32 (AMX), 16-row groups, and a tail for 2-thread splits
 const COLS = 768; // three K-quant super-blocks, 24 blocks of 32
 const lib = cpuKernels();
 
-/** Positions where a and b differ in their bits, with the first few listed. */
-function bitDifferences(a: Float32Array, b: Float32Array): string {
-  const wrong: string[] = [];
-  let count = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (Object.is(a[i], b[i])) continue;
-    if (count++ < 3) wrong.push(`[${i}] ${a[i]} vs ${b[i]}`);
-  }
-  return count === 0 ? "identical" : `${count} of ${a.length} differ: ${wrong.join(", ")}`;
-}
 
 const cases: { type: GGMLType; buffer: string; tokens: number[] }[] = [
   { type: GGMLType.Q8_0, buffer: "AMX", tokens: [1, 2, 5, 6, 12, 17] },

@@ -13,22 +13,12 @@ import { ptr } from "bun:ffi";
 import { CPU_VARIANTS, cpuKernels, selectCpuVariant } from "../../../ffi/cpu.ts";
 import { GGMLType } from "../../gguf/types.ts";
 import { EXPERT_ORDERS, matmul, matmulReference, MXFP4_ROWS16, Q8_0_ROWS16, repackRows16 } from "./matmul.ts";
-import { sampleValues, sampleWeights, seededRandom } from "./matmul-test-data.ts";
+import { sampleValues, sampleWeights, seededRandom, bitDifferences } from "./matmul-test-data.ts";
 
 const lib = cpuKernels();
 const VNNI = selectCpuVariant(lib, "avx512");
 afterAll(() => void (selectCpuVariant(lib, "avx512") || selectCpuVariant(lib, "avx2")));
 
-/** Positions where a and b differ in their bits (NaN equals NaN), with the first few listed. */
-function bitDifferences(a: Float32Array, b: Float32Array): string {
-  const wrong: string[] = [];
-  let count = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (Object.is(a[i], b[i])) continue;
-    if (count++ < 3) wrong.push(`[${i}] ${a[i]} vs ${b[i]}`);
-  }
-  return count === 0 ? "identical" : `${count} of ${a.length} differ: ${wrong.join(", ")}`;
-}
 
 /** Random MXFP4 bytes with every code and e8m0 scales from the subnormal 0 and 1 up to large ones. */
 function randomMxfp4(rows: number, cols: number, seed: number): Uint8Array {

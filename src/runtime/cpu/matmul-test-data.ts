@@ -1,5 +1,6 @@
 // Shared by the matmul tests: seeded inputs, weights encoded by the psionic
-// codecs, and plain float64 decoding of quantized activation rows.
+// codecs, plain float64 decoding of quantized activation rows, and a bitwise
+// comparison that names the first differing outputs.
 import { decodeTensor, encodeTensor } from "../../gguf/quant/codecs.ts";
 import { GGMLType, typeLayout } from "../../gguf/types.ts";
 import { seededRandom } from "../../util/seeded-random.ts";
@@ -56,3 +57,14 @@ export function decodeActivations(actType: GGMLType, bytes: Uint8Array, n: numbe
 
 /** The fp16 value at byte `offset` (for reading block fields in tests). */
 export const readHalf = half;
+
+/** Positions where a and b differ in their bits (NaN equals NaN), with the first few listed. */
+export function bitDifferences(a: Float32Array, b: Float32Array): string {
+  const wrong: string[] = [];
+  let count = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (Object.is(a[i], b[i])) continue;
+    if (count++ < 3) wrong.push(`[${i}] ${a[i]} vs ${b[i]}`);
+  }
+  return count === 0 ? "identical" : `${count} of ${a.length} differ: ${wrong.join(", ")}`;
+}
