@@ -1,13 +1,17 @@
 // The CPU backend against llama.cpp for the weight types cpu-parity.test.ts
-// does not cover (it holds the ones llama.cpp's AMX and repack paths take and
-// the gpt-oss cases): first-token logits and 64 teacher-forced greedy tokens
-// on the tiny llama, two threads on both sides.
+// does not cover (it holds the ones llama.cpp's AMX and repack paths take):
+// first-token logits and 64 teacher-forced greedy tokens on the tiny llama
+// and the tiny gpt-oss (its prompt runs past the 16-token sliding window),
+// two threads on both sides.
 import { describe, expect, it } from "bun:test";
 import { GGMLType } from "../gguf/types.ts";
 import { CpuBackend } from "../runtime/cpu/cpu-backend.ts";
 import { FLOAT_WEIGHTS_TOLERANCE, QUANTIZED_WEIGHTS_TOLERANCE, describeNearTies, greedyDisagreement, runParity } from "./parity-harness.ts";
 
-const PROMPT = "The quick brown fox jumps over the lazy dog";
+const PROMPTS = {
+  llama: "The quick brown fox jumps over the lazy dog",
+  "gpt-oss": "<|start|>user<|message|>The quick brown fox jumps over the lazy dog, and then the dog runs after the fox through the field and over the hill.<|end|><|start|>assistant",
+};
 const TYPES: [GGMLType, number][] = [
   [GGMLType.BF16, FLOAT_WEIGHTS_TOLERANCE],
   [GGMLType.Q4_1, QUANTIZED_WEIGHTS_TOLERANCE],
@@ -19,12 +23,20 @@ const TYPES: [GGMLType, number][] = [
   [GGMLType.Q6_K, QUANTIZED_WEIGHTS_TOLERANCE],
 ];
 
+// gpt-oss BF16 experts: llama.cpp's MUL_MAT_ID takes ggml_vec_dot_bf16 (BF16
+// activations, its own lane order) where psionic keeps its dense BF16 order;
+// the first-token logits differ by 5e-3 (docs/PARITY.md, open).
+const BF16_EXPERTS_TOLERANCE = 1e-2;
+const GPT_OSS_TYPES: [GGMLType, number][] = [[GGMLType.F32, FLOAT_WEIGHTS_TOLERANCE], [GGMLType.BF16, BF16_EXPERTS_TOLERANCE], ...TYPES.slice(1)];
+
 describe("CpuBackend against llama.cpp, the other weight types", () => {
-  for (const [type, tolerance] of TYPES) {
-    it(`tiny llama ${GGMLType[type]}: first-token logits within ${tolerance}; 64 greedy picks identical except near-ties under it`, () => {
-      const r = runParity({ arch: "llama", preset: "tiny", type, prompt: PROMPT, generate: 64, backend: new CpuBackend({ threads: 2 }) });
+  const cases = [...TYPES.map(([t, tol]) => ["llama", t, tol] as const), ...GPT_OSS_TYPES.map(([t, tol]) => ["gpt-oss", t, tol] as const)];
+  for (const [arch, type, tolerance] of cases) {
+    it(`tiny ${arch} ${GGMLType[type]}: first-token logits within ${tolerance}; 64 greedy picks identical except near-ties under it`, () => {
+      const r = runParity({ arch, preset: "tiny", type, prompt: PROMPTS[arch], generate: 64, backend: new CpuBackend({ threads: 2 }) });
       const same = r.ours.filter((t, i) => t === r.theirs[i]).length;
-      console.log(`cpu vs llama.cpp | llama ${GGMLType[type]} | first-token max |diff| ${r.firstLogitsMaxAbsDiff.toExponential(2)} | all steps ${r.allStepsMaxAbsDiff.toExponential(2)} | ${same}/64 identical | ${describeNearTies(r)}`);
+      console.log(`cpu vs llama.cpp | ${arch} ${GGMLType[type]} | first-token max |diff| ${r.firstLogitsMaxAbsDiff.toExponential(2)} | all steps ${r.allStepsMaxAbsDiff.toExponential(2)} | ${same}/64 identical | ${describeNearTies(r)}`);
+      if (arch === "gpt-oss") expect(r.promptTokens).toBeGreaterThan(16);
       expect(r.firstLogitsMaxAbsDiff).toBeLessThan(tolerance);
       expect(r.ours).toHaveLength(64);
       expect(greedyDisagreement(r, tolerance)).toBeNull();
