@@ -164,10 +164,15 @@ PSI_ALWAYS_INLINE int32_t hsum_epi32(__m256i v) {
 
 /* How each type turns a super-block's integer sums into floats (matmul_reference.c):
  *   LANES     Q3_K (ggml_vec_dot): bias into the sum, 8 float lanes, summed at the end
+ *   SIGNED_LANES  Q3_K experts (ggml_vec_dot_q3_K_q8_K exactly): the -4 taken off
+ *             each value's own lane (4*x subtracted per byte pair) instead of the
+ *             bias, then 8 float lanes by fma, hsum_float_8
+ *   LANES_MIN Q5_K experts (ggml_vec_dot_q5_K_q8_K): the scaled sum in 8 float
+ *             lanes by fma, the mins term in a scalar by fmaf, added at the end
  *   ONE_SUM   Q6_K: bias into the sum, one fmaf per super-block
  *   WITH_MIN  Q4_K, Q5_K: fmaf of the scaled sum, then fmaf of the mins term (d_bias = -dmin)
  *   TWO_SUMS  Q2_K: scaled sum and mins term in two accumulators, subtracted at the end */
-enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS };
+enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS, SIGNED_LANES, LANES_MIN };
 
 #define KQUANT_TILE(name, type, mode)                                                                      \
   PSI_ALWAYS_INLINE void tile_##name##_n(const void *vw, const psi_tile_activations *x, const int nt,  \
@@ -185,11 +190,18 @@ enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS };
         __m256i sum = _mm256_setzero_si256();                                                               \
         for (int j = 0; j < 8; j++) {                                                                       \
           const __m256i xq = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * j));                        \
-          sum = dot_s16(sum, _mm256_maddubs_epi16(k.u[j], xq), k.scale[j]);                                 \
+          __m256i pairs = _mm256_maddubs_epi16(k.u[j], xq);                                                 \
+          if (mode == SIGNED_LANES) pairs = _mm256_sub_epi16(pairs, _mm256_maddubs_epi16(_mm256_set1_epi8(4), xq)); \
+          sum = dot_s16(sum, pairs, k.scale[j]);                                                            \
         }                                                                                                   \
         const __m256i bias = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), k.bias);     \
         if (mode == LANES) {                                                                                \
           lanes[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * xb->d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum, bias)), lanes[t]); \
+        } else if (mode == SIGNED_LANES) {                                                                  \
+          lanes[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * xb->d), _mm256_cvtepi32_ps(sum), lanes[t]);     \
+        } else if (mode == LANES_MIN) {                                                                     \
+          lanes[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * xb->d), _mm256_cvtepi32_ps(sum), lanes[t]);     \
+          acc[t] = fmaf(k.d_bias * xb->d, (float)hsum_epi32(bias), acc[t]);                                \
         } else if (mode == ONE_SUM) {                                                                       \
           acc[t] = fmaf((float)hsum_epi32(_mm256_add_epi32(sum, bias)), k.d * xb->d, acc[t]);              \
         } else if (mode == WITH_MIN) {                                                                      \
@@ -201,7 +213,12 @@ enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS };
         }                                                                                                   \
       }                                                                                                     \
     }                                                                                                       \
-    if (mode == LANES) store_sums(lanes, nt, out, out_stride);                                              \
+    if (mode == LANES || mode == SIGNED_LANES) store_sums(lanes, nt, out, out_stride);                      \
+    else if (mode == LANES_MIN) {                                                                           \
+      float sums[PSI_TILE_TOKENS];                                                                          \
+      store_sums(lanes, nt, sums, 1);                                                                       \
+      for (int t = 0; t < nt; t++) out[t * out_stride] = sums[t] + acc[t];                                  \
+    }                                                                                                       \
     else for (int t = 0; t < nt; t++) out[t * out_stride] = acc[t] - acc_min[t];                            \
   }
 
@@ -210,6 +227,8 @@ KQUANT_TILE(q3_K, q3_K, LANES)
 KQUANT_TILE(q4_K, q4_K, WITH_MIN)
 KQUANT_TILE(q4_K_8x8, q4_K, TWO_SUMS) /* expert products: the q4_K_8x8 gemv's order */
 KQUANT_TILE(q5_K, q5_K, WITH_MIN)
+KQUANT_TILE(q5_K_lanes, q5_K, LANES_MIN)     /* expert products: ggml_vec_dot_q5_K_q8_K */
+KQUANT_TILE(q3_K_lanes, q3_K, SIGNED_LANES)  /* expert products: ggml_vec_dot_q3_K_q8_K */
 KQUANT_TILE(q6_K, q6_K, ONE_SUM)
 
 #define EXPORT_TILE PSI_EXPORT_SIMD_TILE
@@ -225,4 +244,6 @@ EXPORT_TILE(q3_K)
 EXPORT_TILE(q4_K)
 EXPORT_TILE(q4_K_8x8)
 EXPORT_TILE(q5_K)
+EXPORT_TILE(q5_K_lanes)
+EXPORT_TILE(q3_K_lanes)
 EXPORT_TILE(q6_K)

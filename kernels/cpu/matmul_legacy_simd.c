@@ -10,9 +10,9 @@
  * t of one vector), converted, and multiply-added by d_w*d_x into a float
  * accumulator per token, block after block. Q5_0 and Q5_1 keep ggml_vec_dot's
  * shape: lanes scaled and summed in float, added at the end (Q5_1 is ggml's
- * order; Q5_0 differs from the reference in float rounding only), and so does
- * q8_0_lanes / q5_0_lanes, Q8_0 and Q5_0 exactly in ggml_vec_dot's order
- * (expert products).
+ * order; Q5_0 differs from the reference in float rounding only), and so do
+ * q8_0_lanes / q5_0_lanes / q4_1_lanes, Q8_0, Q5_0 and Q4_1 exactly in
+ * ggml_vec_dot's order (expert products).
  * The portable build runs the reference. */
 #include "matmul.h"
 
@@ -228,6 +228,10 @@ PSI_ALWAYS_INLINE __m256i unpack_q5_1(const block_q5_1 *b) {
 }
 UNSIGNED_TILE(tile_q5_1, block_q5_1, unpack_q5_1)
 
+/* Q4_1 expert products in ggml_vec_dot_q4_1_q8_1's order, Q5_1's shape on the nibbles. */
+PSI_ALWAYS_INLINE __m256i unpack_q4_1(const block_q4_1 *b) { return nibbles_32(b->qs); }
+UNSIGNED_TILE(tile_q4_1_lanes, block_q4_1, unpack_q4_1)
+
 #define EXPORT_TILE PSI_EXPORT_SIMD_TILE
 
 #else /* portable: the reference, token by token */
@@ -243,4 +247,5 @@ EXPORT_TILE(q4_0)
 EXPORT_TILE(q5_0)
 EXPORT_TILE(mxfp4)
 EXPORT_TILE(q4_1)
+EXPORT_TILE(q4_1_lanes)
 EXPORT_TILE(q5_1)

@@ -8,8 +8,9 @@
  *   - Q2_K (the q2_K_8x8 repack gemv): the same with the mins in a second
  *     accumulator, subtracted at the end;
  *   - Q5_0, Q5_1, Q3_K (plain CPU buffer, ggml_vec_dot_*): ggml's vec_dot order;
- *   - expert products (MUL_MAT_ID, which AMX does not take): Q8_0 and Q5_0 in
- *     their vec_dot order (*_lanes), Q4_K in the q4_K_8x8 gemv's (q4_K_8x8);
+ *   - expert products (MUL_MAT_ID, which AMX does not take): Q8_0, Q5_0, Q4_1,
+ *     Q5_K and Q3_K in their vec_dot order (*_lanes), Q4_K in the q4_K_8x8
+ *     gemv's (q4_K_8x8);
  *   - F16 (AMX): F32 activations, 16 lanes of fmaf, GCC's 16-lane tree sum;
  *   - F32: ggml_vec_dot_f32 for one token, llamafile's tinyBLAS for batches.
  * Integer sums per block are exact, so only the float steps above decide the bits.
@@ -139,6 +140,25 @@ float PSI_IMPL(psi_ref_dot_q5_0_lanes)(const void *vw, const void *vx, int64_t n
   return lanes_sum(lanes);
 }
 
+/* ggml_vec_dot_q4_1_q8_1's order (Q4_1 expert products): the 8 lanes above on
+ * the unsigned nibbles, and the block minimums m_w*s_x summed on their own (a
+ * product of two fp16 values, exact in float), added after the lanes. */
+float PSI_IMPL(psi_ref_dot_q4_1_lanes)(const void *vw, const void *vx, int64_t nb) {
+  const block_q4_1 *w = vw;
+  const block_q8_1 *x = vx;
+  float lanes[8] = {0}, minimums = 0;
+  for (int64_t b = 0; b < nb; b++) {
+    int8_t v[QK];
+    for (int j = 0; j < 16; j++) {
+      v[j] = (int8_t)(w[b].qs[j] & 0xF);
+      v[j + 16] = (int8_t)(w[b].qs[j] >> 4);
+    }
+    minimums += h2f(w[b].m) * h2f(x[b].s);
+    lanes_add_block(lanes, v, x[b].qs, h2f(w[b].d) * h2f(x[b].d));
+  }
+  return lanes_sum(lanes) + minimums;
+}
+
 /* The doubled E2M1 values with half the E8M0 scale, as ggml's mxfp4 kernels. */
 float PSI_IMPL(psi_ref_dot_mxfp4)(const void *vw, const void *vx, int64_t nb) {
   const block_mxfp4 *w = vw;
@@ -203,6 +223,36 @@ float PSI_IMPL(psi_ref_dot_q3_K)(const void *vw, const void *vx, int64_t nb) {
   return sum;
 }
 
+/* ggml_vec_dot_q3_K_q8_K's order (Q3_K expert products): per super-block 8
+ * int32 lanes, lane l = sum over the 8 chunks c of 32 values of
+ * scale_{2c + l/4} times values 32c+4l..32c+4l+3 (exact, values in -4..3),
+ * one fmaf per lane with d_w*d_x; hsum_float_8 at the end. (The dense Q3_K
+ * reference above spreads the values over the lanes differently.) */
+float PSI_IMPL(psi_ref_dot_q3_K_lanes)(const void *vw, const void *vx, int64_t nb) {
+  const block_q3_K *w = vw;
+  const block_q8_K *x = vx;
+  float lanes[8] = {0};
+  for (int64_t b = 0; b < nb; b++) {
+    int8_t scales[16];
+    psi_q3_K_scales(w[b].scales, scales);
+    int32_t isum[8] = {0};
+    for (int c = 0; c < 8; c++)
+      for (int l = 0; l < 8; l++) {
+        int s = 0;
+        for (int j = 4 * l; j < 4 * l + 4; j++) {
+          const int v = 32 * c + j; /* as psi_ref_dot_q3_K */
+          const int low = (w[b].qs[32 * (v / 128) + v % 32] >> (2 * ((v / 32) % 4))) & 3;
+          const int high = (w[b].hmask[v % 32] >> (v / 32)) & 1;
+          s += x[b].qs[v] * (low - (high ? 0 : 4));
+        }
+        isum[l] += scales[2 * c + l / 4] * s;
+      }
+    const float d = h2f(w[b].d) * x[b].d;
+    for (int l = 0; l < 8; l++) lanes[l] = fmaf(d, (float)isum[l], lanes[l]);
+  }
+  return lanes_sum(lanes);
+}
+
 /* Q4_K and Q5_K share everything but the fifth bit: per super-block the
  * scaled sum and the mins term, each one fmaf. */
 static float dot_q45_K(const uint8_t *scales12, const uint8_t *qs, const uint8_t *qh, uint16_t d, uint16_t dmin,
@@ -254,6 +304,39 @@ float PSI_IMPL(psi_ref_dot_q4_K_8x8)(const void *vw, const void *vx, int64_t nb)
     acc_min = fmaf((float)imin, h2f(w[b].dmin) * x[b].d, acc_min);
   }
   return acc - acc_min;
+}
+
+/* ggml_vec_dot_q5_K_q8_K's order (Q5_K expert products): per super-block 8
+ * int32 lanes, lane l = sum over the 8 groups g of scale_g times values
+ * 32g+4l..32g+4l+3 (exact), one fmaf per lane with d_w*d_x; the mins term,
+ * -dmin_w*d_x times sum_g min_g*(bsum_2g + bsum_2g+1), in a scalar by fmaf
+ * (GCC contracts ggml's `summs += dmin * imin`); hsum_float_8 of the lanes,
+ * plus that scalar. */
+float PSI_IMPL(psi_ref_dot_q5_K_lanes)(const void *vw, const void *vx, int64_t nb) {
+  const block_q5_K *w = vw;
+  const block_q8_K *x = vx;
+  float lanes[8] = {0}, minimums = 0;
+  for (int64_t b = 0; b < nb; b++) {
+    int32_t isum[8] = {0};
+    int imin = 0;
+    for (int g = 0; g < 8; g++) {
+      uint8_t scale, min;
+      psi_kquant_scale_min(g, w[b].scales, &scale, &min);
+      for (int l = 0; l < 8; l++) {
+        int s = 0;
+        for (int j = 4 * l; j < 4 * l + 4; j++) {
+          const int q = ((w[b].qs[32 * (g / 2) + j] >> (4 * (g % 2))) & 0xF) | (((w[b].qh[j] >> g) & 1) << 4);
+          s += q * x[b].qs[32 * g + j];
+        }
+        isum[l] += scale * s;
+      }
+      imin += min * (x[b].bsums[2 * g] + x[b].bsums[2 * g + 1]);
+    }
+    const float d = h2f(w[b].d) * x[b].d;
+    for (int l = 0; l < 8; l++) lanes[l] = fmaf(d, (float)isum[l], lanes[l]);
+    minimums = fmaf(-h2f(w[b].dmin) * x[b].d, (float)imin, minimums);
+  }
+  return lanes_sum(lanes) + minimums;
 }
 
 float PSI_IMPL(psi_ref_dot_q5_K)(const void *vw, const void *vx, int64_t nb) {

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "bun:test";
 import { GGMLType } from "../gguf/types.ts";
 import { CpuBackend } from "../runtime/cpu/cpu-backend.ts";
+import { cpuHasAmx } from "../runtime/cpu/ggml-matmul-oracle.ts";
 import { FLOAT_WEIGHTS_TOLERANCE, QUANTIZED_WEIGHTS_TOLERANCE, describeNearTies, greedyDisagreement, runParity } from "./parity-harness.ts";
 
 const PROMPTS = {
@@ -29,6 +30,11 @@ const TYPES: [GGMLType, number][] = [
 const BF16_EXPERTS_TOLERANCE = 1e-2;
 const GPT_OSS_TYPES: [GGMLType, number][] = [[GGMLType.F32, FLOAT_WEIGHTS_TOLERANCE], [GGMLType.BF16, BF16_EXPERTS_TOLERANCE], ...TYPES.slice(1)];
 
+// Cases whose every product (dense and expert) takes llama.cpp's exact order on an
+// AMX machine (docs/PARITY.md §5): there every logit of every step must be identical.
+const AMX = cpuHasAmx();
+const EXACT = new Set(["llama Q4_1", "llama Q5_1", "llama Q6_K", "gpt-oss Q4_1", "gpt-oss Q5_1", "gpt-oss Q5_K", "gpt-oss Q6_K"]);
+
 describe("CpuBackend against llama.cpp, the other weight types", () => {
   const cases = [...TYPES.map(([t, tol]) => ["llama", t, tol] as const), ...GPT_OSS_TYPES.map(([t, tol]) => ["gpt-oss", t, tol] as const)];
   for (const [arch, type, tolerance] of cases) {
@@ -40,6 +46,10 @@ describe("CpuBackend against llama.cpp, the other weight types", () => {
       expect(r.firstLogitsMaxAbsDiff).toBeLessThan(tolerance);
       expect(r.ours).toHaveLength(64);
       expect(greedyDisagreement(r, tolerance)).toBeNull();
+      if (AMX && EXACT.has(`${arch} ${GGMLType[type]}`)) {
+        expect(r.ours).toEqual(r.theirs);
+        expect(r.allStepsMaxAbsDiff).toBe(0);
+      }
     }, 60_000);
   }
 });

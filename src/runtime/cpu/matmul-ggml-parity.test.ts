@@ -59,13 +59,16 @@ describe.skipIf(!cpuHasAmx())("psi_matmul against llama.cpp's ggml_mul_mat on th
   }
 
   // llama.cpp's expert products (ggml_mul_mat_id) never take AMX: MXFP4, Q4_0 and Q4_K go to
-  // CPU_REPACK (gemv per routed row), Q8_0 and Q5_0 stay in a plain CPU buffer (ggml_vec_dot_*_q8_0).
+  // CPU_REPACK (gemv per routed row); Q8_0, Q5_0, Q4_1, Q5_K and Q3_K stay in a plain CPU buffer (ggml_vec_dot_*).
   const expertCases: { type: GGMLType; buffer: string }[] = [
     { type: GGMLType.MXFP4, buffer: "CPU_REPACK" },
     { type: GGMLType.Q4_0, buffer: "CPU_REPACK" },
     { type: GGMLType.Q4_K, buffer: "CPU_REPACK" },
     { type: GGMLType.Q8_0, buffer: "CPU" },
     { type: GGMLType.Q5_0, buffer: "CPU" },
+    { type: GGMLType.Q4_1, buffer: "CPU" },
+    { type: GGMLType.Q5_K, buffer: "CPU" },
+    { type: GGMLType.Q3_K, buffer: "CPU" },
   ];
   for (const c of expertCases) {
     it(`${GGMLType[c.type]} experts (ggml_mul_mat_id, ${c.buffer} buffer): one batched product per expert, as the CPU backend's MoE runs it, bit-identical on every variant`, () => {
