@@ -5,7 +5,9 @@
  *     tile_f32_batch  llamafile's tinyBLAS: 16 lanes, lane l takes k = l mod 16
  *     tile_f16        ggml's AMX F16 kernel: the same 16 lanes on widened weights
  *   each ends in the 16-lane tree sum of psi_sum16, then a scalar tail.
- *   BF16: BF16 activation rows, 8 float lanes (the reference sums in double).
+ *   BF16: BF16 activation rows, 8 float lanes (the reference sums in double);
+ *     tile_bf16_lanes (expert products): ggml_vec_dot_bf16's vdpbf16ps order,
+ *     the instruction itself in AVX512-BF16 builds, two fmas per lane elsewhere.
  * AVX2 builds hold 16 lanes as two ymm (lanes 0-7, 8-15). */
 #include "matmul.h"
 
@@ -106,6 +108,59 @@ PSI_ALWAYS_INLINE void tile_bf16_n(const void *w, const psi_tile_activations *x,
   }
 }
 
+/* acc + vdpbf16ps(w[0..31], x[0..31]): lane j adds w*x of value 2j+1, then of
+ * value 2j (products of bf16 values are exact, so an fma rounds as the
+ * instruction's add does). */
+#if defined(__AVX512BF16__)
+PSI_ALWAYS_INLINE lanes16 dot_bf16_32(lanes16 acc, const uint16_t *w, const uint16_t *x) {
+  return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512(w), (__m512bh)_mm512_loadu_si512(x));
+}
+#else
+/* 16 bf16 values as 8 pairs: the odd value of each pair is the high half of its
+ * 32-bit lane (a float once masked), the even one the low half (shifted up). */
+PSI_ALWAYS_INLINE __m256 dot_bf16_16(__m256 acc, const uint16_t *w, const uint16_t *x) {
+  const __m256i wu = _mm256_loadu_si256((const __m256i *)w), xu = _mm256_loadu_si256((const __m256i *)x);
+  const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+  acc = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(wu, high)), _mm256_castsi256_ps(_mm256_and_si256(xu, high)), acc);
+  return _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(wu, 16)), _mm256_castsi256_ps(_mm256_slli_epi32(xu, 16)), acc);
+}
+#if defined(__AVX512F__)
+PSI_ALWAYS_INLINE lanes16 dot_bf16_32(lanes16 acc, const uint16_t *w, const uint16_t *x) {
+  const __m256 lo = dot_bf16_16(_mm512_castps512_ps256(acc), w, x);
+  const __m256 hi = dot_bf16_16(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)), w + 16, x + 16);
+  return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+#else
+PSI_ALWAYS_INLINE lanes16 dot_bf16_32(lanes16 acc, const uint16_t *w, const uint16_t *x) {
+  return (lanes16){dot_bf16_16(acc.lo, w, x), dot_bf16_16(acc.hi, w + 16, x + 16)};
+}
+#endif
+#endif
+
+/* ggml_vec_dot_bf16 (matmul_reference.c): accumulators c1 (values 64s..64s+31)
+ * and c2 (64s+32..64s+63), their 16-lane sums added in double, then the tail. */
+PSI_ALWAYS_INLINE void tile_bf16_lanes_n(const void *w, const psi_tile_activations *x, const int nt, int64_t n, float *out, int64_t out_stride) {
+  const uint16_t *wh = w;
+  lanes16 c1[PSI_TILE_TOKENS], c2[PSI_TILE_TOKENS];
+  for (int t = 0; t < nt; t++) c1[t] = c2[t] = zero16();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    prefetch_ahead(wh + i, 128);
+    for (int t = 0; t < nt; t++) {
+      const uint16_t *xt = (const uint16_t *)(x->blocks + t * x->stride);
+      c1[t] = dot_bf16_32(c1[t], wh + i, xt + i);
+      c2[t] = dot_bf16_32(c2[t], wh + i + 32, xt + i + 32);
+    }
+  }
+  for (int t = 0; t < nt; t++) {
+    const uint16_t *xt = (const uint16_t *)(x->blocks + t * x->stride);
+    double sum = (double)sum16(c1[t]);
+    sum += (double)sum16(c2[t]);
+    for (int64_t j = i; j < n; j++) sum += (double)(psi_float_of_bits((uint32_t)wh[j] << 16) * psi_float_of_bits((uint32_t)xt[j] << 16));
+    out[t * out_stride] = (float)sum;
+  }
+}
+
 #define EXPORT_TILE PSI_EXPORT_SIMD_TILE
 #else
 #define EXPORT_TILE PSI_EXPORT_REFERENCE_TILE
@@ -115,3 +170,4 @@ EXPORT_TILE(f32)
 EXPORT_TILE(f32_batch)
 EXPORT_TILE(f16)
 EXPORT_TILE(bf16)
+EXPORT_TILE(bf16_lanes)

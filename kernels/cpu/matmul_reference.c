@@ -9,8 +9,8 @@
  *     accumulator, subtracted at the end;
  *   - Q5_0, Q5_1, Q3_K (plain CPU buffer, ggml_vec_dot_*): ggml's vec_dot order;
  *   - expert products (MUL_MAT_ID, which AMX does not take): Q8_0, Q5_0, Q4_1,
- *     Q5_K and Q3_K in their vec_dot order (*_lanes), Q4_K in the q4_K_8x8
- *     gemv's (q4_K_8x8);
+ *     Q5_K, Q3_K and BF16 in their vec_dot order (*_lanes), Q4_K in the
+ *     q4_K_8x8 gemv's (q4_K_8x8);
  *   - F16 (AMX): F32 activations, 16 lanes of fmaf, GCC's 16-lane tree sum;
  *   - F32: ggml_vec_dot_f32 for one token, llamafile's tinyBLAS for batches.
  * Integer sums per block are exact, so only the float steps above decide the bits.
@@ -416,5 +416,31 @@ float PSI_IMPL(psi_ref_dot_bf16)(const void *vw, const void *vx, int64_t n) {
   const uint16_t *w = vw, *x = vx;
   double sum = 0;
   for (int64_t i = 0; i < n; i++) sum += (double)(bf2f(w[i]) * bf2f(x[i]));
+  return (float)sum;
+}
+
+/* ggml_vec_dot_bf16's order on an AVX512-BF16 machine (BF16 expert products,
+ * BF16-rounded activations): vdpbf16ps over steps of 64 values, the first 32
+ * into accumulator c[0], the next 32 into c[1]; lane j of an accumulator takes
+ * the pair (2j, 2j+1) of its 32 values, the odd one first, each product exact
+ * in float and each addition rounded. Then, in double, GCC's 16-lane tree sum
+ * of c[0] plus that of c[1], plus the values past the last whole 64 one by one;
+ * rounded to float at the end. (vdpbf16ps also flushes denormal inputs and
+ * results to zero, which this and the AVX2 tile do not: they part only where a
+ * value or partial sum is below 2^-126 in magnitude.) */
+float PSI_IMPL(psi_ref_dot_bf16_lanes)(const void *vw, const void *vx, int64_t n) {
+  const uint16_t *w = vw, *x = vx;
+  float c[2][16] = {{0}};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int h = 0; h < 2; h++)
+      for (int j = 0; j < 16; j++) {
+        const int64_t k = i + 32 * h + 2 * j;
+        c[h][j] = c[h][j] + bf2f(w[k + 1]) * bf2f(x[k + 1]);
+        c[h][j] = c[h][j] + bf2f(w[k]) * bf2f(x[k]);
+      }
+  double sum = (double)PSI_IMPL(psi_sum16)(c[0]);
+  sum += (double)PSI_IMPL(psi_sum16)(c[1]);
+  for (; i < n; i++) sum += (double)(bf2f(w[i]) * bf2f(x[i]));
   return (float)sum;
 }

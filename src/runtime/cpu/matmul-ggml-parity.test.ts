@@ -59,8 +59,8 @@ describe.skipIf(!cpuHasAmx())("psi_matmul against llama.cpp's ggml_mul_mat on th
   }
 
   // llama.cpp's expert products (ggml_mul_mat_id) never take AMX: MXFP4, Q4_0 and Q4_K go to
-  // CPU_REPACK (gemv per routed row); Q8_0, Q5_0, Q4_1, Q5_K and Q3_K stay in a plain CPU buffer (ggml_vec_dot_*).
-  const expertCases: { type: GGMLType; buffer: string }[] = [
+  // CPU_REPACK (gemv per routed row); Q8_0, Q5_0, Q4_1, Q5_K, Q3_K and BF16 stay in a plain CPU buffer (ggml_vec_dot_*).
+  const expertCases: { type: GGMLType; buffer: string; cols?: number }[] = [
     { type: GGMLType.MXFP4, buffer: "CPU_REPACK" },
     { type: GGMLType.Q4_0, buffer: "CPU_REPACK" },
     { type: GGMLType.Q4_K, buffer: "CPU_REPACK" },
@@ -69,9 +69,13 @@ describe.skipIf(!cpuHasAmx())("psi_matmul against llama.cpp's ggml_mul_mat on th
     { type: GGMLType.Q4_1, buffer: "CPU" },
     { type: GGMLType.Q5_K, buffer: "CPU" },
     { type: GGMLType.Q3_K, buffer: "CPU" },
+    { type: GGMLType.BF16, buffer: "CPU" },
+    // 11 steps of 64 and 32 values past them, which ggml_vec_dot_bf16 adds one by one in double
+    { type: GGMLType.BF16, buffer: "CPU", cols: 736 },
   ];
   for (const c of expertCases) {
-    it(`${GGMLType[c.type]} experts (ggml_mul_mat_id, ${c.buffer} buffer): one batched product per expert, as the CPU backend's MoE runs it, bit-identical on every variant`, () => {
+    const COLS = c.cols ?? 768;
+    it(`${GGMLType[c.type]} experts (ggml_mul_mat_id, ${c.buffer} buffer, K=${COLS}): one batched product per expert, as the CPU backend's MoE runs it, bit-identical on every variant`, () => {
       const experts = 4, n = 11;
       const { bytes } = sampleWeights(c.type, ROWS * experts, COLS, 91 + c.type);
       const x = sampleValues(n * COLS, 92);
