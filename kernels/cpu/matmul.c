@@ -43,7 +43,8 @@ static const matmul_type types[] = {
   {PSI_F32, 1, 4, PSI_F32, 4, NULL, PSI_IMPL(psi_ref_dot_f32), PSI_IMPL(psi_tile_f32), 0, PSI_IMPL(psi_ref_dot_f32_batch), PSI_IMPL(psi_tile_f32_batch)},
   /* F16 weights against unrounded F32 activations, as ggml's AMX F16 kernel. */
   {PSI_F16, 1, 2, PSI_F32, 4, NULL, PSI_IMPL(psi_ref_dot_f16), PSI_IMPL(psi_tile_f16), 0, NULL, NULL},
-  {PSI_BF16, 1, 2, PSI_BF16, 2, PSI_IMPL(psi_act_bf16), PSI_IMPL(psi_ref_dot_bf16), PSI_IMPL(psi_tile_bf16), 0, NULL, NULL},
+  /* BF16: ggml_vec_dot_bf16 for one token, llamafile's tinyBLAS for more, as F32. */
+  {PSI_BF16, 1, 2, PSI_BF16, 2, PSI_IMPL(psi_act_bf16), PSI_IMPL(psi_ref_dot_bf16), PSI_IMPL(psi_tile_bf16), 0, PSI_IMPL(psi_ref_dot_bf16_batch), PSI_IMPL(psi_tile_bf16_batch)},
   /* Expert products in llama.cpp's MUL_MAT_ID orders (matmul.h); the row-by-row tiles only. */
   {PSI_Q8_0_LANES, QK, sizeof(block_q8_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q8_0_lanes), PSI_IMPL(psi_tile_q8_0_lanes), 0, NULL, NULL},
   {PSI_Q5_0_LANES, QK, sizeof(block_q5_0), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), PSI_IMPL(psi_ref_dot_q5_0_lanes), PSI_IMPL(psi_tile_q5_0_lanes), 0, NULL, NULL},
@@ -51,7 +52,7 @@ static const matmul_type types[] = {
   {PSI_Q4_1_LANES, QK, sizeof(block_q4_1), PSI_Q8_1, sizeof(block_q8_1), PSI_IMPL(psi_act_q8_1), PSI_IMPL(psi_ref_dot_q4_1_lanes), PSI_IMPL(psi_tile_q4_1_lanes), 0, NULL, NULL},
   {PSI_Q5_K_LANES, QK_K, sizeof(block_q5_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q5_K_lanes), PSI_IMPL(psi_tile_q5_K_lanes), 0, NULL, NULL},
   {PSI_Q3_K_LANES, QK_K, sizeof(block_q3_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q3_K_lanes), PSI_IMPL(psi_tile_q3_K_lanes), 0, NULL, NULL},
-  {PSI_BF16_LANES, 1, 2, PSI_BF16, 2, PSI_IMPL(psi_act_bf16), PSI_IMPL(psi_ref_dot_bf16_lanes), PSI_IMPL(psi_tile_bf16_lanes), 0, NULL, NULL},
+  {PSI_BF16_LANES, 1, 2, PSI_BF16, 2, PSI_IMPL(psi_act_bf16), PSI_IMPL(psi_ref_dot_bf16), PSI_IMPL(psi_tile_bf16), 0, NULL, NULL},
 #if PSI_MATMUL_PANELS
   /* Repacked MXFP4 (matmul_mxfp4_rows16.c): the panels and rows16 read it; no plain reference or tile. */
   {PSI_MXFP4_ROWS16, QK, sizeof(block_mxfp4), PSI_Q8_0, sizeof(block_q8_0), PSI_IMPL(psi_act_q8_0), NULL, NULL, PSI_MXFP4_OFFSET, NULL, NULL},

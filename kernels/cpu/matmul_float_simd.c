@@ -5,9 +5,10 @@
  *     tile_f32_batch  llamafile's tinyBLAS: 16 lanes, lane l takes k = l mod 16
  *     tile_f16        ggml's AMX F16 kernel: the same 16 lanes on widened weights
  *   each ends in the 16-lane tree sum of psi_sum16, then a scalar tail.
- *   BF16: BF16 activation rows, 8 float lanes (the reference sums in double);
- *     tile_bf16_lanes (expert products): ggml_vec_dot_bf16's vdpbf16ps order,
- *     the instruction itself in AVX512-BF16 builds, two fmas per lane elsewhere.
+ *   BF16: BF16 activation rows, vdpbf16ps's pairs (the instruction itself in
+ *     AVX512-BF16 builds, two fmas per lane elsewhere):
+ *     tile_bf16        one token (and expert products), ggml_vec_dot_bf16: two 16-lane accumulators
+ *     tile_bf16_batch  llamafile's tinyBLAS: one 16-lane accumulator
  * AVX2 builds hold 16 lanes as two ymm (lanes 0-7, 8-15). */
 #include "matmul.h"
 
@@ -86,28 +87,6 @@ PSI_ALWAYS_INLINE void tile_f32_n(const void *vw, const psi_tile_activations *x,
   }
 }
 
-PSI_ALWAYS_INLINE void tile_bf16_n(const void *w, const psi_tile_activations *x, const int nt, int64_t n, float *out, int64_t out_stride) {
-  __m256 acc[PSI_TILE_TOKENS];
-  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
-  const uint16_t *wh = w;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    if ((i & 15) == 0) prefetch_ahead(wh + i, 64);
-    const __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(wh + i))), 16));
-    for (int t = 0; t < nt; t++) {
-      const uint16_t *xt = (const uint16_t *)(x->blocks + t * x->stride);
-      const __m256 xv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(xt + i))), 16));
-      acc[t] = _mm256_fmadd_ps(wv, xv, acc[t]);
-    }
-  }
-  for (int t = 0; t < nt; t++) {
-    const uint16_t *xt = (const uint16_t *)(x->blocks + t * x->stride);
-    float sum = hsum_ps(acc[t]);
-    for (int64_t j = i; j < n; j++) sum += psi_float_of_bits((uint32_t)wh[j] << 16) * psi_float_of_bits((uint32_t)xt[j] << 16);
-    out[t * out_stride] = sum;
-  }
-}
-
 /* acc + vdpbf16ps(w[0..31], x[0..31]): lane j adds w*x of value 2j+1, then of
  * value 2j (products of bf16 values are exact, so an fma rounds as the
  * instruction's add does). */
@@ -139,7 +118,7 @@ PSI_ALWAYS_INLINE lanes16 dot_bf16_32(lanes16 acc, const uint16_t *w, const uint
 
 /* ggml_vec_dot_bf16 (matmul_reference.c): accumulators c1 (values 64s..64s+31)
  * and c2 (64s+32..64s+63), their 16-lane sums added in double, then the tail. */
-PSI_ALWAYS_INLINE void tile_bf16_lanes_n(const void *w, const psi_tile_activations *x, const int nt, int64_t n, float *out, int64_t out_stride) {
+PSI_ALWAYS_INLINE void tile_bf16_n(const void *w, const psi_tile_activations *x, const int nt, int64_t n, float *out, int64_t out_stride) {
   const uint16_t *wh = w;
   lanes16 c1[PSI_TILE_TOKENS], c2[PSI_TILE_TOKENS];
   for (int t = 0; t < nt; t++) c1[t] = c2[t] = zero16();
@@ -161,6 +140,23 @@ PSI_ALWAYS_INLINE void tile_bf16_lanes_n(const void *w, const psi_tile_activatio
   }
 }
 
+/* llamafile's tinyBLAS (matmul_reference.c): one accumulator over 32-value
+ * steps; K not a multiple of 32 takes ggml_vec_dot_bf16's order, as in ggml. */
+PSI_ALWAYS_INLINE void tile_bf16_batch_n(const void *w, const psi_tile_activations *x, const int nt, int64_t n, float *out, int64_t out_stride) {
+  if (n % 32 != 0) {
+    tile_bf16_n(w, x, nt, n, out, out_stride);
+    return;
+  }
+  const uint16_t *wh = w;
+  lanes16 c[PSI_TILE_TOKENS];
+  for (int t = 0; t < nt; t++) c[t] = zero16();
+  for (int64_t i = 0; i < n; i += 32) {
+    if ((i & 63) == 0) prefetch_ahead(wh + i, 128);
+    for (int t = 0; t < nt; t++) c[t] = dot_bf16_32(c[t], wh + i, (const uint16_t *)(x->blocks + t * x->stride) + i);
+  }
+  for (int t = 0; t < nt; t++) out[t * out_stride] = sum16(c[t]);
+}
+
 #define EXPORT_TILE PSI_EXPORT_SIMD_TILE
 #else
 #define EXPORT_TILE PSI_EXPORT_REFERENCE_TILE
@@ -170,4 +166,4 @@ EXPORT_TILE(f32)
 EXPORT_TILE(f32_batch)
 EXPORT_TILE(f16)
 EXPORT_TILE(bf16)
-EXPORT_TILE(bf16_lanes)
+EXPORT_TILE(bf16_batch)

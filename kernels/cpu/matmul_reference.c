@@ -9,10 +9,12 @@
  *     accumulator, subtracted at the end;
  *   - Q5_0, Q5_1, Q3_K (plain CPU buffer, ggml_vec_dot_*): ggml's vec_dot order;
  *   - expert products (MUL_MAT_ID, which AMX does not take): Q8_0, Q5_0, Q4_1,
- *     Q5_K, Q3_K and BF16 in their vec_dot order (*_lanes), Q4_K in the
- *     q4_K_8x8 gemv's (q4_K_8x8);
+ *     Q5_K and Q3_K in their vec_dot order (*_lanes), BF16 in the one-token
+ *     order at every batch size, Q4_K in the q4_K_8x8 gemv's (q4_K_8x8);
  *   - F16 (AMX): F32 activations, 16 lanes of fmaf, GCC's 16-lane tree sum;
- *   - F32: ggml_vec_dot_f32 for one token, llamafile's tinyBLAS for batches.
+ *   - F32: ggml_vec_dot_f32 for one token, llamafile's tinyBLAS for batches;
+ *   - BF16 (plain CPU buffer, BF16 activations): ggml_vec_dot_bf16 for one
+ *     token, llamafile's tinyBLAS for batches.
  * Integer sums per block are exact, so only the float steps above decide the bits.
  * quant.h turns off FMA contraction, so the avx2/avx512 builds of this file
  * round exactly as the portable one does. */
@@ -412,15 +414,9 @@ DOT16(psi_ref_dot_f16, load_f16)
 
 static inline float bf2f(uint16_t h) { return psi_float_of_bits((uint32_t)h << 16); }
 
-float PSI_IMPL(psi_ref_dot_bf16)(const void *vw, const void *vx, int64_t n) {
-  const uint16_t *w = vw, *x = vx;
-  double sum = 0;
-  for (int64_t i = 0; i < n; i++) sum += (double)(bf2f(w[i]) * bf2f(x[i]));
-  return (float)sum;
-}
 
-/* ggml_vec_dot_bf16's order on an AVX512-BF16 machine (BF16 expert products,
- * BF16-rounded activations): vdpbf16ps over steps of 64 values, the first 32
+/* BF16 (BF16-rounded activations), one token, and BF16 expert products at
+ * every batch size: ggml_vec_dot_bf16's order on an AVX512-BF16 machine: vdpbf16ps over steps of 64 values, the first 32
  * into accumulator c[0], the next 32 into c[1]; lane j of an accumulator takes
  * the pair (2j, 2j+1) of its 32 values, the odd one first, each product exact
  * in float and each addition rounded. Then, in double, GCC's 16-lane tree sum
@@ -428,7 +424,7 @@ float PSI_IMPL(psi_ref_dot_bf16)(const void *vw, const void *vx, int64_t n) {
  * rounded to float at the end. (vdpbf16ps also flushes denormal inputs and
  * results to zero, which this and the AVX2 tile do not: they part only where a
  * value or partial sum is below 2^-126 in magnitude.) */
-float PSI_IMPL(psi_ref_dot_bf16_lanes)(const void *vw, const void *vx, int64_t n) {
+float PSI_IMPL(psi_ref_dot_bf16)(const void *vw, const void *vx, int64_t n) {
   const uint16_t *w = vw, *x = vx;
   float c[2][16] = {{0}};
   int64_t i = 0;
@@ -443,4 +439,21 @@ float PSI_IMPL(psi_ref_dot_bf16_lanes)(const void *vw, const void *vx, int64_t n
   sum += (double)PSI_IMPL(psi_sum16)(c[1]);
   for (; i < n; i++) sum += (double)(bf2f(w[i]) * bf2f(x[i]));
   return (float)sum;
+}
+
+/* BF16, more than one token: llamafile's tinyBLAS<32, __m512, __m512bh> (K a
+ * multiple of 32; otherwise ggml falls back to ggml_vec_dot_bf16): one
+ * 16-lane accumulator over 32-value steps, lane j taking pair (2j, 2j+1) as
+ * vdpbf16ps does (odd value first), then GCC's 16-lane tree sum in float. */
+float PSI_IMPL(psi_ref_dot_bf16_batch)(const void *vw, const void *vx, int64_t n) {
+  if (n % 32 != 0) return PSI_IMPL(psi_ref_dot_bf16)(vw, vx, n);
+  const uint16_t *w = vw, *x = vx;
+  float c[16] = {0};
+  for (int64_t i = 0; i < n; i += 32)
+    for (int j = 0; j < 16; j++) {
+      const int64_t k = i + 2 * j;
+      c[j] = c[j] + bf2f(w[k + 1]) * bf2f(x[k + 1]);
+      c[j] = c[j] + bf2f(w[k]) * bf2f(x[k]);
+    }
+  return PSI_IMPL(psi_sum16)(c);
 }

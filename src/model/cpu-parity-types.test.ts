@@ -24,16 +24,12 @@ const TYPES: [GGMLType, number][] = [
   [GGMLType.Q6_K, QUANTIZED_WEIGHTS_TOLERANCE],
 ];
 
-// gpt-oss BF16 experts: llama.cpp's MUL_MAT_ID takes ggml_vec_dot_bf16 (BF16
-// activations, its own lane order) where psionic keeps its dense BF16 order;
-// the first-token logits differ by 5e-3 (docs/PARITY.md, open).
-const BF16_EXPERTS_TOLERANCE = 1e-2;
-const GPT_OSS_TYPES: [GGMLType, number][] = [[GGMLType.F32, FLOAT_WEIGHTS_TOLERANCE], [GGMLType.BF16, BF16_EXPERTS_TOLERANCE], ...TYPES.slice(1)];
+const GPT_OSS_TYPES: [GGMLType, number][] = [[GGMLType.F32, FLOAT_WEIGHTS_TOLERANCE], ...TYPES];
 
 // Cases whose every product (dense and expert) takes llama.cpp's exact order on an
 // AMX machine (docs/PARITY.md §5): there every logit of every step must be identical.
 const AMX = cpuHasAmx();
-const EXACT = new Set(["llama Q4_1", "llama Q5_1", "llama Q6_K", "gpt-oss Q4_1", "gpt-oss Q5_1", "gpt-oss Q5_K", "gpt-oss Q6_K"]);
+const EXACT = new Set(["llama BF16", "llama Q4_1", "llama Q5_1", "llama Q6_K", "gpt-oss BF16", "gpt-oss Q4_1", "gpt-oss Q5_1", "gpt-oss Q5_K", "gpt-oss Q6_K"]);
 
 describe("CpuBackend against llama.cpp, the other weight types", () => {
   const cases = [...TYPES.map(([t, tol]) => ["llama", t, tol] as const), ...GPT_OSS_TYPES.map(([t, tol]) => ["gpt-oss", t, tol] as const)];

@@ -123,8 +123,11 @@ describe("expert-product orders", () => {
           const shape = { type, rows, cols, nTokens, kernelType };
           const out = new Float32Array(nTokens * rows);
           expect(lib.psi_matmul_reference(kernelType, ptr(bytes), rows, cols, ptr(x), nTokens, ptr(out))).toBe(0);
-          // the order is not the dense one: some outputs differ in their last bits
-          expect(bitDifferences(out, matmulReference({ type, rows, cols, nTokens }, bytes, x))).not.toBe("identical");
+          // the order is not the dense one: some outputs differ in their last bits (BF16's
+          // expert order is its dense one-token order, so only from two tokens)
+          if (type !== GGMLType.BF16 || nTokens > 1) {
+            expect(bitDifferences(out, matmulReference({ type, rows, cols, nTokens }, bytes, x))).not.toBe("identical");
+          }
           for (const variant of CPU_VARIANTS) {
             if (!selectCpuVariant(lib, variant)) continue;
             for (const threads of [1, 2]) {
