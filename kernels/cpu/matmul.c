@@ -51,7 +51,6 @@ static const matmul_type types[] = {
   {PSI_Q4_K_8X8, QK_K, sizeof(block_q4_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q4_K_8x8), PSI_IMPL(psi_tile_q4_K_8x8), 0, NULL, NULL},
   {PSI_Q4_1_LANES, QK, sizeof(block_q4_1), PSI_Q8_1, sizeof(block_q8_1), PSI_IMPL(psi_act_q8_1), PSI_IMPL(psi_ref_dot_q4_1_lanes), PSI_IMPL(psi_tile_q4_1_lanes), 0, NULL, NULL},
   {PSI_Q5_K_LANES, QK_K, sizeof(block_q5_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q5_K_lanes), PSI_IMPL(psi_tile_q5_K_lanes), 0, NULL, NULL},
-  {PSI_Q3_K_LANES, QK_K, sizeof(block_q3_K), PSI_Q8_K, sizeof(block_q8_K), PSI_IMPL(psi_act_q8_K), PSI_IMPL(psi_ref_dot_q3_K_lanes), PSI_IMPL(psi_tile_q3_K_lanes), 0, NULL, NULL},
   {PSI_BF16_LANES, 1, 2, PSI_BF16, 2, PSI_IMPL(psi_act_bf16), PSI_IMPL(psi_ref_dot_bf16), PSI_IMPL(psi_tile_bf16), 0, NULL, NULL},
 #if PSI_MATMUL_PANELS
   /* Repacked MXFP4 (matmul_mxfp4_rows16.c): the panels and rows16 read it; no plain reference or tile. */

@@ -42,9 +42,9 @@ enum { PSI_MXFP4_ROWS16 = 0x1000 + PSI_MXFP4, PSI_Q8_0_ROWS16 = 0x1000 + PSI_Q8_
  * llama.cpp takes for expert products (MUL_MAT_ID) where it differs from
  * psi_matmul's for the type (docs/PARITY.md §3). PSI_Q8_0_LANES, PSI_Q5_0_LANES:
  * ggml_vec_dot_q8_0_q8_0's / ggml_vec_dot_q5_0_q8_0's 8 lanes; PSI_Q4_K_8X8:
- * the q4_K_8x8 repack gemv's two accumulators; PSI_Q4_1_LANES, PSI_Q5_K_LANES,
- * PSI_Q3_K_LANES: ggml_vec_dot_q4_1_q8_1's / _q5_K_q8_K's / _q3_K_q8_K's 8
- * float lanes (Q4_1 and Q5_K with a scalar sum of the minimum terms);
+ * the q4_K_8x8 repack gemv's two accumulators; PSI_Q4_1_LANES, PSI_Q5_K_LANES:
+ * ggml_vec_dot_q4_1_q8_1's / _q5_K_q8_K's 8 float lanes and a scalar sum of
+ * the minimum terms (Q3_K's dense order is already its vec_dot's);
  * PSI_BF16_LANES: ggml_vec_dot_bf16's two 16-lane vdpbf16ps accumulators at
  * every batch size (BF16's one-token order; without its tinyBLAS batches). */
 enum {
@@ -53,7 +53,6 @@ enum {
   PSI_Q4_K_8X8 = 0x2000 + PSI_Q4_K,
   PSI_Q4_1_LANES = 0x2000 + PSI_Q4_1,
   PSI_Q5_K_LANES = 0x2000 + PSI_Q5_K,
-  PSI_Q3_K_LANES = 0x2000 + PSI_Q3_K,
   PSI_BF16_LANES = 0x2000 + PSI_BF16,
 };
 
@@ -86,7 +85,7 @@ PSI_REFERENCE_DOT(q8_0) PSI_REFERENCE_DOT(mxfp4)
 PSI_REFERENCE_DOT(q2_K) PSI_REFERENCE_DOT(q3_K) PSI_REFERENCE_DOT(q4_K) PSI_REFERENCE_DOT(q5_K) PSI_REFERENCE_DOT(q6_K)
 PSI_REFERENCE_DOT(f32) PSI_REFERENCE_DOT(f16) PSI_REFERENCE_DOT(bf16)
 PSI_REFERENCE_DOT(q8_0_lanes) PSI_REFERENCE_DOT(q5_0_lanes) PSI_REFERENCE_DOT(q4_K_8x8)
-PSI_REFERENCE_DOT(q4_1_lanes) PSI_REFERENCE_DOT(q5_K_lanes) PSI_REFERENCE_DOT(q3_K_lanes)
+PSI_REFERENCE_DOT(q4_1_lanes) PSI_REFERENCE_DOT(q5_K_lanes)
 /* F32 and BF16 weights take another order for more than one token (llamafile's tinyBLAS). */
 PSI_REFERENCE_DOT(f32_batch) PSI_REFERENCE_DOT(bf16_batch)
 #undef PSI_REFERENCE_DOT
@@ -134,7 +133,7 @@ PSI_FAST_TILE(q4_0) PSI_FAST_TILE(q4_1) PSI_FAST_TILE(q5_0) PSI_FAST_TILE(q5_1) 
 PSI_FAST_TILE(q2_K) PSI_FAST_TILE(q3_K) PSI_FAST_TILE(q4_K) PSI_FAST_TILE(q5_K) PSI_FAST_TILE(q6_K)
 PSI_FAST_TILE(f32) PSI_FAST_TILE(f16) PSI_FAST_TILE(bf16) PSI_FAST_TILE(f32_batch)
 PSI_FAST_TILE(q8_0_lanes) PSI_FAST_TILE(q5_0_lanes) PSI_FAST_TILE(q4_K_8x8)
-PSI_FAST_TILE(q4_1_lanes) PSI_FAST_TILE(q5_K_lanes) PSI_FAST_TILE(q3_K_lanes) PSI_FAST_TILE(bf16_batch)
+PSI_FAST_TILE(q4_1_lanes) PSI_FAST_TILE(q5_K_lanes) PSI_FAST_TILE(bf16_batch)
 #undef PSI_FAST_TILE
 
 /* The portable build's tiles: the reference dot, token by token. */

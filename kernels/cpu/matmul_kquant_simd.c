@@ -10,8 +10,7 @@
  * that correction). Integer sums are exact per lane. Q2_K, Q4_K, Q5_K and Q6_K
  * then reduce them to one int32 per super-block and token and take the
  * reference's float steps bit for bit (llama.cpp's AMX / repack order); Q3_K
- * keeps ggml_vec_dot's 8 float lanes, differing from the reference in float
- * rounding only. The portable build runs the reference. */
+ * (and the Q5_K expert order) keep ggml_vec_dot's 8 lanes, as the reference. The portable build runs the reference. */
 #include <math.h>
 #include "matmul.h"
 
@@ -124,7 +123,8 @@ PSI_ALWAYS_INLINE void q3_K_scales(const uint8_t packed[12], int8_t scales[16]) 
   _mm_storeu_si128((__m128i *)scales, _mm_sub_epi8(unsigned_scales, _mm_set1_epi8(32)));
 }
 
-/* Q3_K: value = u - 4 with u = 2 low bits + 4 * hmask bit. */
+/* Q3_K: value = u - 4 with u = 2 low bits + 4 * hmask bit; the tile takes the
+ * -4 off per value (LANES), so the bias is unused. */
 PSI_ALWAYS_INLINE void unpack_q3_K(const block_q3_K *b, kquant_block *k) {
   int8_t scales[16];
   q3_K_scales(b->scales, scales);
@@ -135,8 +135,7 @@ PSI_ALWAYS_INLINE void unpack_q3_K(const block_q3_K *b, kquant_block *k) {
     k->u[j] = _mm256_or_si256(low, bit_of_bytes(hm, j, 2));
   }
   for (int j = 0; j < 8; j++) k->scale[j] = pair_scale(scales[2 * j], scales[2 * j + 1]);
-  const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
-  k->bias = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(s16, 2));
+  k->bias = _mm256_setzero_si256();
   k->d = half_to_float(b->d);
   k->d_bias = 0;
 }
@@ -163,16 +162,14 @@ PSI_ALWAYS_INLINE int32_t hsum_epi32(__m256i v) {
 }
 
 /* How each type turns a super-block's integer sums into floats (matmul_reference.c):
- *   LANES     Q3_K (ggml_vec_dot): bias into the sum, 8 float lanes, summed at the end
- *   SIGNED_LANES  Q3_K experts (ggml_vec_dot_q3_K_q8_K exactly): the -4 taken off
- *             each value's own lane (4*x subtracted per byte pair) instead of the
- *             bias, then 8 float lanes by fma, hsum_float_8
+ *   LANES     Q3_K (ggml_vec_dot_q3_K_q8_K): the -4 taken off each value's own
+ *             lane (4*x subtracted per byte pair), 8 float lanes by fma, hsum_float_8
  *   LANES_MIN Q5_K experts (ggml_vec_dot_q5_K_q8_K): the scaled sum in 8 float
  *             lanes by fma, the mins term in a scalar by fmaf, added at the end
  *   ONE_SUM   Q6_K: bias into the sum, one fmaf per super-block
  *   WITH_MIN  Q4_K, Q5_K: fmaf of the scaled sum, then fmaf of the mins term (d_bias = -dmin)
  *   TWO_SUMS  Q2_K: scaled sum and mins term in two accumulators, subtracted at the end */
-enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS, SIGNED_LANES, LANES_MIN };
+enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS, LANES_MIN };
 
 #define KQUANT_TILE(name, type, mode)                                                                      \
   PSI_ALWAYS_INLINE void tile_##name##_n(const void *vw, const psi_tile_activations *x, const int nt,  \
@@ -191,13 +188,11 @@ enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS, SIGNED_LANES, LANES_MIN };
         for (int j = 0; j < 8; j++) {                                                                       \
           const __m256i xq = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * j));                        \
           __m256i pairs = _mm256_maddubs_epi16(k.u[j], xq);                                                 \
-          if (mode == SIGNED_LANES) pairs = _mm256_sub_epi16(pairs, _mm256_maddubs_epi16(_mm256_set1_epi8(4), xq)); \
+          if (mode == LANES) pairs =  _mm256_sub_epi16(pairs, _mm256_maddubs_epi16(_mm256_set1_epi8(4), xq)); \
           sum = dot_s16(sum, pairs, k.scale[j]);                                                            \
         }                                                                                                   \
         const __m256i bias = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), k.bias);     \
         if (mode == LANES) {                                                                                \
-          lanes[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * xb->d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum, bias)), lanes[t]); \
-        } else if (mode == SIGNED_LANES) {                                                                  \
           lanes[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * xb->d), _mm256_cvtepi32_ps(sum), lanes[t]);     \
         } else if (mode == LANES_MIN) {                                                                     \
           lanes[t] = _mm256_fmadd_ps(_mm256_set1_ps(k.d * xb->d), _mm256_cvtepi32_ps(sum), lanes[t]);     \
@@ -213,7 +208,7 @@ enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS, SIGNED_LANES, LANES_MIN };
         }                                                                                                   \
       }                                                                                                     \
     }                                                                                                       \
-    if (mode == LANES || mode == SIGNED_LANES) store_sums(lanes, nt, out, out_stride);                      \
+    if (mode == LANES) store_sums(lanes, nt, out, out_stride);                                              \
     else if (mode == LANES_MIN) {                                                                           \
       float sums[PSI_TILE_TOKENS];                                                                          \
       store_sums(lanes, nt, sums, 1);                                                                       \
@@ -223,12 +218,11 @@ enum { LANES, ONE_SUM, WITH_MIN, TWO_SUMS, SIGNED_LANES, LANES_MIN };
   }
 
 KQUANT_TILE(q2_K, q2_K, TWO_SUMS)
-KQUANT_TILE(q3_K, q3_K, LANES)
+KQUANT_TILE(q3_K, q3_K, LANES)   /* dense and expert products: ggml_vec_dot_q3_K_q8_K */
 KQUANT_TILE(q4_K, q4_K, WITH_MIN)
 KQUANT_TILE(q4_K_8x8, q4_K, TWO_SUMS) /* expert products: the q4_K_8x8 gemv's order */
 KQUANT_TILE(q5_K, q5_K, WITH_MIN)
 KQUANT_TILE(q5_K_lanes, q5_K, LANES_MIN)     /* expert products: ggml_vec_dot_q5_K_q8_K */
-KQUANT_TILE(q3_K_lanes, q3_K, SIGNED_LANES)  /* expert products: ggml_vec_dot_q3_K_q8_K */
 KQUANT_TILE(q6_K, q6_K, ONE_SUM)
 
 #define EXPORT_TILE PSI_EXPORT_SIMD_TILE
@@ -245,5 +239,4 @@ EXPORT_TILE(q4_K)
 EXPORT_TILE(q4_K_8x8)
 EXPORT_TILE(q5_K)
 EXPORT_TILE(q5_K_lanes)
-EXPORT_TILE(q3_K_lanes)
 EXPORT_TILE(q6_K)

@@ -43,11 +43,11 @@ typedef struct {
 PSI_ALWAYS_INLINE int has_minimum(int32_t type) { return type == PSI_Q4_1 || type == PSI_Q5_1; }
 
 int64_t PSI_IMPL(psi_panel_scratch_bytes)(int32_t type, int64_t nb) {
-  /* Q5_1 keeps the row-by-row path: its lane order equals ggml's vec_dot, which is
-   * what llama.cpp uses for Q5_1 here (docs/PARITY.md), and cpu-parity.test.ts
-   * holds that bit-exactness. The panel's single accumulator would change it. */
+  /* Q5_1 and Q3_K keep the row-by-row path: their lane order equals ggml's
+   * vec_dot, which is what llama.cpp uses for them here (docs/PARITY.md), and
+   * cpu-parity*.test.ts hold that bit-exactness. The panels would change it. */
   if (type == PSI_Q5_1) return 0;
-  if (type == PSI_Q2_K || type == PSI_Q3_K || type == PSI_Q4_K || type == PSI_Q5_K || type == PSI_Q6_K) return PSI_IMPL(psi_panel_kquant_scratch_bytes)(type, nb);
+  if (type == PSI_Q2_K || type == PSI_Q4_K || type == PSI_Q5_K || type == PSI_Q6_K) return PSI_IMPL(psi_panel_kquant_scratch_bytes)(type, nb);
   if (type != PSI_Q8_0 && type != PSI_Q4_0 && type != PSI_Q5_0 && type != PSI_MXFP4 && type != PSI_MXFP4_ROWS16 && type != PSI_Q8_0_ROWS16 && !has_minimum(type)) return 0;
   return nb * PANEL_ROWS * (QK + 2 * (int64_t)sizeof(float)) + 64;
 }
@@ -227,7 +227,7 @@ static void panel_kernel(const int with_minimum, const weight_panel *p, int64_t 
 }
 
 void PSI_IMPL(psi_panel_multiply)(const psi_panel_args *a, int64_t r_begin, int64_t r_end, void *scratch) {
-  if (a->type == PSI_Q2_K || a->type == PSI_Q3_K || a->type == PSI_Q4_K || a->type == PSI_Q5_K || a->type == PSI_Q6_K) return PSI_IMPL(psi_panel_kquant_multiply)(a, r_begin, r_end, scratch);
+  if (a->type == PSI_Q2_K || a->type == PSI_Q4_K || a->type == PSI_Q5_K || a->type == PSI_Q6_K) return PSI_IMPL(psi_panel_kquant_multiply)(a, r_begin, r_end, scratch);
   uint8_t *aligned = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
   weight_panel p = {aligned, (float *)(aligned + a->nb * PANEL_ROWS * QK), (float *)(aligned + a->nb * PANEL_ROWS * (QK + 4))};
   const int with_minimum = has_minimum(a->type);

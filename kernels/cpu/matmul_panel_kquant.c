@@ -1,4 +1,5 @@
-/* Prefill products on AVX-512 VNNI for the K-quants (Q2_K..Q6_K) against Q8_K activations,
+/* Prefill products on AVX-512 VNNI for the K-quants (Q2_K, Q4_K..Q6_K; Q3_K keeps
+ * ggml_vec_dot's lanes row by row, matmul_panel.c) against Q8_K activations,
  * the K-quant sibling of matmul_panel.c (read that first: same panels of 32
  * rows across the vector lanes, same token loop).
  *   w: rows of nb super-blocks; acts: the tokens' Q8_K blocks, interleaved by
@@ -14,9 +15,8 @@
  *   dot = d*dx*(sum_g16 s_g16*sum(u*x) - 32*sum_g16 s_g16*bsum_g16)
  * the first sum by vpdpbusd per half sub-block times its scale, the second by
  * vpdpwssd of (-32*s, -32*s') pairs against the bsums pairs, both into one
- * exact int32 sum, as ggml sums q*x*s with q = u - 32. Q3_K is the same with
- * u - 4 (u 0..7); Q2_K has unsigned 4-bit scales and mins per 16 values and a
- * separate dmin term like Q4_K. */
+ * exact int32 sum, as ggml sums q*x*s with q = u - 32. Q2_K has unsigned
+ * 4-bit scales and mins per 16 values and a separate dmin term like Q4_K. */
 #include "matmul.h"
 #include "matmul_panel.h"
 
@@ -40,7 +40,7 @@ typedef struct {
 } kquant_panel;
 
 int64_t PSI_IMPL(psi_panel_kquant_scratch_bytes)(int32_t type, int64_t nb) {
-  if (type != PSI_Q2_K && type != PSI_Q3_K && type != PSI_Q4_K && type != PSI_Q5_K && type != PSI_Q6_K) return 0;
+  if (type != PSI_Q2_K && type != PSI_Q4_K && type != PSI_Q5_K && type != PSI_Q6_K) return 0;
   return nb * (int64_t)sizeof(kquant_panel) + 64;
 }
 
@@ -67,41 +67,22 @@ static inline int32_t int16_pair(int first, int second) {
   return (int32_t)((uint32_t)(uint16_t)(int16_t)first | ((uint32_t)(uint16_t)(int16_t)second << 16));
 }
 
-/* Q2_K and Q3_K: sub-block j's 2-bit fields are bits 2*(j%4) of qs[32*(j/4) + l];
- * Q3_K adds bit j of hmask[l] as bit 2. */
-static void unpack_row_q23_K(int32_t type, const uint8_t *block, uint8_t u[QK_K], kquant_panel *p, int r) {
-  const uint8_t *qs = type == PSI_Q2_K ? ((const block_q2_K *)block)->qs : ((const block_q3_K *)block)->qs;
-  const __m256i hm = type == PSI_Q3_K ? _mm256_loadu_si256((const __m256i *)((const block_q3_K *)block)->hmask) : _mm256_setzero_si256();
+/* Q2_K: sub-block j's 2-bit fields are bits 2*(j%4) of qs[32*(j/4) + l]. */
+static void unpack_row_q2_K(const block_q2_K *b, uint8_t u[QK_K], kquant_panel *p, int r) {
   for (int j = 0; j < 8; j++) {
-    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 4)));
-    __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * (j % 4)), _mm256_set1_epi8(3));
-    if (type == PSI_Q3_K) {
-      const __m256i bit = j <= 2 ? _mm256_slli_epi16(hm, 2 - j) : _mm256_srli_epi16(hm, j - 2);
-      v = _mm256_or_si256(v, _mm256_and_si256(bit, _mm256_set1_epi8(4)));
-    }
-    _mm256_storeu_si256((__m256i *)(u + 32 * j), v);
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * (j / 4)));
+    _mm256_storeu_si256((__m256i *)(u + 32 * j), _mm256_and_si256(_mm256_srli_epi16(q, 2 * (j % 4)), _mm256_set1_epi8(3)));
   }
-  if (type == PSI_Q2_K) {
-    const block_q2_K *b = (const block_q2_K *)block;
-    for (int i = 0; i < 16; i++) p->scale[i][r] = b->scales[i] & 0xF;
-    for (int j = 0; j < 8; j++) p->min[j][r] = int16_pair(b->scales[2 * j] >> 4, b->scales[2 * j + 1] >> 4);
-    p->d[r] = half_to_float(b->d);
-    p->dmin[r] = half_to_float(b->dmin);
-  } else {
-    const block_q3_K *b = (const block_q3_K *)block;
-    int8_t scales[16];
-    psi_q3_K_scales(b->scales, scales);
-    for (int i = 0; i < 16; i++) p->scale[i][r] = scales[i];
-    for (int j = 0; j < 8; j++) p->min[j][r] = int16_pair(-4 * scales[2 * j], -4 * scales[2 * j + 1]);
-    p->d[r] = half_to_float(b->d);
-    p->dmin[r] = 0;
-  }
+  for (int i = 0; i < 16; i++) p->scale[i][r] = b->scales[i] & 0xF;
+  for (int j = 0; j < 8; j++) p->min[j][r] = int16_pair(b->scales[2 * j] >> 4, b->scales[2 * j + 1] >> 4);
+  p->d[r] = half_to_float(b->d);
+  p->dmin[r] = half_to_float(b->dmin);
 }
 
 /* One super-block of one row: 256 unsigned values in order, and its scales into panel row r. */
 static void unpack_row(int32_t type, const uint8_t *block, uint8_t u[QK_K], kquant_panel *p, int r) {
   if (type == PSI_Q6_K) return unpack_row_q6_K((const block_q6_K *)block, u, p, r);
-  if (type == PSI_Q2_K || type == PSI_Q3_K) return unpack_row_q23_K(type, block, u, p, r);
+  if (type == PSI_Q2_K) return unpack_row_q2_K((const block_q2_K *)block, u, p, r);
   const uint8_t *scales, *qs, *qh = NULL;
   uint16_t d, dmin;
   if (type == PSI_Q4_K) {
@@ -156,9 +137,9 @@ static inline int32_t load_i32(const void *p) {
   return v;
 }
 
-/* per16: a scale per 16 values (Q2_K, Q3_K, Q6_K), else per 32 (Q4_K, Q5_K);
+/* per16: a scale per 16 values (Q2_K, Q6_K), else per 32 (Q4_K, Q5_K);
  * separate_min: the min pairs times bsums scaled by -dmin (Q2_K, Q4_K, Q5_K),
- * else they are the offset term of the main sum (Q3_K, Q6_K). */
+ * else they are the offset term of the main sum (Q6_K). */
 PSI_ALWAYS_INLINE void kquant_kernel_n(const int per16, const int separate_min, const kquant_panel *panels, int64_t b0, int64_t b1, const block_q8_K *xs,
                                        const int nt, float *y, int64_t y_stride, __mmask16 m0, __mmask16 m1) {
   __m512 acc[KERNEL_TOKENS][2];

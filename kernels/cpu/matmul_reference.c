@@ -8,8 +8,8 @@
  *   - Q2_K (the q2_K_8x8 repack gemv): the same with the mins in a second
  *     accumulator, subtracted at the end;
  *   - Q5_0, Q5_1, Q3_K (plain CPU buffer, ggml_vec_dot_*): ggml's vec_dot order;
- *   - expert products (MUL_MAT_ID, which AMX does not take): Q8_0, Q5_0, Q4_1,
- *     Q5_K and Q3_K in their vec_dot order (*_lanes), BF16 in the one-token
+ *   - expert products (MUL_MAT_ID, which AMX does not take): Q8_0, Q5_0, Q4_1
+ *     and Q5_K in their vec_dot order (*_lanes), Q3_K in its dense one, BF16 in the one-token
  *     order at every batch size, Q4_K in the q4_K_8x8 gemv's (q4_K_8x8);
  *   - F16 (AMX): F32 activations, 16 lanes of fmaf, GCC's 16-lane tree sum;
  *   - F32: ggml_vec_dot_f32 for one token, llamafile's tinyBLAS for batches;
@@ -174,11 +174,6 @@ float PSI_IMPL(psi_ref_dot_mxfp4)(const void *vw, const void *vx, int64_t nb) {
   return acc;
 }
 
-/* Q3_K keeps ggml's eight lane sums: value l of a super-block lands in lane
- * l % 8, each lane is scaled in float per super-block, and the lanes are
- * added at the very end. */
-#define LANES 8
-
 /* Q2_K: ggml_gemv_q2_K_8x8_q8_K's two accumulators, scales and mins. */
 float PSI_IMPL(psi_ref_dot_q2_K)(const void *vw, const void *vx, int64_t nb) {
   const block_q2_K *w = vw;
@@ -203,34 +198,12 @@ float PSI_IMPL(psi_ref_dot_q2_K)(const void *vw, const void *vx, int64_t nb) {
   return acc - acc_min;
 }
 
-float PSI_IMPL(psi_ref_dot_q3_K)(const void *vw, const void *vx, int64_t nb) {
-  const block_q3_K *w = vw;
-  const block_q8_K *x = vx;
-  float lanes[LANES] = {0};
-  for (int64_t b = 0; b < nb; b++) {
-    int8_t scales[16];
-    psi_q3_K_scales(w[b].scales, scales);
-    int32_t acc[LANES] = {0};
-    for (int v = 0; v < QK_K; v++) {
-      /* value v: 2-bit field (v/32)%4 of qs[32*(v/128) + v%32], high bit (v/32) of hmask[v%32] */
-      const int low = (w[b].qs[32 * (v / 128) + v % 32] >> (2 * ((v / 32) % 4))) & 3;
-      const int high = (w[b].hmask[v % 32] >> (v / 32)) & 1;
-      acc[v % LANES] += scales[v / 16] * (x[b].qs[v] * (low - (high ? 0 : 4)));
-    }
-    const float d = h2f(w[b].d) * x[b].d;
-    for (int l = 0; l < LANES; l++) lanes[l] += d * (float)acc[l];
-  }
-  float sum = 0;
-  for (int l = 0; l < LANES; l++) sum += lanes[l];
-  return sum;
-}
-
-/* ggml_vec_dot_q3_K_q8_K's order (Q3_K expert products): per super-block 8
+/* Q3_K (plain CPU buffer, dense and expert products alike):
+ * ggml_vec_dot_q3_K_q8_K's order: per super-block 8
  * int32 lanes, lane l = sum over the 8 chunks c of 32 values of
  * scale_{2c + l/4} times values 32c+4l..32c+4l+3 (exact, values in -4..3),
- * one fmaf per lane with d_w*d_x; hsum_float_8 at the end. (The dense Q3_K
- * reference above spreads the values over the lanes differently.) */
-float PSI_IMPL(psi_ref_dot_q3_K_lanes)(const void *vw, const void *vx, int64_t nb) {
+ * one fmaf per lane with d_w*d_x; hsum_float_8 at the end. */
+float PSI_IMPL(psi_ref_dot_q3_K)(const void *vw, const void *vx, int64_t nb) {
   const block_q3_K *w = vw;
   const block_q8_K *x = vx;
   float lanes[8] = {0};

@@ -29,7 +29,7 @@ const GPT_OSS_TYPES: [GGMLType, number][] = [[GGMLType.F32, FLOAT_WEIGHTS_TOLERA
 // Cases whose every product (dense and expert) takes llama.cpp's exact order on an
 // AMX machine (docs/PARITY.md §5): there every logit of every step must be identical.
 const AMX = cpuHasAmx();
-const EXACT = new Set(["llama BF16", "llama Q4_1", "llama Q5_1", "llama Q6_K", "gpt-oss BF16", "gpt-oss Q4_1", "gpt-oss Q5_1", "gpt-oss Q5_K", "gpt-oss Q6_K"]);
+const EXACT = new Set(["llama BF16", "llama Q4_1", "llama Q5_1", "llama Q3_K", "llama Q6_K", "gpt-oss BF16", "gpt-oss Q4_1", "gpt-oss Q5_1", "gpt-oss Q3_K", "gpt-oss Q5_K", "gpt-oss Q6_K"]);
 
 describe("CpuBackend against llama.cpp, the other weight types", () => {
   const cases = [...TYPES.map(([t, tol]) => ["llama", t, tol] as const), ...GPT_OSS_TYPES.map(([t, tol]) => ["gpt-oss", t, tol] as const)];

@@ -3,7 +3,7 @@
 // the weight in the buffer llama.cpp would choose (ggml-matmul-oracle.ts). On
 // a CPU with AMX-INT8, llama.cpp takes the AMX kernels for Q8_0, Q4_0, Q4_1,
 // Q4_K, Q5_K, Q6_K and F16, the repacked mxfp4_8x8 / q2_K_8x8 kernels for MXFP4
-// and Q2_K, and plain ggml for F32 and BF16 (docs/PARITY.md §2-§3), and psionic follows
+// and Q2_K, and plain ggml for F32, BF16 and Q3_K (docs/PARITY.md §2-§3), and psionic follows
 // those orders. Without AMX llama.cpp takes other paths, so these tests skip.
 import { describe, expect, it } from "bun:test";
 import { CPU_VARIANTS, cpuKernels, selectCpuVariant } from "../../../ffi/cpu.ts";
@@ -27,6 +27,7 @@ const cases: { type: GGMLType; buffer: string; tokens: number[] }[] = [
   { type: GGMLType.F16, buffer: "AMX", tokens: [1, 3, 17] },
   { type: GGMLType.F32, buffer: "CPU", tokens: [1, 3, 17] },
   { type: GGMLType.BF16, buffer: "CPU", tokens: [1, 3, 17] },
+  { type: GGMLType.Q3_K, buffer: "CPU", tokens: [1, 3, 17] },
   { type: GGMLType.MXFP4, buffer: "CPU_REPACK", tokens: [1, 3, 17] },
   // Only up to 3 tokens: from 4, ggml's q2_K_8x8 gemm sums the first n - n%4 tokens in another order (not followed yet).
   { type: GGMLType.Q2_K, buffer: "CPU_REPACK", tokens: [1, 3] },

@@ -61,10 +61,11 @@ const ROWS16_LAYOUTS: ReadonlyMap<GGMLType, number> = new Map([[GGMLType.MXFP4, 
 /**
  * psi_matmul's ids for the orders llama.cpp multiplies expert weights in
  * (MUL_MAT_ID, which its AMX kernels do not take) where they differ from
- * psi_matmul's for the type (docs/PARITY.md §3): Q8_0, Q5_0, Q4_1, Q5_K and
- * Q3_K in ggml_vec_dot's 8 lanes and BF16 in ggml_vec_dot_bf16's vdpbf16ps
- * order (a plain CPU buffer), Q4_K in the q4_K_8x8 repack gemv's two sums. MXFP4 and Q4_0 experts take the dense order (their repack
- * gemvs sum as AMX does).
+ * psi_matmul's for the type (docs/PARITY.md §3): Q8_0, Q5_0, Q4_1 and Q5_K in
+ * ggml_vec_dot's 8 lanes and BF16 in ggml_vec_dot_bf16's one-token order at
+ * every batch size (a plain CPU buffer), Q4_K in the q4_K_8x8 repack gemv's
+ * two sums. MXFP4, Q4_0 and Q3_K experts take the dense order (the repack
+ * gemvs sum as AMX does; dense Q3_K is ggml_vec_dot_q3_K_q8_K's already).
  */
 export const EXPERT_ORDERS: ReadonlyMap<GGMLType, number> = new Map([
   [GGMLType.Q8_0, 0x2000 + GGMLType.Q8_0],
@@ -72,7 +73,6 @@ export const EXPERT_ORDERS: ReadonlyMap<GGMLType, number> = new Map([
   [GGMLType.Q4_K, 0x2000 + GGMLType.Q4_K],
   [GGMLType.Q4_1, 0x2000 + GGMLType.Q4_1],
   [GGMLType.Q5_K, 0x2000 + GGMLType.Q5_K],
-  [GGMLType.Q3_K, 0x2000 + GGMLType.Q3_K],
   [GGMLType.BF16, 0x2000 + GGMLType.BF16],
 ]);
 
