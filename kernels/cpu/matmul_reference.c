@@ -228,11 +228,11 @@ float PSI_IMPL(psi_ref_dot_q3_K)(const void *vw, const void *vx, int64_t nb) {
   return lanes_sum(lanes);
 }
 
-/* Q4_K and Q5_K share everything but the fifth bit: per super-block the
- * scaled sum and the mins term, each one fmaf. */
-static float dot_q45_K(const uint8_t *scales12, const uint8_t *qs, const uint8_t *qh, uint16_t d, uint16_t dmin,
-                       const block_q8_K *x, float acc) {
-  int isum = 0, imin = 0;
+/* One Q4_K/Q5_K super-block's exact integer sums (they differ only in the
+ * fifth bit, qh NULL for Q4_K): the scaled sum of value*activation and the
+ * mins term sum_g min_g*(bsum_2g + bsum_2g+1). */
+static void q45_K_sums(const uint8_t *scales12, const uint8_t *qs, const uint8_t *qh, const block_q8_K *x, int *isum, int *imin) {
+  *isum = 0, *imin = 0;
   for (int g = 0; g < 8; g++) {
     uint8_t scale, min;
     psi_kquant_scale_min(g, scales12, &scale, &min);
@@ -243,9 +243,17 @@ static float dot_q45_K(const uint8_t *scales12, const uint8_t *qs, const uint8_t
       if (qh) q += ((qh[l] >> g) & 1) << 4;
       s += x->qs[32 * g + l] * q;
     }
-    isum += scale * s;
-    imin += min * (x->bsums[2 * g] + x->bsums[2 * g + 1]);
+    *isum += scale * s;
+    *imin += min * (x->bsums[2 * g] + x->bsums[2 * g + 1]);
   }
+}
+
+/* Q4_K and Q5_K on AMX: per super-block the scaled sum and the mins term,
+ * each one fmaf into the same accumulator. */
+static float dot_q45_K(const uint8_t *scales12, const uint8_t *qs, const uint8_t *qh, uint16_t d, uint16_t dmin,
+                       const block_q8_K *x, float acc) {
+  int isum, imin;
+  q45_K_sums(scales12, qs, qh, x, &isum, &imin);
   acc = fmaf((float)isum, h2f(d) * x->d, acc);
   return fmaf(-(float)imin, h2f(dmin) * x->d, acc);
 }
@@ -266,15 +274,8 @@ float PSI_IMPL(psi_ref_dot_q4_K_8x8)(const void *vw, const void *vx, int64_t nb)
   const block_q8_K *x = vx;
   float acc = 0, acc_min = 0;
   for (int64_t b = 0; b < nb; b++) {
-    int isum = 0, imin = 0;
-    for (int g = 0; g < 8; g++) {
-      uint8_t scale, min;
-      psi_kquant_scale_min(g, w[b].scales, &scale, &min);
-      int s = 0;
-      for (int l = 0; l < 32; l++) s += x[b].qs[32 * g + l] * ((w[b].qs[32 * (g / 2) + l] >> (4 * (g % 2))) & 0xF);
-      isum += scale * s;
-      imin += min * (x[b].bsums[2 * g] + x[b].bsums[2 * g + 1]);
-    }
+    int isum, imin;
+    q45_K_sums(w[b].scales, w[b].qs, NULL, &x[b], &isum, &imin);
     acc = fmaf((float)isum, h2f(w[b].d) * x[b].d, acc);
     acc_min = fmaf((float)imin, h2f(w[b].dmin) * x[b].d, acc_min);
   }
