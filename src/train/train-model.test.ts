@@ -40,21 +40,25 @@ describe.each([false, true])("whole-model gradients (tied embeddings: %p)", (tie
   const shape = tiny(tied);
   const tokens = tokensFor(shape, 7);
 
+  /** d(loss)/d(params[i]) by float64 central differences (step 1e-5) of the reference forward; params is restored. */
+  const centralDifference = (reference: ReferenceTrainModel, params: Float64Array, i: number): number => {
+    const h = 1e-5, saved = params[i]!;
+    params[i] = saved + h;
+    const up = reference.lossAt(params, tokens, BATCH, SEQ);
+    params[i] = saved - h;
+    const down = reference.lossAt(params, tokens, BATCH, SEQ);
+    params[i] = saved;
+    return (up - down) / (2 * h);
+  };
+
   it("the float64 reference gradient matches central finite differences within 1e-6 relative to the largest gradient", () => {
     const model = new ReferenceTrainModel(shape);
     randomize(model, 1);
     const params = Float64Array.from(model.params);
     const grad = model.gradientAt(params, tokens, BATCH, SEQ);
     const scale = maxAbs(grad);
-    const h = 1e-5;
     for (const i of sampleIndices(model, 6, 2)) {
-      const saved = params[i]!;
-      params[i] = saved + h;
-      const up = model.lossAt(params, tokens, BATCH, SEQ);
-      params[i] = saved - h;
-      const down = model.lossAt(params, tokens, BATCH, SEQ);
-      params[i] = saved;
-      expect(Math.abs((up - down) / (2 * h) - grad[i]!)).toBeLessThan(1e-6 * scale);
+      expect(Math.abs(centralDifference(model, params, i) - grad[i]!)).toBeLessThan(1e-6 * scale);
     }
   });
 
@@ -84,15 +88,8 @@ describe.each([false, true])("whole-model gradients (tied embeddings: %p)", (tie
     model.forwardBackward(tokens, BATCH, SEQ);
     const params = Float64Array.from(reference.params);
     const scale = maxAbs(model.grads);
-    const h = 1e-5;
     for (const i of sampleIndices(model, 3, 6)) {
-      const saved = params[i]!;
-      params[i] = saved + h;
-      const up = reference.lossAt(params, tokens, BATCH, SEQ);
-      params[i] = saved - h;
-      const down = reference.lossAt(params, tokens, BATCH, SEQ);
-      params[i] = saved;
-      expect(Math.abs((up - down) / (2 * h) - model.grads[i]!)).toBeLessThan(2e-4 * scale);
+      expect(Math.abs(centralDifference(reference, params, i) - model.grads[i]!)).toBeLessThan(2e-4 * scale);
     }
   });
 });
