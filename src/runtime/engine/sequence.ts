@@ -10,6 +10,9 @@ import { StopChecker } from "../stop.ts";
 import type { CacheEntry } from "./prefix-cache.ts";
 import type { FinishReason, GenerateJob, JobEvent, PrefixCacheOutcome, TokenAlternative } from "./protocol.ts";
 
+/** Decodes a single alternative's bytes (one token: complete or not, never streamed). */
+const utf8 = new TextDecoder();
+
 export interface SequenceSetup {
   job: GenerateJob;
   prompt: Int32Array;
@@ -129,6 +132,6 @@ export class Sequence {
 
   private alternative(token: number, logprob: number): TokenAlternative {
     const bytes = this.tokenizer.tokenPieceBytes(token);
-    return { token, logprob, bytes: [...bytes], text: new TextDecoder().decode(bytes) };
+    return { token, logprob, bytes: [...bytes], text: utf8.decode(bytes) };
   }
 }
