@@ -93,7 +93,7 @@ async function buildCudaKernels() {
   if (!stale(cudaLib, [...sources, ...headers, import.meta.path])) return log("kernels/cuda: up to date");
   log("kernels/cuda: compiling for sm_80 and sm_90 ...");
   const arch = ["-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90"];
-  const result = await $`${nvcc} -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden ${arch} -o ${cudaLib} ${sources}`.nothrow().quiet();
+  const result = await $`${nvcc} -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden ${arch} -o ${cudaLib} ${sources} -ldl`.nothrow().quiet();
   if (result.exitCode !== 0) throw new Error(`nvcc failed:\n${result.stderr.toString()}`);
   log(`kernels/cuda: built ${relative(root, cudaLib)}`);
 }

@@ -1,12 +1,36 @@
 // bun:ffi symbol table of libpsionic_cuda.so (kernels/cuda/*.cu), built only where nvcc exists.
+// Device addresses travel as plain numbers (bun:ffi pointers); weights are
+// described to the kernels by six int64 fields (kernels/cuda/matmul.cuh MatDesc).
 import { CString, FFIType, ptr } from "bun:ffi";
 import { PsionicError } from "../src/util/errors.ts";
 import { locateLibrary, openLibrary } from "./load.ts";
 
+const { i32, i64, u64, f32, ptr: p, cstring } = FFIType;
+
 const cudaSymbols = {
-  psi_cuda_device_count: { args: [], returns: FFIType.i32 },
-  psi_cuda_device_describe: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  psi_cuda_last_error: { args: [], returns: FFIType.cstring },
+  psi_cuda_device_count: { args: [], returns: i32 },
+  psi_cuda_device_describe: { args: [i32, p, i32], returns: i32 },
+  psi_cuda_last_error: { args: [], returns: cstring },
+  psi_cuda_cublas_status: { args: [], returns: cstring },
+  psi_cuda_init: { args: [i32], returns: i32 },
+  psi_cuda_malloc: { args: [u64], returns: p },
+  psi_cuda_free: { args: [p], returns: i32 },
+  psi_cuda_upload: { args: [p, p, u64], returns: i32 },
+  psi_cuda_download: { args: [p, p, u64], returns: i32 },
+  psi_cuda_copy: { args: [p, p, u64], returns: i32 },
+  psi_cuda_sync: { args: [], returns: i32 },
+  psi_cuda_mem_info: { args: [p], returns: i32 },
+  psi_cuda_repack: { args: [i32, p, p, i64, i64, i64], returns: i32 },
+  psi_cuda_matmul: { args: [p, p, i64, p, p], returns: i32 },
+  psi_cuda_get_rows: { args: [p, p, i64, p], returns: i32 },
+  psi_cuda_rms_norm: { args: [p, p, f32, i64, i64, i64, p], returns: i32 },
+  psi_cuda_rope: { args: [p, p, p, i64, i64, i64, p, p], returns: i32 },
+  psi_cuda_add: { args: [p, p, p, i64], returns: i32 },
+  psi_cuda_swiglu: { args: [p, p, p, i64], returns: i32 },
+  psi_cuda_take_rows: { args: [p, p, i64, i64, p], returns: i32 },
+  psi_cuda_store_rows: { args: [p, i64, i64, p, i64], returns: i32 },
+  psi_cuda_attend: { args: [p, p, p, p, i32, i64, i32, i32, i32, i32, i32, f32, p, p], returns: i32 },
+  psi_cuda_moe: { args: [p, i64, p, p, p, p, p, p, p, p, i32, f32, f32, p], returns: i32 },
 } as const;
 
 export type CudaLibrary = ReturnType<typeof openLibrary<typeof cudaSymbols>>["symbols"];
@@ -16,6 +40,11 @@ let library: CudaLibrary | undefined;
 export function cudaKernels(): CudaLibrary {
   library ??= openLibrary(locateLibrary("libpsionic_cuda.so", "PSIONIC_CUDA_LIB"), cudaSymbols).symbols;
   return library;
+}
+
+/** Throws a PsionicError naming `what` and the library's last error when `status` is non-zero. */
+export function checkCuda(status: number, what: string): void {
+  if (status !== 0) throw new PsionicError("cuda.failed", `${what}: ${cudaKernels().psi_cuda_last_error()}`);
 }
 
 export interface CudaDevice {

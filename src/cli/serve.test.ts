@@ -7,12 +7,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GGMLType } from "../gguf/types.ts";
 import { synthesize } from "../model/synth.ts";
+import { cudaDevices } from "../../ffi/cuda.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "psionic-serve-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const modelPath = join(dir, "tiny.gguf");
 synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 5 }, modelPath);
 const mainPath = join(import.meta.dir, "main.ts");
+
+function hasUsableGpu(): boolean {
+  try {
+    return cudaDevices().length > 0;
+  } catch {
+    return false;
+  }
+}
 
 async function psionic(args: string[], env: Record<string, string> = { PSIONIC_DEFAULT_MODEL: "" }) {
   const child = Bun.spawn([process.execPath, mainPath, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
@@ -24,7 +33,6 @@ describe("psionic serve", () => {
   it("refuses to start without -m, with a GPU backend this build lacks, or with a bad flag value (exit 2)", async () => {
     for (const [args, message] of [
       [["serve"], "no model given (-m FILE), and this build embeds no default model"],
-      [["serve", "-m", modelPath, "--backend", "cuda"], "the cuda backend is not available in this build"],
       [["serve", "-m", modelPath, "--backend", "metal"], "the metal backend is not available in this build"],
       [["serve", "-m", modelPath, "--reasoning-budget", "max"], "--reasoning-budget must be low, medium or high"],
       [["serve", "-m", modelPath, "--port", "70000"], "--port must be an integer in [0, 65535]"],
@@ -33,6 +41,13 @@ describe("psionic serve", () => {
       expect({ args, code }).toEqual({ args, code: 2 });
       expect(err).toContain(message);
     }
+  }, 30_000);
+
+  it.skipIf(hasUsableGpu())("--backend cuda on a machine without a usable GPU (or without the CUDA library) refuses with the reason", async () => {
+    const { code, err } = await psionic(["serve", "-m", modelPath, "--backend", "cuda", "--port", "0"]);
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/CUDA|libpsionic_cuda/);
+    expect(err).not.toMatch(/panic|segmentation|SIGSEGV/i);
   }, 30_000);
 
   it("serves the default model as psionic-default when -m is not given", async () => {

@@ -26,7 +26,7 @@ export const serveFlags: FlagTable = {
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 
-const GPU_BACKENDS = new Set(["cuda", "metal"]);
+const GPU_BACKENDS = new Set(["metal"]);
 
 /** Resolves when the process is asked to stop. */
 function untilSignal(): Promise<string> {
@@ -62,7 +62,7 @@ export const serveCommand: Command = {
       const models = given.length > 0 ? given.map((path) => ({ path })) : [{ path: fallback!, id: DEFAULT_MODEL_ID }];
       const backend = flags.backend as string;
       if (GPU_BACKENDS.has(backend)) throw new PsionicError("cli.bad-flag", `the ${backend} backend is not available in this build; use --backend cpu`);
-      if (backend !== "cpu" && backend !== "reference") throw new PsionicError("cli.bad-flag", `--backend must be cpu, reference, cuda or metal, got "${backend}"`);
+      if (backend !== "cpu" && backend !== "reference" && backend !== "cuda") throw new PsionicError("cli.bad-flag", `--backend must be cpu, reference, cuda or metal, got "${backend}"`);
       const effort = flags["reasoning-budget"];
       if (effort !== "low" && effort !== "medium" && effort !== "high") throw new PsionicError("cli.bad-flag", `--reasoning-budget must be low, medium or high, got "${effort}"`);
       const port = integerFlag(flags, "port", 0, 65535)!;

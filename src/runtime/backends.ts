@@ -6,12 +6,14 @@ import { PsionicError, refuse } from "../util/errors.ts";
 import type { Backend } from "./backend.ts";
 import { ReferenceBackend } from "./reference/reference-backend.ts";
 
-export const BACKEND_NAMES = ["cpu", "reference"] as const;
+export const BACKEND_NAMES = ["cpu", "reference", "cuda"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendOptions {
   /** Threads the kernels may use (cpu only; the reference is single-threaded). */
   threads?: number;
+  /** Weight bytes uploaded so far (cuda: model load progress). */
+  onUpload?: (bytes: number) => void;
 }
 
 /** Most threads a caller may ask for: the thread pool's limit (kernels/cpu/threadpool.h). */
@@ -44,6 +46,12 @@ export async function createBackend(name: string, options: BackendOptions = {}):
     const found = Object.values(module).find((v) => typeof v === "function" && /CpuBackend$/.test((v as { name: string }).name));
     if (!found) refuse("backend.unavailable", "src/runtime/cpu/cpu-backend.ts exports no CpuBackend class; use --backend reference");
     return new (found as new (o: { threads: number }) => Backend)({ threads });
+  }
+  if (name === "cuda") {
+    // Loaded only when asked for: the library exists only where nvcc built it,
+    // and a machine without a usable GPU gets the driver's reason, not a crash.
+    const { CudaBackend } = await import("./cuda/cuda-backend.ts");
+    return new CudaBackend({ onUpload: options.onUpload });
   }
   return refuse("backend.unknown", `unknown backend "${name}"; choose one of ${BACKEND_NAMES.join(", ")}`);
 }

@@ -1,6 +1,7 @@
 // The engine as the HTTP thread sees it: models loaded in a Bun Worker,
 // generation jobs streamed back as events. `startEngine` spawns the worker and
 // resolves once every model is loaded (or rejects with the load error).
+import type { BackendName } from "../backends.ts";
 import type { KVPrecision } from "../backend.ts";
 import type { EmbedJob, EmbedResult, EngineStats, GenerateJob, JobEvent, ServedModel } from "./protocol.ts";
 
@@ -12,7 +13,7 @@ export interface EngineModelSpec {
 
 export interface EngineOptions {
   models: EngineModelSpec[];
-  backend: "cpu" | "reference";
+  backend: BackendName;
   /** CPU threads for the kernels (default: all cores). */
   threads?: number;
   /** -c: KV positions per sequence (default: the model's training context, capped at 4096). */

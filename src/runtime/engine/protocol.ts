@@ -1,6 +1,7 @@
 // What the HTTP thread and the engine worker say to each other (DESIGN.md
 // principle 3: no forward pass on the HTTP thread). Everything here is plain
 // data, so it crosses `postMessage` as it is.
+import type { BackendName } from "../backends.ts";
 import type { GenerationTimings } from "../generator.ts";
 
 /** A model as /v1/models lists it, plus what the HTTP layer needs to render prompts for it. */
@@ -108,7 +109,7 @@ export interface EngineStats {
 /** What the worker needs to load its models (EngineOptions without callbacks). */
 export interface WorkerInit {
   models: { path: string; id?: string }[];
-  backend: "cpu" | "reference";
+  backend: BackendName;
   threads?: number;
   contextLimit?: number;
   parallel: number;

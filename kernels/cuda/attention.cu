@@ -1,0 +1,158 @@
+// KV cache stores and attention for a batch of sequences (segments), each
+// with its own F16 K and V caches whose slot is the position. Causal, with
+// GQA, an optional sliding window and optional per-head sinks (gpt-oss).
+//
+// One block of ATT_WARPS warps per (query row, head). Keys are taken 32 at a
+// time, one per lane, each lane computing a whole q.k; the warp keeps an
+// online softmax (running max and sum) and accumulates V with lanes over
+// the value dimensions; the warps then merge their partial results.
+#include "common.cuh"
+
+static const int MAX_SEGMENTS = 32;
+static const int ATT_WARPS = 4;
+static const int MAX_HEAD_DIM = 256;
+
+struct Segments {
+  int count;
+  int rowStart[MAX_SEGMENTS];
+  int rows[MAX_SEGMENTS];
+  int pos0[MAX_SEGMENTS];
+  __half *k[MAX_SEGMENTS];
+  __half *v[MAX_SEGMENTS];
+};
+
+__device__ __forceinline__ int segment_of(const Segments &s, int row) {
+  int i = 0;
+  while (i + 1 < s.count && row >= s.rowStart[i + 1]) i++;
+  return i;
+}
+
+// Rows of k and v (float) into their segments' caches at slot pos0 + (row - rowStart).
+__global__ void store_kv(const float *k, const float *v, Segments s, int64_t kWidth, int64_t vWidth) {
+  const int row = blockIdx.x;
+  const int seg = segment_of(s, row);
+  const int64_t slot = s.pos0[seg] + (row - s.rowStart[seg]);
+  for (int64_t i = threadIdx.x; i < kWidth; i += blockDim.x) s.k[seg][slot * kWidth + i] = __float2half_rn(k[row * kWidth + i]);
+  for (int64_t i = threadIdx.x; i < vWidth; i += blockDim.x) s.v[seg][slot * vWidth + i] = __float2half_rn(v[row * vWidth + i]);
+}
+
+struct AttendArgs {
+  int heads, kvHeads, headDim, headDimV, window;
+  float scale;
+};
+
+__global__ void attend(const float *q, Segments s, AttendArgs a, const float *sinks, float *out) {
+  __shared__ float qs[MAX_HEAD_DIM];
+  __shared__ float wm[ATT_WARPS], wl[ATT_WARPS];
+  __shared__ float wacc[ATT_WARPS][MAX_HEAD_DIM];
+  const int row = blockIdx.x, h = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int seg = segment_of(s, row);
+  const int pos = s.pos0[seg] + (row - s.rowStart[seg]);
+  const int kvh = h / (a.heads / a.kvHeads);
+  const int64_t kWidth = (int64_t)a.kvHeads * a.headDim, vWidth = (int64_t)a.kvHeads * a.headDimV;
+  const __half *K = s.k[seg] + kvh * a.headDim, *V = s.v[seg] + kvh * a.headDimV;
+  for (int i = threadIdx.x; i < a.headDim; i += blockDim.x) qs[i] = q[((int64_t)row * a.heads + h) * a.headDim + i];
+  __syncthreads();
+
+  const int first = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+  const int perLane = (a.headDimV + 31) / 32;
+  float acc[MAX_HEAD_DIM / 32];
+#pragma unroll
+  for (int t = 0; t < MAX_HEAD_DIM / 32; t++) acc[t] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  for (int chunk = first + warp * 32; chunk <= pos; chunk += ATT_WARPS * 32) {
+    const int key = chunk + lane;
+    float score = -INFINITY;
+    if (key <= pos) {
+      const __half2 *kr = reinterpret_cast<const __half2 *>(K + key * kWidth);
+      float dot = 0.f;
+      for (int i = 0; i < a.headDim / 2; i++) {
+        const float2 kv = __half22float2(kr[i]);
+        dot += qs[2 * i] * kv.x + qs[2 * i + 1] * kv.y;
+      }
+      score = dot * a.scale;
+    }
+    const float mNew = fmaxf(m, warp_max(score));
+    const float p = key <= pos ? expf(score - mNew) : 0.f;
+    const float correction = expf(m - mNew);
+    l = l * correction + warp_sum(p);
+#pragma unroll
+    for (int t = 0; t < MAX_HEAD_DIM / 32; t++) acc[t] *= correction;
+    const int keys = min(32, pos - chunk + 1);
+    for (int j = 0; j < keys; j++) {
+      const float pj = __shfl_sync(0xffffffffu, p, j);
+      const __half *vr = V + (int64_t)(chunk + j) * vWidth;
+#pragma unroll
+      for (int t = 0; t < MAX_HEAD_DIM / 32; t++) {
+        const int d = lane + 32 * t;
+        if (t < perLane && d < a.headDimV) acc[t] += pj * __half2float(vr[d]);
+      }
+    }
+    m = mNew;
+  }
+  if (lane == 0) { wm[warp] = m; wl[warp] = l; }
+#pragma unroll
+  for (int t = 0; t < MAX_HEAD_DIM / 32; t++) {
+    const int d = lane + 32 * t;
+    if (d < a.headDimV) wacc[warp][d] = acc[t];
+  }
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < ATT_WARPS; w++) M = fmaxf(M, wm[w]);
+  float L = 0.f;
+  for (int w = 0; w < ATT_WARPS; w++) L += wm[w] == -INFINITY ? 0.f : wl[w] * expf(wm[w] - M);
+  if (sinks) L += expf(sinks[h] - M);
+  for (int d = threadIdx.x; d < a.headDimV; d += blockDim.x) {
+    float v = 0.f;
+    for (int w = 0; w < ATT_WARPS; w++) v += wm[w] == -INFINITY ? 0.f : wacc[w][d] * expf(wm[w] - M);
+    out[((int64_t)row * a.heads + h) * a.headDimV + d] = v / L;
+  }
+}
+
+// Segments as TypeScript passes them: count, then per segment (rowStart, rows, pos0) as int64
+// and the K and V cache addresses.
+struct HostSegment { int64_t rowStart, rows, pos0; __half *k, *v; };
+
+// k and v rows (may be null to skip storing) go into the caches, then q attends.
+PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, const HostSegment *segs, int count, int64_t totalRows,
+                               int heads, int kvHeads, int headDim, int headDimV, int window, float scale, const float *sinks, float *out) {
+  if (headDim > MAX_HEAD_DIM || headDimV > MAX_HEAD_DIM || headDim % 2 != 0 || heads % kvHeads != 0) {
+    psi_set_error("attention: head dims %d/%d (at most %d, K even) and %d/%d heads are not supported", headDim, headDimV, MAX_HEAD_DIM, heads, kvHeads);
+    return -1;
+  }
+  for (int base = 0; base < count; base += MAX_SEGMENTS) {
+    Segments s;
+    s.count = min(MAX_SEGMENTS, count - base);
+    const int64_t firstRow = segs[base].rowStart;
+    int64_t rows = 0;
+    for (int i = 0; i < s.count; i++) {
+      const HostSegment &h = segs[base + i];
+      s.rowStart[i] = (int)(h.rowStart - firstRow); s.rows[i] = (int)h.rows; s.pos0[i] = (int)h.pos0;
+      s.k[i] = h.k; s.v[i] = h.v;
+      rows = h.rowStart + h.rows - firstRow;
+    }
+    if (rows <= 0) continue;
+    if (k && v) {
+      store_kv<<<(unsigned)rows, 128, 0, psi_stream()>>>(k + firstRow * kvHeads * headDim, v + firstRow * kvHeads * headDimV, s,
+                                                       (int64_t)kvHeads * headDim, (int64_t)kvHeads * headDimV);
+      if (PSI_LAUNCHED("store_kv")) return -1;
+    }
+    const AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale};
+    attend<<<dim3((unsigned)rows, (unsigned)heads), 32 * ATT_WARPS, 0, psi_stream()>>>(q + firstRow * heads * headDim, s, a, sinks,
+                                                                                      out + firstRow * heads * headDimV);
+    if (PSI_LAUNCHED("attention")) return -1;
+  }
+  (void)totalRows;
+  return 0;
+}
+
+__global__ void store_rows_kernel(const float *src, int64_t count, __half *dst) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i < count) dst[i] = __float2half_rn(src[i]);
+}
+
+// rows x width floats into an F16 cache from slot firstSlot on.
+PSI_EXPORT int psi_cuda_store_rows(const float *src, int64_t rows, int64_t width, __half *cache, int64_t firstSlot) {
+  store_rows_kernel<<<(unsigned)ceil_div(rows * width, 256), 256, 0, psi_stream()>>>(src, rows * width, cache + firstSlot * width);
+  return PSI_LAUNCHED("store_rows");
+}

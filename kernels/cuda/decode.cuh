@@ -1,0 +1,175 @@
+// Weight decoding on the device. Every quantized type is read as sub-blocks of
+// 32 values: 32 small integer codes (packed four to an int) and, for each half
+// of 16, a scale a and offset b such that value = a * code + b. Products take
+// integer dot products of the codes with 8-bit activations (dp4a) and apply
+// a and b once per half; lookups and dequantization use the same decoder.
+//
+// Layouts: Q8_0, Q4_0 and MXFP4 are repacked at load ("split": each 2-D slab
+// holds its blocks' codes first, 16-byte aligned, then their scales) so a
+// lane reads a block's codes with one or two 16-byte loads; the other types
+// keep the GGUF block layout and are read as bytes. Same bits either way.
+#pragma once
+#include "common.cuh"
+
+struct Sub32 {
+  int q[8];      // codes 0..31, four int8 per int, little-endian
+  float a0, b0;  // values 0..15
+  float a1, b1;  // values 16..31
+};
+
+// Bytes of one GGUF block and values per block, per type (0 for types the CUDA backend lacks).
+__host__ __device__ inline int block_bytes(int type) {
+  switch (type) {
+    case T_Q8_0: return 34; case T_Q4_0: return 18; case T_Q4_1: return 20; case T_Q5_0: return 22;
+    case T_Q5_1: return 24; case T_MXFP4: return 17; case T_Q4_K: return 144; case T_Q5_K: return 176;
+    case T_Q6_K: return 210; case T_F32: return 4; case T_F16: return 2; case T_BF16: return 2;
+    default: return 0;
+  }
+}
+__host__ __device__ inline int block_values(int type) {
+  switch (type) {
+    case T_Q4_K: case T_Q5_K: case T_Q6_K: return 256;
+    case T_F32: case T_F16: case T_BF16: return 1;
+    default: return 32;
+  }
+}
+// Types repacked into the split layout, and their code bytes per block.
+__host__ __device__ inline int split_code_bytes(int type) {
+  return type == T_Q8_0 ? 32 : (type == T_Q4_0 || type == T_MXFP4) ? 16 : 0;
+}
+__host__ __device__ constexpr bool is_float_type(int type) { return type == T_F32 || type == T_F16 || type == T_BF16; }
+
+__device__ __forceinline__ float half_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+__device__ __forceinline__ int load_i32_bytes(const uint8_t *p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (p[3] << 24); }
+
+// 2^(e-128): half the e8m0 scale, since the E2M1 codes below are doubled to be integers.
+__device__ __forceinline__ float e8m0_half(uint8_t e) {
+  return __uint_as_float(e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23);
+}
+
+// Four 4-bit indices (one per byte, 0..15) looked up in a 16-byte table of int8.
+__device__ __forceinline__ int lookup16(int idx, const int table[4]) {
+  const uint32_t w = (uint32_t)idx & 0x07070707u, folded = w | (w >> 4);
+  const uint32_t sel = (folded & 0xffu) | ((folded >> 8) & 0xff00u);
+  const uint32_t lo = __byte_perm(table[0], table[1], sel), hi = __byte_perm(table[2], table[3], sel);
+  const uint32_t high = (((uint32_t)idx & 0x08080808u) >> 3) * 0xffu;
+  return (int)((lo & ~high) | (hi & high));
+}
+
+__device__ __forceinline__ void k4_scale_min(int j, const uint8_t *q, int &sc, int &m) {
+  if (j < 4) { sc = q[j] & 63; m = q[j + 4] & 63; }
+  else { sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4); m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
+}
+
+// Sub-block `sb` (values sb*32 .. sb*32+31) of row `row` of a slab with `cols` values per row.
+template <int T>
+__device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int64_t cols, int64_t sb, Sub32 &s) {
+  const int64_t blocksPerRow = cols / block_values(T);
+  if (T == T_Q8_0) {
+    const int64_t blk = row * blocksPerRow + sb;
+    const int4 *codes = reinterpret_cast<const int4 *>(slab + blk * 32);
+    const int4 c0 = codes[0], c1 = codes[1];
+    s.q[0] = c0.x; s.q[1] = c0.y; s.q[2] = c0.z; s.q[3] = c0.w; s.q[4] = c1.x; s.q[5] = c1.y; s.q[6] = c1.z; s.q[7] = c1.w;
+    s.b0 = s.b1 = 0.f;
+  } else if (T == T_Q4_0 || T == T_MXFP4) {
+    const int64_t blk = row * blocksPerRow + sb;
+    const int4 c = *reinterpret_cast<const int4 *>(slab + blk * 16);
+    const int v[4] = {c.x, c.y, c.z, c.w};
+    if (T == T_Q4_0) {
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        s.q[i] = __vsubss4(v[i] & 0x0f0f0f0f, 0x08080808);
+        s.q[4 + i] = __vsubss4((v[i] >> 4) & 0x0f0f0f0f, 0x08080808);
+      }
+    } else {
+      const int table[4] = {0x03020100, 0x0c080604, 0xfdfeff00, 0xf4f8fafc};  // 0,1,2,3,4,6,8,12,0,-1,-2,-3,-4,-6,-8,-12
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        s.q[i] = lookup16(v[i] & 0x0f0f0f0f, table);
+        s.q[4 + i] = lookup16((v[i] >> 4) & 0x0f0f0f0f, table);
+      }
+    }
+    s.b0 = s.b1 = 0.f;
+  } else if (T == T_Q4_1 || T == T_Q5_0 || T == T_Q5_1) {
+    const uint8_t *b = slab + (row * blocksPerRow + sb) * block_bytes(T);
+    const float d = half_bits(load_u16(b));
+    const float m = T == T_Q5_0 ? 0.f : half_bits(load_u16(b + 2));
+    const uint8_t *qs = b + (T == T_Q4_1 ? 4 : T == T_Q5_0 ? 6 : 8);
+    const uint32_t qh = T == T_Q4_1 ? 0u : (uint32_t)load_i32_bytes(b + (T == T_Q5_0 ? 2 : 4));
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int w = load_i32_bytes(qs + 4 * i);
+      int lo = w & 0x0f0f0f0f, hi = (w >> 4) & 0x0f0f0f0f;
+      if (T != T_Q4_1) {
+        // Fifth bits: value j takes bit j of qh, value j+16 bit j+16.
+        int hl = 0, hh = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+          hl |= ((qh >> (4 * i + k)) & 1) << (8 * k + 4);
+          hh |= ((qh >> (4 * i + k + 16)) & 1) << (8 * k + 4);
+        }
+        lo |= hl; hi |= hh;
+        if (T == T_Q5_0) { lo = __vsubss4(lo, 0x10101010); hi = __vsubss4(hi, 0x10101010); }
+      }
+      s.q[i] = lo; s.q[4 + i] = hi;
+    }
+    s.a0 = s.a1 = d; s.b0 = s.b1 = m;
+    return;
+  } else if (T == T_Q4_K || T == T_Q5_K) {
+    const int64_t super = sb / 8; const int j = (int)(sb % 8);
+    const uint8_t *b = slab + (row * blocksPerRow + super) * block_bytes(T);
+    const float d = half_bits(load_u16(b)), dmin = half_bits(load_u16(b + 2));
+    int sc, m;
+    k4_scale_min(j, b + 4, sc, m);
+    const uint8_t *qs = b + (T == T_Q4_K ? 16 : 48) + (j / 2) * 32;
+    const int shift = (j & 1) * 4;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+      int w = (load_i32_bytes(qs + 4 * i) >> shift) & 0x0f0f0f0f;
+      if (T == T_Q5_K) {
+        const int h = load_i32_bytes(b + 16 + 4 * i);
+        w |= ((h >> j) & 0x01010101) << 4;
+      }
+      s.q[i] = w;
+    }
+    s.a0 = s.a1 = d * (float)sc;
+    s.b0 = s.b1 = -(dmin * (float)m);
+    return;
+  } else if (T == T_Q6_K) {
+    const int64_t super = sb / 8; const int j = (int)(sb % 8), half = j / 4, qi = j % 4;
+    const uint8_t *b = slab + (row * blocksPerRow + super) * 210;
+    const uint8_t *ql = b + half * 64 + (qi & 1) * 32, *qh = b + 128 + half * 32;
+    const int8_t *scales = reinterpret_cast<const int8_t *>(b + 192) + half * 8;
+    const float d = half_bits(load_u16(b + 208));
+    const int shift = (qi >> 1) * 4, hshift = qi * 2;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+      const int low = (load_i32_bytes(ql + 4 * i) >> shift) & 0x0f0f0f0f;
+      const int high = ((load_i32_bytes(qh + 4 * i) >> hshift) & 0x03030303) << 4;
+      s.q[i] = __vsubss4(low | high, 0x20202020);
+    }
+    s.a0 = d * (float)scales[2 * qi]; s.a1 = d * (float)scales[2 * qi + 1];
+    s.b0 = s.b1 = 0.f;
+    return;
+  }
+}
+
+// The split types' scale of block `blk`; scales start `codeBytes` after the slab.
+template <int T>
+__device__ __forceinline__ void split_scale(const uint8_t *scales, int64_t blk, Sub32 &s) {
+  if (T == T_Q8_0 || T == T_Q4_0) s.a0 = s.a1 = half_bits(reinterpret_cast<const uint16_t *>(scales)[blk]);
+  else if (T == T_MXFP4) s.a0 = s.a1 = e8m0_half(scales[blk]);
+}
+
+// One whole sub-block: codes and scales, whatever the layout. For split types
+// `scales` points at the slab's scale region; other types ignore it.
+template <int T>
+__device__ __forceinline__ void load_sub(const uint8_t *slab, const uint8_t *scales, int64_t row, int64_t cols, int64_t sb, Sub32 &s) {
+  decode_sub<T>(slab, row, cols, sb, s);
+  if (split_code_bytes(T)) split_scale<T>(scales, row * (cols / 32) + sb, s);
+}
+
+__device__ __forceinline__ int sub_code(const Sub32 &s, int i) {
+  return (int)(int8_t)(s.q[i >> 2] >> (8 * (i & 3)));
+}

@@ -1,0 +1,287 @@
+// Products y = x W^T (+ bias) with W in its GGUF type on the device.
+//
+// Few rows (decode, up to MMV_ROWS at a time): matrix-vector kernels that
+// read each weight byte once per MMV_ROWS rows. Activations are quantized per
+// 32 values to int8 with an fp16 scale, as ggml's q8_0 does on the CPU, and
+// multiplied with dp4a; float weights multiply float rows (rounded to the
+// weight's type first, as ggml's vec_dot does).
+// Many rows (prefill): the weight is expanded to fp16 and multiplied by
+// cuBLAS (loaded at run time, cublas.cu) with fp32 accumulation; without
+// cuBLAS the matrix-vector kernels run in chunks.
+// Expert products take a list of expert ids per output row (MoE): the same
+// kernels, each row reading its own expert's slab.
+#include "common.cuh"
+#include "decode.cuh"
+#include "matmul.cuh"
+
+static const int MMV_WARPS = 4;
+
+// x rows -> int8 codes and fp16-rounded scales per 32 values (ggml quantize_row_q8_0).
+__global__ void quantize_q8(const float *x, int8_t *xq, float *xd, int64_t blocks) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i >= blocks) return;
+  const float4 *src = reinterpret_cast<const float4 *>(x + i * 32);
+  float v[32];
+  float amax = 0.f;
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    const float4 f = src[j];
+    v[4 * j] = f.x; v[4 * j + 1] = f.y; v[4 * j + 2] = f.z; v[4 * j + 3] = f.w;
+  }
+#pragma unroll
+  for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+  const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+  int packed[8];
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    packed[j] = 0;
+#pragma unroll
+    for (int k = 0; k < 4; k++) packed[j] |= ((int)rintf(v[4 * j + k] * id) & 0xff) << (8 * k);
+  }
+  int4 *dst = reinterpret_cast<int4 *>(xq + i * 32);
+  dst[0] = make_int4(packed[0], packed[1], packed[2], packed[3]);
+  dst[1] = make_int4(packed[4], packed[5], packed[6], packed[7]);
+  xd[i] = __half2float(__float2half_rn(d));
+}
+
+// Which input row, output row and slab a product row uses: dense rows all use
+// slab 0; expert rows use slab ids[row], and input row row / inputDiv.
+struct RowMap {
+  const int *ids;
+  int inputDiv;
+};
+
+template <int T, int R>
+__global__ void mmv_quant(MatDesc w, const int8_t *xq, const float *xd, int64_t rows, RowMap map,
+                          const float *bias, int64_t biasStride, float *y) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
+  if (n >= w.rows) return;
+  const int64_t r0 = blockIdx.y * (int64_t)R;
+  const int64_t K = w.cols, subs = K / 32;
+  const uint8_t *slab = w.data;
+  int64_t inRow[R];
+  const float *b = bias;
+  if (map.ids) {
+    const int e = map.ids[r0];
+    slab += e * w.slabStride;
+    if (b) b += e * biasStride;
+    inRow[0] = r0 / map.inputDiv;
+  } else {
+#pragma unroll
+    for (int r = 0; r < R; r++) inRow[r] = r0 + r;
+  }
+  const uint8_t *scales = slab + w.scalesOffset;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; r++) acc[r] = 0.f;
+  for (int64_t sb = lane; sb < subs; sb += 32) {
+    Sub32 s;
+    load_sub<T>(slab, scales, n, K, sb, s);
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      if (r0 + r >= rows) break;
+      const int4 *xp = reinterpret_cast<const int4 *>(xq + inRow[r] * K + sb * 32);
+      const int4 x0 = xp[0], x1 = xp[1];
+      int s0 = __dp4a(s.q[0], x0.x, 0); s0 = __dp4a(s.q[1], x0.y, s0); s0 = __dp4a(s.q[2], x0.z, s0); s0 = __dp4a(s.q[3], x0.w, s0);
+      int s1 = __dp4a(s.q[4], x1.x, 0); s1 = __dp4a(s.q[5], x1.y, s1); s1 = __dp4a(s.q[6], x1.z, s1); s1 = __dp4a(s.q[7], x1.w, s1);
+      float v = s.a0 * (float)s0 + s.a1 * (float)s1;
+      if (s.b0 != 0.f || s.b1 != 0.f) {
+        const int ones = 0x01010101;
+        int c0 = __dp4a(ones, x0.x, 0); c0 = __dp4a(ones, x0.y, c0); c0 = __dp4a(ones, x0.z, c0); c0 = __dp4a(ones, x0.w, c0);
+        int c1 = __dp4a(ones, x1.x, 0); c1 = __dp4a(ones, x1.y, c1); c1 = __dp4a(ones, x1.z, c1); c1 = __dp4a(ones, x1.w, c1);
+        v += s.b0 * (float)c0 + s.b1 * (float)c1;
+      }
+      acc[r] += xd[inRow[r] * subs + sb] * v;
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    const float total = warp_sum(acc[r]);
+    if (lane == 0 && r0 + r < rows) y[(r0 + r) * w.rows + n] = total + (b ? b[n] : 0.f);
+  }
+}
+
+template <int T>
+__device__ __forceinline__ float float_weight(const uint8_t *p, int64_t i) {
+  if (T == T_F32) return reinterpret_cast<const float *>(p)[i];
+  if (T == T_F16) return __half2float(reinterpret_cast<const __half *>(p)[i]);
+  return __bfloat162float(reinterpret_cast<const __nv_bfloat16 *>(p)[i]);
+}
+// The activation as ggml's vec_dot for the weight's type sees it.
+template <int T>
+__device__ __forceinline__ float float_input(float x) {
+  if (T == T_F16) return __half2float(__float2half_rn(x));
+  if (T == T_BF16) return __bfloat162float(__float2bfloat16_rn(x));
+  return x;
+}
+
+template <int T, int R>
+__global__ void mmv_float(MatDesc w, const float *x, int64_t rows, RowMap map, const float *bias, int64_t biasStride, float *y) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
+  if (n >= w.rows) return;
+  const int64_t r0 = blockIdx.y * (int64_t)R, K = w.cols;
+  const int elem = T == T_F32 ? 4 : 2;
+  const uint8_t *slab = w.data;
+  const float *b = bias;
+  int64_t inRow[R];
+  if (map.ids) {
+    const int e = map.ids[r0];
+    slab += e * w.slabStride;
+    if (b) b += e * biasStride;
+    inRow[0] = r0 / map.inputDiv;
+  } else {
+#pragma unroll
+    for (int r = 0; r < R; r++) inRow[r] = r0 + r;
+  }
+  const uint8_t *row = slab + n * K * elem;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; r++) acc[r] = 0.f;
+  for (int64_t i = lane; i < K; i += 32) {
+    const float wv = float_weight<T>(row, i);
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      if (r0 + r >= rows) break;
+      acc[r] += wv * float_input<T>(x[inRow[r] * K + i]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    const float total = warp_sum(acc[r]);
+    if (lane == 0 && r0 + r < rows) y[(r0 + r) * w.rows + n] = total + (b ? b[n] : 0.f);
+  }
+}
+
+// Weight slab -> fp16 rows, for the cuBLAS path.
+template <int T>
+__global__ void expand_half(MatDesc w, const uint8_t *slab, __half *out) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if constexpr (is_float_type(T)) {
+    if (i < w.rows * w.cols) out[i] = __float2half_rn(float_weight<T>(slab, i));
+  } else {
+  const int64_t subs = w.cols / 32;
+  if (i >= w.rows * subs) return;
+  const int64_t n = i / subs, sb = i % subs;
+  Sub32 s;
+  load_sub<T>(slab, slab + w.scalesOffset, n, w.cols, sb, s);
+  __half *o = out + n * w.cols + sb * 32;
+#pragma unroll
+  for (int j = 0; j < 32; j++) o[j] = __float2half_rn((j < 16 ? s.a0 : s.a1) * (float)sub_code(s, j) + (j < 16 ? s.b0 : s.b1));
+  }
+}
+
+__global__ void to_half(const float *x, __half *out, int64_t n) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i < n) out[i] = __float2half_rn(x[i]);
+}
+
+__global__ void add_bias_rows(float *y, const float *bias, int64_t rows, int64_t width) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i < rows * width) y[i] += bias[i % width];
+}
+
+template <int T, int R>
+static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, RowMap map, const float *bias, int64_t biasStride, float *y) {
+  const dim3 grid((unsigned)ceil_div(w.rows, MMV_WARPS), (unsigned)(map.ids ? rows : ceil_div(rows, R)));
+  if constexpr (is_float_type(T)) {
+    mmv_float<T, R><<<grid, 32 * MMV_WARPS, 0, psi_stream()>>>(w, x, rows, map, bias, biasStride, y);
+    return PSI_LAUNCHED("mmv_float");
+  } else {
+  // Expert rows read input rows rows/inputDiv of them; quantize every input row once.
+  const int64_t inputRows = map.ids ? ceil_div(rows, map.inputDiv) : rows;
+  const int64_t blocks = inputRows * w.cols / 32;
+  int8_t *xq = (int8_t *)psi_scratch(0, blocks * 32);
+  float *xd = (float *)psi_scratch(1, blocks * sizeof(float));
+  if (!xq || !xd) return -1;
+  quantize_q8<<<(unsigned)ceil_div(blocks, 128), 128, 0, psi_stream()>>>(x, xq, xd, blocks);
+  if (PSI_LAUNCHED("quantize_q8")) return -1;
+  mmv_quant<T, R><<<grid, 32 * MMV_WARPS, 0, psi_stream()>>>(w, xq, xd, rows, map, bias, biasStride, y);
+  return PSI_LAUNCHED("mmv_quant");
+  }
+}
+
+template <int T>
+static int matmul_type(const MatDesc &w, const float *x, int64_t rows, RowMap map, const float *bias, int64_t biasStride, float *y) {
+  if (map.ids) return launch_mmv<T, 1>(w, x, rows, map, bias, biasStride, y);
+  if (rows >= GEMM_MIN_ROWS && psi_cublas_available()) {
+    const int64_t total = w.rows * w.cols;
+    __half *wh = (__half *)psi_scratch(2, total * sizeof(__half));
+    __half *xh = (__half *)psi_scratch(3, rows * w.cols * sizeof(__half));
+    if (!wh || !xh) return -1;
+    const int64_t items = is_float_type(T) ? total : total / 32;
+    expand_half<T><<<(unsigned)ceil_div(items, 256), 256, 0, psi_stream()>>>(w, w.data, wh);
+    if (PSI_LAUNCHED("expand_half")) return -1;
+    to_half<<<(unsigned)ceil_div(rows * w.cols, 256), 256, 0, psi_stream()>>>(x, xh, rows * w.cols);
+    if (PSI_LAUNCHED("to_half")) return -1;
+    if (psi_cublas_gemm_f16(wh, xh, y, w.rows, rows, w.cols) != 0) return -1;
+    if (bias) {
+      add_bias_rows<<<(unsigned)ceil_div(rows * w.rows, 256), 256, 0, psi_stream()>>>(y, bias, rows, w.rows);
+      return PSI_LAUNCHED("add_bias_rows");
+    }
+    return 0;
+  }
+  if (rows == 1) return launch_mmv<T, 1>(w, x, rows, map, bias, biasStride, y);
+  if (rows == 2) return launch_mmv<T, 2>(w, x, rows, map, bias, biasStride, y);
+  if (rows <= 4) return launch_mmv<T, 4>(w, x, rows, map, bias, biasStride, y);
+  return launch_mmv<T, MMV_ROWS>(w, x, rows, map, bias, biasStride, y);
+}
+
+int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const int *ids, int inputDiv, const float *bias, int64_t biasStride, float *y) {
+  const RowMap map = {ids, inputDiv > 0 ? inputDiv : 1};
+  if (w.cols % 32 != 0 && !is_float_type(w.type)) { psi_set_error("matmul: %lld columns are not whole blocks", (long long)w.cols); return -1; }
+  switch (w.type) {
+    case T_F32: return matmul_type<T_F32>(w, x, rows, map, bias, biasStride, y);
+    case T_F16: return matmul_type<T_F16>(w, x, rows, map, bias, biasStride, y);
+    case T_BF16: return matmul_type<T_BF16>(w, x, rows, map, bias, biasStride, y);
+    case T_Q8_0: return matmul_type<T_Q8_0>(w, x, rows, map, bias, biasStride, y);
+    case T_Q4_0: return matmul_type<T_Q4_0>(w, x, rows, map, bias, biasStride, y);
+    case T_Q4_1: return matmul_type<T_Q4_1>(w, x, rows, map, bias, biasStride, y);
+    case T_Q5_0: return matmul_type<T_Q5_0>(w, x, rows, map, bias, biasStride, y);
+    case T_Q5_1: return matmul_type<T_Q5_1>(w, x, rows, map, bias, biasStride, y);
+    case T_MXFP4: return matmul_type<T_MXFP4>(w, x, rows, map, bias, biasStride, y);
+    case T_Q4_K: return matmul_type<T_Q4_K>(w, x, rows, map, bias, biasStride, y);
+    case T_Q5_K: return matmul_type<T_Q5_K>(w, x, rows, map, bias, biasStride, y);
+    case T_Q6_K: return matmul_type<T_Q6_K>(w, x, rows, map, bias, biasStride, y);
+    default: psi_set_error("matmul: the CUDA backend has no kernel for ggml type %d", w.type); return -1;
+  }
+}
+
+// x (rows x cols) times slab 0 of w, plus bias: y is rows x w.rows.
+PSI_EXPORT int psi_cuda_matmul(const MatDesc *w, const float *x, int64_t rows, const float *bias, float *y) {
+  return psi_matmul(*w, x, rows, nullptr, 1, bias, 0, y);
+}
+
+// Rows of a weight table (any type) as floats: out[i] = table[tokens[i]].
+template <int T>
+__global__ void get_rows(MatDesc w, const int *tokens, int64_t count, float *out) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  const int64_t per = is_float_type(T) ? w.cols : w.cols / 32;
+  if (i >= count * per) return;
+  const int64_t t = i / per, j = i % per, row = tokens[t];
+  if constexpr (is_float_type(T)) {
+    out[t * w.cols + j] = float_weight<T>(w.data + row * w.cols * (T == T_F32 ? 4 : 2), j);
+  } else {
+  Sub32 s;
+  load_sub<T>(w.data, w.data + w.scalesOffset, row, w.cols, j, s);
+  float *o = out + t * w.cols + j * 32;
+#pragma unroll
+  for (int k = 0; k < 32; k++) o[k] = (k < 16 ? s.a0 : s.a1) * (float)sub_code(s, k) + (k < 16 ? s.b0 : s.b1);
+  }
+}
+
+PSI_EXPORT int psi_cuda_get_rows(const MatDesc *w, const int32_t *hostTokens, int64_t count, float *out) {
+  const int *tokens = (const int *)psi_stage(hostTokens, count * sizeof(int32_t));
+  if (!tokens) return -1;
+  const int64_t per = is_float_type(w->type) ? w->cols : w->cols / 32;
+  const unsigned grid = (unsigned)ceil_div(count * per, 128);
+  switch (w->type) {
+#define ROWS_CASE(T) case T: get_rows<T><<<grid, 128, 0, psi_stream()>>>(*w, tokens, count, out); break;
+    ROWS_CASE(T_F32) ROWS_CASE(T_F16) ROWS_CASE(T_BF16) ROWS_CASE(T_Q8_0) ROWS_CASE(T_Q4_0) ROWS_CASE(T_Q4_1)
+    ROWS_CASE(T_Q5_0) ROWS_CASE(T_Q5_1) ROWS_CASE(T_MXFP4) ROWS_CASE(T_Q4_K) ROWS_CASE(T_Q5_K) ROWS_CASE(T_Q6_K)
+#undef ROWS_CASE
+    default: psi_set_error("get_rows: the CUDA backend has no kernel for ggml type %d", w->type); return -1;
+  }
+  return PSI_LAUNCHED("get_rows");
+}

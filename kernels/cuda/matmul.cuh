@@ -1,0 +1,32 @@
+// What kernels/cuda/*.cu share about weights and products.
+#pragma once
+#include "common.cuh"
+
+// A weight as the device holds it; TypeScript fills the same layout (six
+// int64 fields, cuda-tensors.ts). A 3-D weight is `slabs` 2-D slabs of
+// rows x cols, slabStride bytes apart; split-layout types keep each slab's
+// scales scalesOffset bytes after the slab's start.
+struct MatDesc {
+  int64_t type;
+  const uint8_t *data;
+  int64_t scalesOffset;
+  int64_t rows;
+  int64_t cols;
+  int64_t slabStride;
+};
+
+// Rows up to which one matrix-vector pass serves them all.
+static const int MMV_ROWS = 8;
+// Rows from which a dense product goes to cuBLAS (when it is there).
+static const int64_t GEMM_MIN_ROWS = 32;
+
+// y = x W^T + bias. With ids, row r of y uses slab ids[r] of w (and of the bias,
+// biasStride floats apart) and input row r / inputDiv.
+int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const int *ids, int inputDiv, const float *bias, int64_t biasStride, float *y);
+
+bool psi_cublas_available();
+// y (n x m, row-major, fp32) = x (n x k, fp16) times w (m x k, fp16) transposed.
+int psi_cublas_gemm_f16(const __half *w, const __half *x, float *y, int64_t m, int64_t n, int64_t k);
+
+void *psi_stage(const void *src, size_t bytes);
+void *psi_scratch(int slot, size_t bytes);

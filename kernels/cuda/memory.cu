@@ -1,0 +1,149 @@
+// The CUDA backend's memory: the stream every launch goes to, device buffers,
+// uploads (weights once at load, small host arrays such as token ids and
+// positions through a pinned ring so the copy stays asynchronous), downloads,
+// growable scratch, and the load-time repack of Q8_0/Q4_0/MXFP4 into the
+// split layout (decode.cuh).
+#include <stdarg.h>
+#include <string.h>
+#include "common.cuh"
+#include "decode.cuh"
+
+static char last_error[512] = "";
+static cudaStream_t stream = nullptr;
+
+void psi_set_error(const char *fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  vsnprintf(last_error, sizeof last_error, fmt, args);
+  va_end(args);
+}
+
+bool psi_failed(cudaError_t status, const char *what) {
+  if (status == cudaSuccess) return false;
+  psi_set_error("%s: %s (%s)", what, cudaGetErrorString(status), cudaGetErrorName(status));
+  return true;
+}
+
+cudaStream_t psi_stream() { return stream; }
+
+PSI_EXPORT const char *psi_cuda_last_error(void) { return last_error; }
+
+// Number of usable CUDA devices, or -1 with the reason recorded (no driver, no device).
+PSI_EXPORT int psi_cuda_device_count(void) {
+  int count = 0;
+  return psi_failed(cudaGetDeviceCount(&count), "cudaGetDeviceCount") ? -1 : count;
+}
+
+// Writes "name|total bytes|compute capability major.minor" for `device` into `out`; 0 on success.
+PSI_EXPORT int psi_cuda_device_describe(int device, char *out, int capacity) {
+  cudaDeviceProp prop;
+  if (psi_failed(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties")) return -1;
+  snprintf(out, capacity, "%s|%zu|%d.%d", prop.name, prop.totalGlobalMem, prop.major, prop.minor);
+  return 0;
+}
+
+// Pinned staging ring for small host arrays: host copy, then an async upload.
+static uint8_t *ring_host = nullptr, *ring_device = nullptr;
+static size_t ring_at = 0;
+static const size_t RING_BYTES = 8u << 20;
+
+PSI_EXPORT int psi_cuda_init(int device) {
+  if (stream) return 0;
+  if (psi_failed(cudaSetDevice(device), "cudaSetDevice")) return -1;
+  if (psi_failed(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate")) return -1;
+  if (psi_failed(cudaMallocHost(&ring_host, RING_BYTES), "cudaMallocHost (staging ring)")) return -1;
+  if (psi_failed(cudaMalloc(&ring_device, RING_BYTES), "cudaMalloc (staging ring)")) return -1;
+  return 0;
+}
+
+PSI_EXPORT void *psi_cuda_malloc(uint64_t bytes) {
+  void *p = nullptr;
+  if (psi_failed(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc")) {
+    size_t free_bytes = 0, total = 0;
+    cudaMemGetInfo(&free_bytes, &total);
+    psi_set_error("cudaMalloc of %llu bytes failed: %zu of %zu bytes free on the device",
+                  (unsigned long long)bytes, free_bytes, total);
+    return nullptr;
+  }
+  return p;
+}
+
+PSI_EXPORT int psi_cuda_free(void *p) { return psi_failed(cudaFree(p), "cudaFree") ? -1 : 0; }
+
+PSI_EXPORT int psi_cuda_upload(void *dst, const void *src, uint64_t bytes) {
+  return psi_failed(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "upload") ||
+         psi_failed(cudaStreamSynchronize(stream), "upload (sync)") ? -1 : 0;
+}
+
+PSI_EXPORT int psi_cuda_download(void *dst, const void *src, uint64_t bytes) {
+  if (psi_failed(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), "download")) return -1;
+  return psi_failed(cudaStreamSynchronize(stream), "download (sync): an earlier kernel failed") ? -1 : 0;
+}
+
+PSI_EXPORT int psi_cuda_copy(void *dst, const void *src, uint64_t bytes) {
+  return psi_failed(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream), "device copy") ? -1 : 0;
+}
+
+PSI_EXPORT int psi_cuda_sync(void) { return psi_failed(cudaStreamSynchronize(stream), "synchronize") ? -1 : 0; }
+
+PSI_EXPORT int psi_cuda_mem_info(uint64_t *out) {
+  size_t free_bytes = 0, total = 0;
+  if (psi_failed(cudaMemGetInfo(&free_bytes, &total), "cudaMemGetInfo")) return -1;
+  out[0] = free_bytes; out[1] = total;
+  return 0;
+}
+
+// A device copy of `bytes` host bytes, valid for launches queued after this call.
+void *psi_stage(const void *src, size_t bytes) {
+  const size_t aligned = (bytes + 255) & ~(size_t)255;
+  if (aligned > RING_BYTES) { psi_set_error("staging: %zu bytes exceed the %zu-byte ring", bytes, RING_BYTES); return nullptr; }
+  if (ring_at + aligned > RING_BYTES) {
+    // Wrapping: the copies that read the ring's start must be done before it is rewritten.
+    if (psi_failed(cudaStreamSynchronize(stream), "staging (sync)")) return nullptr;
+    ring_at = 0;
+  }
+  memcpy(ring_host + ring_at, src, bytes);
+  void *dst = ring_device + ring_at;
+  if (psi_failed(cudaMemcpyAsync(dst, ring_host + ring_at, bytes, cudaMemcpyHostToDevice, stream), "staging copy")) return nullptr;
+  ring_at += aligned;
+  return dst;
+}
+
+// Scratch buffers that grow on demand; each slot is reused by the next op that asks for it.
+static void *scratch_ptr[16];
+static size_t scratch_size[16];
+
+void *psi_scratch(int slot, size_t bytes) {
+  if (scratch_size[slot] >= bytes) return scratch_ptr[slot];
+  if (scratch_ptr[slot]) {
+    cudaStreamSynchronize(stream);
+    cudaFree(scratch_ptr[slot]);
+  }
+  scratch_ptr[slot] = nullptr; scratch_size[slot] = 0;
+  size_t want = bytes + bytes / 4;
+  if (psi_failed(cudaMalloc(&scratch_ptr[slot], want), "cudaMalloc (scratch)")) return nullptr;
+  scratch_size[slot] = want;
+  return scratch_ptr[slot];
+}
+
+// GGUF blocks of one slab -> split layout: codes of block i at i*codeBytes, scales after all codes.
+__global__ void repack_split(const uint8_t *src, uint8_t *dst, int64_t blocks, int type) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i >= blocks) return;
+  const int bytes = block_bytes(type), codes = split_code_bytes(type), scale = bytes - codes;
+  const uint8_t *b = src + i * bytes;
+  // Q8_0/Q4_0 start with the fp16 scale; MXFP4 with its e8m0 byte.
+  for (int j = 0; j < codes; j++) dst[i * codes + j] = b[scale + j];
+  for (int j = 0; j < scale; j++) dst[blocks * codes + i * scale + j] = b[j];
+}
+
+// Repacks `slabs` slabs of `blocksPerSlab` blocks from src (GGUF, contiguous) into dst
+// at `dstSlabStride` bytes apart.
+PSI_EXPORT int psi_cuda_repack(int type, const uint8_t *src, uint8_t *dst, int64_t blocksPerSlab, int64_t slabs, int64_t dstSlabStride) {
+  if (!split_code_bytes(type)) { psi_set_error("repack: type %d has no split layout", type); return -1; }
+  for (int64_t s = 0; s < slabs; s++) {
+    repack_split<<<(unsigned)ceil_div(blocksPerSlab, 256), 256, 0, stream>>>(src + s * blocksPerSlab * block_bytes(type), dst + s * dstSlabStride, blocksPerSlab, type);
+    if (PSI_LAUNCHED("repack")) return -1;
+  }
+  return 0;
+}

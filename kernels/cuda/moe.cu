@@ -1,0 +1,127 @@
+// gpt-oss's mixture of experts on the device, as the CPU's cpu-moe.ts runs it
+// (llama.cpp's build_moe_ffn: router logits + bias, top-k over the raw logits
+// with ties to the lower id, softmax over the k chosen, clamped SwiGLU, each
+// token's k results scaled and summed in selection order).
+// Few tokens: one expert product per (token, slot) reads that expert's slab
+// (ids stay on the device). Many tokens: the ids come back to the host, the
+// (token, slot) pairs are grouped by expert, and each expert multiplies its
+// group as one dense product (cuBLAS for large groups).
+#include <vector>
+#include "common.cuh"
+#include "matmul.cuh"
+
+int psi_gather(const float *src, const int *deviceIndex, int divisor, int64_t count, int64_t width, float *out);
+
+static const int MAX_EXPERTS = 512;
+// Tokens up to which experts run per (token, slot) without grouping.
+static const int64_t MOE_DIRECT_TOKENS = 4;
+
+__global__ void route_topk(const float *logits, int experts, int k, int64_t tokens, int *ids, float *weights) {
+  const int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (t >= tokens) return;
+  const float *l = logits + t * experts;
+  int best[16];
+  float score[16];
+  int n = 0;
+  for (int e = 0; e < experts; e++) {
+    const float v = l[e];
+    // Insert e if it ranks before the current k-th (higher score, or equal and lower id: e is the higher id).
+    if (n == k && !(v > score[k - 1])) continue;
+    int j = n < k ? n++ : k - 1;
+    while (j > 0 && v > score[j - 1]) { score[j] = score[j - 1]; best[j] = best[j - 1]; j--; }
+    score[j] = v; best[j] = e;
+  }
+  float max = score[0], sum = 0.f;
+  for (int j = 0; j < k; j++) { score[j] = expf(score[j] - max); sum += score[j]; }
+  for (int j = 0; j < k; j++) { ids[t * k + j] = best[j]; weights[t * k + j] = score[j] / sum; }
+}
+
+__global__ void swiglu_oai_kernel(const float *gate, const float *up, float *out, int64_t n, float alpha, float limit) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float g = fminf(gate[i], limit), u = fminf(fmaxf(up[i], -limit), limit);
+  out[i] = (g / (1.f + expf(alpha * (-g)))) * (u + 1.f);
+}
+
+__global__ void weighted_sum(const float *expertOut, const float *weights, int k, int64_t tokens, int64_t width, float *out) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i >= tokens * width) return;
+  const int64_t t = i / width, c = i % width;
+  float v = 0.f;
+  for (int j = 0; j < k; j++) v += weights[t * k + j] * expertOut[(t * k + j) * width + c];
+  out[i] = v;
+}
+
+__global__ void scatter_rows(const float *src, const int *index, int64_t count, int64_t width, float *dst) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i < count * width) dst[(int64_t)index[i / width] * width + i % width] = src[i];
+}
+
+static MatDesc slab_of(const MatDesc &w, int e) {
+  MatDesc s = w;
+  s.data = w.data + e * w.slabStride;
+  return s;
+}
+
+static int swiglu_oai(const float *gate, const float *up, float *out, int64_t n, float alpha, float limit) {
+  swiglu_oai_kernel<<<(unsigned)ceil_div(n, 256), 256, 0, psi_stream()>>>(gate, up, out, n, alpha, limit);
+  return PSI_LAUNCHED("swiglu_oai");
+}
+
+// x (tokens x d) -> out (tokens x d). gate/up are [d -> ff] x experts, down [ff -> d] x experts.
+PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *router, const float *routerBias,
+                            const MatDesc *gate, const float *gateBias, const MatDesc *up, const float *upBias,
+                            const MatDesc *down, const float *downBias, int k, float alpha, float limit, float *out) {
+  const int experts = (int)router->rows;
+  const int64_t d = router->cols, ff = gate->rows, slots = tokens * k;
+  if (experts > MAX_EXPERTS || k < 1 || k > 16 || k > experts) { psi_set_error("moe: %d of %d experts is not supported (k <= 16, experts <= %d)", k, experts, MAX_EXPERTS); return -1; }
+  float *logits = (float *)psi_scratch(4, tokens * experts * sizeof(float));
+  int *ids = (int *)psi_scratch(5, slots * sizeof(int));
+  float *weights = (float *)psi_scratch(6, slots * sizeof(float));
+  float *expertOut = (float *)psi_scratch(7, slots * d * sizeof(float));
+  float *g = (float *)psi_scratch(8, slots * ff * sizeof(float));
+  float *u = (float *)psi_scratch(9, slots * ff * sizeof(float));
+  float *hidden = (float *)psi_scratch(10, slots * ff * sizeof(float));
+  if (!logits || !ids || !weights || !expertOut || !g || !u || !hidden) return -1;
+  if (psi_matmul(*router, x, tokens, nullptr, 1, routerBias, 0, logits)) return -1;
+  route_topk<<<(unsigned)ceil_div(tokens, 64), 64, 0, psi_stream()>>>(logits, experts, k, tokens, ids, weights);
+  if (PSI_LAUNCHED("route_topk")) return -1;
+
+  if (tokens <= MOE_DIRECT_TOKENS) {
+    if (psi_matmul(*gate, x, slots, ids, k, gateBias, ff, g)) return -1;
+    if (psi_matmul(*up, x, slots, ids, k, upBias, ff, u)) return -1;
+    if (swiglu_oai(g, u, hidden, slots * ff, alpha, limit)) return -1;
+    if (psi_matmul(*down, hidden, slots, ids, 1, downBias, d, expertOut)) return -1;
+  } else {
+    std::vector<int> hostIds(slots);
+    if (psi_failed(cudaMemcpyAsync(hostIds.data(), ids, slots * sizeof(int), cudaMemcpyDeviceToHost, psi_stream()), "moe ids") ||
+        psi_failed(cudaStreamSynchronize(psi_stream()), "moe ids (sync)")) return -1;
+    std::vector<int> count(experts, 0), start(experts + 1, 0), order(slots);
+    for (int id : hostIds) count[id]++;
+    for (int e = 0; e < experts; e++) start[e + 1] = start[e] + count[e];
+    std::vector<int> at(start.begin(), start.end() - 1);
+    for (int64_t s = 0; s < slots; s++) order[at[hostIds[s]]++] = (int)s;
+    const int *deviceOrder = (const int *)psi_stage(order.data(), slots * sizeof(int));
+    float *xg = (float *)psi_scratch(11, slots * d * sizeof(float));
+    if (!deviceOrder || !xg) return -1;
+    // Token rows in expert order; each expert's group then multiplies as a dense batch.
+    if (psi_gather(x, deviceOrder, k, slots, d, xg)) return -1;
+    for (int e = 0; e < experts; e++) {
+      const int64_t c = count[e], o = start[e];
+      if (c == 0) continue;
+      if (psi_matmul(slab_of(*gate, e), xg + o * d, c, nullptr, 1, gateBias ? gateBias + e * ff : nullptr, 0, g + o * ff)) return -1;
+      if (psi_matmul(slab_of(*up, e), xg + o * d, c, nullptr, 1, upBias ? upBias + e * ff : nullptr, 0, u + o * ff)) return -1;
+    }
+    if (swiglu_oai(g, u, hidden, slots * ff, alpha, limit)) return -1;
+    // Down products land in expert order in xg, then go back to their (token, slot) rows.
+    for (int e = 0; e < experts; e++) {
+      const int64_t c = count[e], o = start[e];
+      if (c == 0) continue;
+      if (psi_matmul(slab_of(*down, e), hidden + o * ff, c, nullptr, 1, downBias ? downBias + e * d : nullptr, 0, xg + o * d)) return -1;
+    }
+    scatter_rows<<<(unsigned)ceil_div(slots * d, 256), 256, 0, psi_stream()>>>(xg, deviceOrder, slots, d, expertOut);
+    if (PSI_LAUNCHED("scatter_rows")) return -1;
+  }
+  weighted_sum<<<(unsigned)ceil_div(tokens * d, 256), 256, 0, psi_stream()>>>(expertOut, weights, k, tokens, d, out);
+  return PSI_LAUNCHED("weighted_sum");
+}

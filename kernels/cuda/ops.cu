@@ -1,0 +1,130 @@
+// Element-wise and row ops of the CUDA backend, with the arithmetic of the
+// CPU kernels (kernels/cpu/ops_*.c) where it decides rounding: RMSNorm,
+// RoPE (normal/NeoX, YaRN, frequency factors, theta built by repeated
+// multiplication as ggml builds it), add, SwiGLU, row gathers.
+#include "common.cuh"
+#include "matmul.cuh"
+
+__global__ void rms_norm_kernel(const float *x, const float *w, float eps, int64_t group, float *out) {
+  __shared__ float partial[32];
+  const int64_t g = blockIdx.x;
+  const float *src = x + g * group;
+  float sum = 0.f;
+  for (int64_t i = threadIdx.x; i < group; i += blockDim.x) sum += src[i] * src[i];
+  sum = warp_sum(sum);
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = sum;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float v = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.f;
+    v = warp_sum(v);
+    if (threadIdx.x == 0) partial[0] = v;
+  }
+  __syncthreads();
+  const float scale = 1.0f / sqrtf(partial[0] / (float)group + eps);
+  for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
+    const float v = src[i] * scale;
+    out[g * group + i] = w ? v * w[i] : v;
+  }
+}
+
+// Each group of `group` values of every row, normalized, then scaled by weight (group values) when given.
+PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *weight, float eps, int64_t rows, int64_t width, int64_t group, float *out) {
+  rms_norm_kernel<<<(unsigned)(rows * (width / group)), 256, 0, psi_stream()>>>(x, weight, eps, group, out);
+  return PSI_LAUNCHED("rms_norm");
+}
+
+// RoPE parameters as TypeScript passes them (eight floats, then the mode and dims).
+struct RopeArgs {
+  float freqBase, freqScale, extFactor, attnFactor, betaFast, betaSlow, nCtxOrig, unused;
+  int32_t mode, nDims;
+};
+
+__global__ void rope_kernel(const float *x, float *out, const int *pos, int64_t rows, int64_t heads, int64_t headDim,
+                            RopeArgs p, const float *factors, float corr0, float corr1, float thetaScale) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  const int64_t half = p.nDims / 2, pairs = rows * half;
+  if (i >= pairs) {
+    // Pass-through values beyond n_dims: one thread per (row, head, value).
+    const int64_t rest = headDim - p.nDims, j = i - pairs;
+    if (rest <= 0 || j >= rows * heads * rest) return;
+    const int64_t rh = j / rest, v = p.nDims + j % rest;
+    out[rh * headDim + v] = x[rh * headDim + v];
+    return;
+  }
+  const int64_t t = i / half, pair = i % half;
+  float theta = (float)pos[t];
+  for (int64_t k = 0; k < pair; k++) theta *= thetaScale;
+  const float extrap = theta / (factors ? factors[pair] : 1.0f);
+  const float interp = p.freqScale * extrap;
+  float th = interp, mscale = p.attnFactor;
+  if (p.extFactor != 0.0f) {
+    const float span = corr1 - corr0 > 0.001f ? corr1 - corr0 : 0.001f;
+    const float rampY = ((float)pair - corr0) / span;
+    const float ramp = 1 - (rampY < 0 ? 0 : rampY > 1 ? 1 : rampY);
+    const float mix = ramp * p.extFactor;
+    th = fmaf(interp, 1 - mix, extrap * mix);
+    mscale *= fmaf(0.1f, logf(1.0f / p.freqScale), 1.0f);
+  }
+  const float c = cosf(th) * mscale, s = sinf(th) * mscale;
+  const int64_t a = p.mode == 2 ? pair : 2 * pair, b = p.mode == 2 ? pair + half : 2 * pair + 1;
+  for (int64_t h = 0; h < heads; h++) {
+    const float *src = x + (t * heads + h) * headDim;
+    float *dst = out + (t * heads + h) * headDim;
+    const float x0 = src[a], x1 = src[b];
+    dst[a] = fmaf(x0, c, -(x1 * s));
+    dst[b] = fmaf(x0, s, x1 * c);
+  }
+}
+
+// mode: 0 normal, 2 NeoX (ggml's ids).
+PSI_EXPORT int psi_cuda_rope(const float *x, float *out, const int32_t *hostPositions, int64_t rows, int64_t heads, int64_t headDim,
+                             const RopeArgs *p, const float *factors) {
+  const int *pos = (const int *)psi_stage(hostPositions, rows * sizeof(int32_t));
+  if (!pos) return -1;
+  const float pi = 3.14159265358979323846f;
+  const float start = floorf(p->nDims * logf(p->nCtxOrig / (p->betaFast * 2 * pi)) / (2 * logf(p->freqBase)));
+  const float end = ceilf(p->nDims * logf(p->nCtxOrig / (p->betaSlow * 2 * pi)) / (2 * logf(p->freqBase)));
+  const float corr0 = start > 0 ? start : 0, corr1 = end < p->nDims - 1 ? end : (float)(p->nDims - 1);
+  const float thetaScale = powf(p->freqBase, -2.0f / p->nDims);
+  const int64_t total = rows * (p->nDims / 2) + rows * heads * (headDim - p->nDims);
+  rope_kernel<<<(unsigned)ceil_div(total, 128), 128, 0, psi_stream()>>>(x, out, pos, rows, heads, headDim, *p, factors, corr0, corr1, thetaScale);
+  return PSI_LAUNCHED("rope");
+}
+
+__global__ void add_kernel(const float *a, const float *b, float *out, int64_t n) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i < n) out[i] = a[i] + b[i];
+}
+
+PSI_EXPORT int psi_cuda_add(const float *a, const float *b, float *out, int64_t n) {
+  add_kernel<<<(unsigned)ceil_div(n, 256), 256, 0, psi_stream()>>>(a, b, out, n);
+  return PSI_LAUNCHED("add");
+}
+
+__global__ void swiglu_kernel(const float *gate, const float *up, float *out, int64_t n) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i < n) { const float g = gate[i]; out[i] = g / (1.0f + expf(-g)) * up[i]; }
+}
+
+PSI_EXPORT int psi_cuda_swiglu(const float *gate, const float *up, float *out, int64_t n) {
+  swiglu_kernel<<<(unsigned)ceil_div(n, 256), 256, 0, psi_stream()>>>(gate, up, out, n);
+  return PSI_LAUNCHED("swiglu");
+}
+
+// out[i] = src[index[i] / divisor] (rows of `width`); index staged from the host or already on the device.
+__global__ void gather_kernel(const float *src, const int *index, int divisor, int64_t count, int64_t width, float *out) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (i >= count * width) return;
+  const int64_t r = i / width;
+  out[i] = src[(int64_t)(index[r] / divisor) * width + i % width];
+}
+
+int psi_gather(const float *src, const int *deviceIndex, int divisor, int64_t count, int64_t width, float *out) {
+  gather_kernel<<<(unsigned)ceil_div(count * width, 256), 256, 0, psi_stream()>>>(src, deviceIndex, divisor, count, width, out);
+  return PSI_LAUNCHED("gather");
+}
+
+PSI_EXPORT int psi_cuda_take_rows(const float *src, const int32_t *hostRows, int64_t count, int64_t width, float *out) {
+  const int *index = (const int *)psi_stage(hostRows, count * sizeof(int32_t));
+  return index ? psi_gather(src, index, 1, count, width, out) : -1;
+}

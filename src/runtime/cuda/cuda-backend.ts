@@ -1,0 +1,269 @@
+// The CUDA backend: the op set on kernels/cuda, with weights in their GGUF
+// types on the device, activations in a device arena reset at each forward
+// step (embed starts a step, as on the CPU backend), and an F16 KV cache.
+// Every launch goes to one stream in order, so an op never waits for the
+// previous one on the host; only download() (the logits) synchronizes.
+//
+// Arithmetic follows the CPU backend where it decides rounding (activations
+// quantized per 32 values for quantized weights, rounded to the weight's type
+// for F16/BF16; the CPU's RoPE and SwiGLU formulas); sums run in another
+// order, so results agree to float rounding, and greedy picks agree except
+// at near-ties (cuda-parity.cuda-check.ts).
+import { ptr } from "bun:ffi";
+import { checkCuda, cudaDevices, cudaKernels } from "../../../ffi/cuda.ts";
+import type { GGMLType } from "../../gguf/types.ts";
+import { PsionicError } from "../../util/errors.ts";
+import { checkConcat } from "../backend.ts";
+import type {
+  Activation, AttentionParams, AttentionSegment, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, RopeParams, Weight,
+} from "../backend.ts";
+import { CudaActivation, CudaKV, CudaWeight, DeviceArena, deviceAlloc, dev, uploadWeight } from "./cuda-tensors.ts";
+
+export interface CudaBackendOptions {
+  /** Which GPU (default 0). */
+  device?: number;
+  /** Bytes per activation-arena chunk (default 256 MiB). */
+  arenaBytes?: number;
+  /** Called as weights are uploaded (bytes so far). */
+  onUpload?: (bytes: number) => void;
+}
+
+const PERSISTENT = -1;
+
+export class CudaBackend implements Backend {
+  readonly name = "cuda";
+  readonly deviceName: string;
+  private readonly arena: DeviceArena;
+  private readonly lib = cudaKernels();
+  private uploaded = 0;
+  private readonly onUpload?: (bytes: number) => void;
+
+  constructor(options: CudaBackendOptions = {}) {
+    const devices = cudaDevices();
+    const index = options.device ?? 0;
+    const device = devices[index];
+    if (!device) throw new PsionicError("cuda.unavailable", `CUDA device ${index} does not exist (${devices.length} found)`);
+    this.deviceName = device.name;
+    checkCuda(this.lib.psi_cuda_init(index), `CUDA device ${index} (${device.name})`);
+    this.arena = new DeviceArena(options.arenaBytes ?? 256 << 20);
+    this.onUpload = options.onUpload;
+  }
+
+  /** "loaded", or why prefill products run without cuBLAS. */
+  cublasStatus(): string {
+    return String(this.lib.psi_cuda_cublas_status());
+  }
+
+  private act(x: Activation, op: string): number {
+    const a = x as CudaActivation;
+    if (!(a instanceof CudaActivation)) throw new PsionicError("backend.foreign", `${op}: the activation does not belong to the cuda backend`);
+    if (a.step !== PERSISTENT && a.step !== this.arena.step) {
+      throw new PsionicError("backend.stale-activation", `${op}: this activation is from an earlier forward step; its buffer has been reused (download what you need before the next forward)`);
+    }
+    return a.address;
+  }
+
+  private output(rows: number, width: number): CudaActivation {
+    return new CudaActivation(rows, width, this.arena.take(rows * width * 4), this.arena.step);
+  }
+
+  private check(status: number, what: string): void {
+    checkCuda(status, what);
+  }
+
+  private sameShape(a: Activation, b: Activation, op: string): void {
+    if (a.rows !== b.rows || a.width !== b.width) throw new PsionicError("backend.shape", `${op}: shapes ${a.rows}x${a.width} and ${b.rows}x${b.width} differ`);
+  }
+
+  loadWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): Weight {
+    const w = uploadWeight(name, type, dims, bytes);
+    this.uploaded += bytes.byteLength;
+    this.onUpload?.(this.uploaded);
+    return w;
+  }
+
+  upload(values: Float32Array, rows: number, width: number): Activation {
+    if (values.length !== rows * width) throw new PsionicError("backend.shape", `upload: ${values.length} values for ${rows}x${width}`);
+    const a = new CudaActivation(rows, width, 0, PERSISTENT);
+    const address = deviceAlloc(values.byteLength, "upload", a);
+    (a as { address: number }).address = address;
+    this.check(this.lib.psi_cuda_upload(dev(address), ptr(values), values.byteLength), "upload");
+    return a;
+  }
+
+  download(x: Activation): Float32Array {
+    const out = new Float32Array(x.rows * x.width);
+    this.check(this.lib.psi_cuda_download(ptr(out), dev(this.act(x, "download")), out.byteLength), "download");
+    return out;
+  }
+
+  embed(table: Weight, tokens: Int32Array): Activation {
+    const t = table as CudaWeight;
+    if (t.dims.length !== 2) throw new PsionicError("backend.shape", `embed: ${t.name} is not a 2-D table`);
+    const vocab = t.rows;
+    const bad = tokens.findIndex((id) => !(id >= 0 && id < vocab));
+    if (bad >= 0) throw new PsionicError("model.bad-token", `token id ${tokens[bad]} is outside the vocabulary of ${vocab}`);
+    if (tokens.length === 0) throw new PsionicError("backend.shape", "embed: no tokens");
+    this.arena.beginStep();
+    const out = this.output(tokens.length, t.cols);
+    this.check(this.lib.psi_cuda_get_rows(t.descPointer, ptr(tokens), tokens.length, dev(out.address)), "embed");
+    return out;
+  }
+
+  takeRows(x: Activation, rows: readonly number[]): Activation {
+    const src = this.act(x, "takeRows");
+    const bad = rows.findIndex((r) => !(Number.isInteger(r) && r >= 0 && r < x.rows));
+    if (bad >= 0) throw new PsionicError("backend.shape", `takeRows: row ${rows[bad]} is not in ${x.rows} rows`);
+    if (rows.length === x.rows && rows.every((r, i) => r === i)) return x;
+    if (rows.length === 0) throw new PsionicError("backend.shape", "takeRows: no rows");
+    const out = this.output(rows.length, x.width);
+    this.check(this.lib.psi_cuda_take_rows(dev(src), ptr(Int32Array.from(rows)), rows.length, x.width, dev(out.address)), "takeRows");
+    return out;
+  }
+
+  concatRows(parts: readonly Activation[]): Activation {
+    const width = checkConcat(parts);
+    const out = this.output(parts.reduce((n, p) => n + p.rows, 0), width);
+    let at = out.address;
+    for (const p of parts) {
+      const bytes = p.rows * width * 4;
+      this.check(this.lib.psi_cuda_copy(dev(at), dev(this.act(p, "concatRows")), bytes), "concatRows");
+      at += bytes;
+    }
+    return out;
+  }
+
+  rmsNorm(x: Activation, w: Weight | null, eps: number, groupWidth = x.width): Activation {
+    const src = this.act(x, "rmsNorm");
+    if (!(Number.isInteger(groupWidth) && groupWidth > 0 && x.width % groupWidth === 0)) throw new PsionicError("backend.shape", `rmsNorm: groups of ${groupWidth} do not divide rows of ${x.width}`);
+    const weight = w as CudaWeight | null;
+    if (weight && weight.dims.reduce((a, b) => a * b, 1) !== groupWidth) throw new PsionicError("backend.shape", `rmsNorm: ${weight.name} does not have ${groupWidth} values`);
+    const out = this.output(x.rows, x.width);
+    this.check(this.lib.psi_cuda_rms_norm(dev(src), weight ? dev(weight.vector()) : null, eps, x.rows, x.width, groupWidth, dev(out.address)), "rmsNorm");
+    return out;
+  }
+
+  matmul(x: Activation, w: Weight, bias?: Weight): Activation {
+    const src = this.act(x, "matmul");
+    const m = w as CudaWeight;
+    if (m.dims.length !== 2) throw new PsionicError("backend.shape", `matmul ${m.name}: a ${m.dims.length}-D weight is not a matrix`);
+    if (x.width !== m.cols) throw new PsionicError("backend.shape", `matmul ${m.name}: input width ${x.width}, weight rows of ${m.cols}`);
+    const b = bias as CudaWeight | undefined;
+    if (b && b.dims.reduce((a, c) => a * c, 1) !== m.rows) throw new PsionicError("backend.shape", `matmul ${m.name}: bias ${b.name} does not have ${m.rows} values`);
+    const out = this.output(x.rows, m.rows);
+    this.check(this.lib.psi_cuda_matmul(m.descPointer, dev(src), x.rows, b ? dev(b.vector()) : null, dev(out.address)), `matmul ${m.name}`);
+    return out;
+  }
+
+  // RopeArgs (kernels/cuda/ops.cu): eight floats, then mode and dims as int32.
+  private readonly ropeArgs = new WeakMap<RopeParams, Uint8Array>();
+  private ropeBytes(p: RopeParams): Uint8Array {
+    let bytes = this.ropeArgs.get(p);
+    if (!bytes) {
+      const buffer = new ArrayBuffer(40);
+      new Float32Array(buffer, 0, 8).set([p.freqBase, p.freqScale, p.extFactor, p.attnFactor, p.betaFast, p.betaSlow, p.originalContext, 0]);
+      new Int32Array(buffer, 32, 2).set([p.mode === "neox" ? 2 : 0, p.dims]);
+      bytes = new Uint8Array(buffer);
+      this.ropeArgs.set(p, bytes);
+    }
+    return bytes;
+  }
+
+  rope(x: Activation, positions: Int32Array, headDim: number, p: RopeParams): Activation {
+    const src = this.act(x, "rope");
+    if (positions.length !== x.rows) throw new PsionicError("backend.shape", `rope: ${positions.length} positions for ${x.rows} rows`);
+    if (!(Number.isInteger(headDim) && headDim > 0 && x.width % headDim === 0)) throw new PsionicError("backend.shape", `rope: heads of ${headDim} do not divide rows of ${x.width}`);
+    if (!(p.dims > 0 && p.dims % 2 === 0 && p.dims <= headDim)) throw new PsionicError("backend.shape", `rope: ${p.dims} rotated dims in heads of ${headDim}`);
+    const out = this.output(x.rows, x.width);
+    const factors = p.freqFactors ? dev((p.freqFactors as CudaWeight).vector()) : null;
+    this.check(this.lib.psi_cuda_rope(dev(src), dev(out.address), ptr(positions), x.rows, x.width / headDim, headDim, ptr(this.ropeBytes(p)), factors), "rope");
+    return out;
+  }
+
+  add(a: Activation, b: Activation): Activation {
+    this.sameShape(a, b, "add");
+    const out = this.output(a.rows, a.width);
+    this.check(this.lib.psi_cuda_add(dev(this.act(a, "add")), dev(this.act(b, "add")), dev(out.address), a.rows * a.width), "add");
+    return out;
+  }
+
+  swiglu(gate: Activation, up: Activation): Activation {
+    this.sameShape(gate, up, "swiglu");
+    const out = this.output(gate.rows, gate.width);
+    this.check(this.lib.psi_cuda_swiglu(dev(this.act(gate, "swiglu")), dev(this.act(up, "swiglu")), dev(out.address), gate.rows * gate.width), "swiglu");
+    return out;
+  }
+
+  moe(x: Activation, w: MoEWeights, p: MoEParams): Activation {
+    const src = this.act(x, "moe");
+    const router = w.router as CudaWeight, gate = w.gate as CudaWeight, up = w.up as CudaWeight, down = w.down as CudaWeight;
+    if (router.cols !== x.width) throw new PsionicError("backend.shape", `moe: input width ${x.width}, router ${router.name} rows of ${router.cols}`);
+    if (p.activation.kind !== "swiglu-oai") throw new PsionicError("backend.unsupported", `moe: activation ${p.activation.kind} is not supported`);
+    const experts = router.rows, ff = gate.rows;
+    const same = (t: CudaWeight, dims: number[]) => t.dims.length === dims.length && t.dims.every((v, i) => v === dims[i]);
+    if (!same(gate, [x.width, ff, experts]) || !same(up, [x.width, ff, experts]) || !same(down, [ff, x.width, experts])) {
+      throw new PsionicError("backend.shape", `moe: experts ${gate.name} [${gate.dims}], ${up.name} [${up.dims}], ${down.name} [${down.dims}] do not fit d=${x.width}, ${experts} experts`);
+    }
+    const vec = (t?: Weight) => (t ? dev((t as CudaWeight).vector()) : null);
+    const out = this.output(x.rows, x.width);
+    this.check(this.lib.psi_cuda_moe(dev(src), x.rows, router.descPointer, vec(w.routerBias), gate.descPointer, vec(w.gateBias), up.descPointer, vec(w.upBias),
+      down.descPointer, vec(w.downBias), p.expertsUsed, p.activation.alpha, p.activation.limit, dev(out.address)), "moe");
+    return out;
+  }
+
+  allocKV(capacity: number, width: number, precision: KVPrecision): KVStorage {
+    return new CudaKV(capacity, width, precision);
+  }
+
+  private cache(c: KVStorage, op: string): CudaKV {
+    if (!(c instanceof CudaKV)) throw new PsionicError("backend.foreign", `${op}: the cache does not belong to the cuda backend`);
+    return c;
+  }
+
+  storeKV(cache: KVStorage, x: Activation, firstSlot: number): void {
+    const c = this.cache(cache, "storeKV");
+    if (x.width !== c.width) throw new PsionicError("backend.shape", `storeKV: rows of ${x.width} into a cache of ${c.width}`);
+    if (!Number.isInteger(firstSlot) || firstSlot < 0 || firstSlot + x.rows > c.capacity) {
+      throw new PsionicError("kv.overflow", `storeKV: slots ${firstSlot}..${firstSlot + x.rows - 1} outside a cache of ${c.capacity}`);
+    }
+    this.check(this.lib.psi_cuda_store_rows(dev(this.act(x, "storeKV")), x.rows, x.width, dev(c.address), firstSlot), "storeKV");
+  }
+
+  attention(q: Activation, k: KVStorage, v: KVStorage, positions: Int32Array, p: AttentionParams): Activation {
+    const out = this.output(q.rows, p.heads * p.headDimV);
+    this.attend(this.act(q, "attention"), null, null, q, [{ kCache: k, vCache: v, positions, rowStart: 0 }], p, out.address);
+    return out;
+  }
+
+  attendSegments(q: Activation, k: Activation, v: Activation, segments: readonly AttentionSegment[], p: AttentionParams): Activation {
+    if (k.rows !== q.rows || v.rows !== q.rows) throw new PsionicError("backend.shape", `attendSegments: ${q.rows} queries, ${k.rows} keys, ${v.rows} values`);
+    const out = this.output(q.rows, p.heads * p.headDimV);
+    const ordered = [...segments].sort((a, b) => a.rowStart - b.rowStart);
+    this.attend(this.act(q, "attendSegments"), this.act(k, "attendSegments"), this.act(v, "attendSegments"), q, ordered, p, out.address);
+    return out;
+  }
+
+  /** One launch per run of contiguous segments; k and v rows (when given) are stored first. */
+  private attend(q: number, k: number | null, v: number | null, qa: Activation, segments: readonly AttentionSegment[], p: AttentionParams, out: number): void {
+    if (qa.width !== p.heads * p.headDimK) throw new PsionicError("backend.shape", `attention: q rows of ${qa.width} do not fit ${p.heads} heads of ${p.headDimK}`);
+    if (p.heads % p.kvHeads !== 0) throw new PsionicError("backend.shape", `attention: ${p.heads} heads do not share ${p.kvHeads} KV heads evenly`);
+    const table = new BigInt64Array(segments.length * 5);
+    let covered = 0;
+    segments.forEach((s, i) => {
+      const kc = this.cache(s.kCache, "attention"), vc = this.cache(s.vCache, "attention");
+      const n = s.positions.length, first = s.positions[0]!;
+      if (kc.width !== p.kvHeads * p.headDimK || vc.width !== p.kvHeads * p.headDimV) {
+        throw new PsionicError("backend.shape", `attention: K ${kc.width}, V ${vc.width} wide do not fit ${p.kvHeads} KV heads of ${p.headDimK}/${p.headDimV}`);
+      }
+      for (let j = 1; j < n; j++) if (s.positions[j] !== first + j) throw new PsionicError("backend.shape", "attention: the cuda backend needs consecutive positions within a sequence");
+      if (first < 0 || first + n > kc.capacity) throw new PsionicError("kv.overflow", `attention: positions ${first}..${first + n - 1} outside a cache of ${kc.capacity}`);
+      if (s.rowStart !== covered) throw new PsionicError("backend.shape", `attention: segment rows start at ${s.rowStart}, expected ${covered}`);
+      covered += n;
+      table.set([BigInt(s.rowStart), BigInt(n), BigInt(first), BigInt(kc.address), BigInt(vc.address)], i * 5);
+    });
+    if (covered !== qa.rows) throw new PsionicError("backend.shape", `attention: segments cover ${covered} of ${qa.rows} rows`);
+    const sinks = p.sinks ? dev((p.sinks as CudaWeight).vector()) : null;
+    this.check(this.lib.psi_cuda_attend(dev(q), k === null ? null : dev(k), v === null ? null : dev(v), ptr(table), segments.length, qa.rows,
+      p.heads, p.kvHeads, p.headDimK, p.headDimV, p.window, p.scale, sinks, dev(out)), "attention");
+  }
+}

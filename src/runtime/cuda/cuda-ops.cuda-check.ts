@@ -1,0 +1,146 @@
+// Every CUDA op against the CPU backend (whose kernels are checked against
+// their plain references and ggml) on fresh random inputs. Needs a GPU: run
+// by scripts/device-check.sh as `bun test ./src/runtime/cuda/cuda-ops.cuda-check.ts`;
+// the file is not named *.test.ts, so the default `bun test` (CI, no GPU) does not collect it.
+import { describe, expect, it } from "bun:test";
+import { encodeTensor } from "../../gguf/quant/codecs.ts";
+import { GGMLType } from "../../gguf/types.ts";
+import type { Activation, Backend, RopeParams, Weight } from "../backend.ts";
+import { CpuBackend } from "../cpu/cpu-backend.ts";
+import { SeededRng } from "../rng.ts";
+import { CudaBackend } from "./cuda-backend.ts";
+
+const cuda = new CudaBackend();
+const cpu = new CpuBackend({ threads: 4 });
+console.log(`device: ${cuda.deviceName}; cuBLAS: ${cuda.cublasStatus()}`);
+const rng = new SeededRng(Date.now() >>> 0);
+
+function random(n: number, scale = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => (rng.nextDouble() * 2 - 1) * scale);
+}
+
+/** ‖a − b‖ / ‖b‖, refusing NaN. */
+function relError(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i]!)) return Infinity;
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** The same weight on both backends. */
+function both(name: string, type: GGMLType, dims: number[], values?: Float32Array): [Weight, Weight] {
+  const v = values ?? random(dims.reduce((a, b) => a * b, 1));
+  const bytes = type === GGMLType.F32 ? new Uint8Array(v.buffer.slice(0)) : encodeTensor(type, v);
+  return [cuda.loadWeight(name, type, dims, bytes), cpu.loadWeight(name, type, dims, bytes.slice())];
+}
+
+/** Runs `op` on both backends from the same host rows (an embed first starts each one's step). */
+function compare(rows: number, width: number, op: (b: Backend, x: Activation, side: 0 | 1) => Activation, tolerance: number, label: string, values?: Float32Array): number {
+  const v = values ?? random(rows * width);
+  const outs = ([cuda, cpu] as Backend[]).map((b, side) => b.download(op(b, b.upload(v, rows, width), side as 0 | 1)));
+  const err = relError(outs[0]!, outs[1]!);
+  console.log(`${label}: rel error ${err.toExponential(2)}`);
+  expect(err).toBeLessThan(tolerance);
+  return err;
+}
+
+const FLOAT_TYPES = [GGMLType.F32, GGMLType.F16, GGMLType.BF16];
+const QUANT_TYPES = [GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.MXFP4, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K];
+const K_QUANTS = new Set([GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
+
+function matmulTolerance(type: GGMLType, rows: number): number {
+  if (rows >= 32) return 2e-2; // fp16 operands in cuBLAS against the CPU's own rounding
+  if (FLOAT_TYPES.includes(type)) return 1e-4;
+  return K_QUANTS.has(type) ? 2e-2 : 1e-4; // the CPU quantizes K-quant activations per 256 (q8_K)
+}
+
+describe("CUDA ops against the CPU backend", () => {
+  const K = 512, N = 70;
+  for (const type of [...FLOAT_TYPES, ...QUANT_TYPES]) {
+    it(`matmul ${GGMLType[type]}: 1..40 rows, with bias`, () => {
+      const [wg, wc] = both("w", type, [K, N]);
+      const [bg, bc] = both("b", GGMLType.F32, [N]);
+      for (const rows of [1, 2, 3, 5, 8, 13, 40]) {
+        compare(rows, K, (b, x, side) => b.matmul(x, side ? wc : wg, side ? bc : bg), matmulTolerance(type, rows), `matmul ${GGMLType[type]} x${rows}`);
+      }
+    });
+    it(`embed ${GGMLType[type]}: rows of a table`, () => {
+      const [tg, tc] = both("table", type, [K, 40]);
+      const tokens = Int32Array.of(3, 0, 39, 3, 17);
+      const ours = cuda.download(cuda.embed(tg, tokens)), theirs = cpu.download(cpu.embed(tc, tokens));
+      expect(relError(ours, theirs)).toBeLessThan(1e-6);
+    });
+  }
+
+  it("rmsNorm (whole rows and groups), add, swiglu, takeRows, concatRows", () => {
+    const [wg, wc] = both("norm", GGMLType.F32, [64]);
+    compare(5, 256, (b, x, s) => b.rmsNorm(x, null, 1e-5), 1e-5, "rmsNorm");
+    compare(5, 256, (b, x, s) => b.rmsNorm(x, s ? wc : wg, 1e-6, 64), 1e-5, "rmsNorm groups of 64");
+    compare(4, 300, (b, x) => b.add(x, b.rmsNorm(x, null, 1e-5)), 1e-6, "add");
+    compare(4, 300, (b, x) => b.swiglu(x, b.rmsNorm(x, null, 1e-5)), 1e-5, "swiglu");
+    compare(6, 96, (b, x) => b.concatRows([b.takeRows(x, [5, 0, 2]), b.takeRows(x, [1, 1])]), 0, "takeRows + concatRows");
+  });
+
+  const ropes: [string, RopeParams][] = [
+    ["normal", { dims: 64, mode: "normal", freqBase: 10000, freqScale: 1, extFactor: 0, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
+    ["neox, partial dims", { dims: 32, mode: "neox", freqBase: 1e6, freqScale: 1, extFactor: 0, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
+    ["YaRN x32 (gpt-oss)", { dims: 64, mode: "neox", freqBase: 150000, freqScale: 1 / 32, extFactor: 1, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
+  ];
+  for (const [label, params] of ropes) {
+    it(`rope ${label}`, () => {
+      const positions = Int32Array.of(0, 1, 7, 300, 4095, 20000);
+      compare(6, 4 * 64, (b, x) => b.rope(x, positions, 64, params), 1e-5, `rope ${label}`);
+    });
+  }
+
+  it("attention: two sequences in one batch, GQA, sliding window and sinks, over stored and new rows", () => {
+    const heads = 8, kvHeads = 2, hd = 64;
+    const [sg, sc] = both("sinks", GGMLType.F32, [heads]);
+    for (const window of [0, 5]) {
+      for (const withSinks of [false, true]) {
+        const caches = ([cuda, cpu] as Backend[]).map((b) => [b.allocKV(64, kvHeads * hd, "f16"), b.allocKV(64, kvHeads * hd, "f16"), b.allocKV(64, kvHeads * hd, "f16"), b.allocKV(64, kvHeads * hd, "f16")] as const);
+        const params = (side: 0 | 1) => ({ heads, kvHeads, headDimK: hd, headDimV: hd, scale: 0.125, window, sinks: withSinks ? (side ? sc : sg) : undefined });
+        // First a prompt of 9 and one of 20 tokens, then one decode row each.
+        for (const [lens, starts] of [[[9, 20], [0, 0]], [[1, 1], [9, 20]]] as const) {
+          const rows = lens[0] + lens[1];
+          const q = random(rows * heads * hd), k = random(rows * kvHeads * hd), v = random(rows * kvHeads * hd);
+          const outs = ([cuda, cpu] as Backend[]).map((b, side) => {
+            const [k0, v0, k1, v1] = caches[side]!;
+            const segs = [
+              { kCache: k0, vCache: v0, positions: Int32Array.from({ length: lens[0] }, (_, i) => starts[0] + i), rowStart: 0 },
+              { kCache: k1, vCache: v1, positions: Int32Array.from({ length: lens[1] }, (_, i) => starts[1] + i), rowStart: lens[0] },
+            ];
+            return b.download(b.attendSegments(b.upload(q, rows, heads * hd), b.upload(k, rows, kvHeads * hd), b.upload(v, rows, kvHeads * hd), segs, params(side as 0 | 1)));
+          });
+          const err = relError(outs[0]!, outs[1]!);
+          console.log(`attention window ${window} sinks ${withSinks} rows ${rows}: rel error ${err.toExponential(2)}`);
+          expect(err).toBeLessThan(5e-3);
+        }
+      }
+    }
+  });
+
+  for (const type of [GGMLType.MXFP4, GGMLType.Q8_0, GGMLType.F16]) {
+    it(`moe ${GGMLType[type]} experts: 1, 3 and 9 tokens (per-slot and grouped paths)`, () => {
+      const d = 256, ff = 128, experts = 8;
+      const [rg, rc] = both("router", GGMLType.F32, [d, experts], random(d * experts, 0.5));
+      const [rbg, rbc] = both("router.bias", GGMLType.F32, [experts]);
+      const [gg, gc] = both("gate", type, [d, ff, experts]);
+      const [ug, uc] = both("up", type, [d, ff, experts]);
+      const [dg, dc] = both("down", type, [ff, d, experts]);
+      const [gbg, gbc] = both("gate.bias", GGMLType.F32, [ff, experts]);
+      const [ubg, ubc] = both("up.bias", GGMLType.F32, [ff, experts]);
+      const [dbg, dbc] = both("down.bias", GGMLType.F32, [d, experts]);
+      const params = { expertsUsed: 4, activation: { kind: "swiglu-oai" as const, alpha: 1.702, limit: 7 } };
+      for (const tokens of [1, 3, 9, 40]) {
+        compare(tokens, d, (b, x, s) => b.moe(x, s
+          ? { router: rc, routerBias: rbc, gate: gc, gateBias: gbc, up: uc, upBias: ubc, down: dc, downBias: dbc }
+          : { router: rg, routerBias: rbg, gate: gg, gateBias: gbg, up: ug, upBias: ubg, down: dg, downBias: dbg }, params), tokens >= 32 ? 3e-2 : 1e-3, `moe ${GGMLType[type]} x${tokens}`);
+      }
+    });
+  }
+});
