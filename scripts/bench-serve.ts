@@ -4,7 +4,9 @@
 // first token), and aggregate decode tok/s at 1, 4, 8 and 16 concurrent
 // streams. The servers run one after the other on the same cores.
 //
-//   npx bun scripts/bench-serve.ts -m model.gguf [--llama-server PATH] [-t 2] [-n 64] [--psionic-only]
+//   npx bun scripts/bench-serve.ts -m model.gguf [--llama-server PATH] [-t 2] [-n 64] [--psionic-only] [--backend cpu]
+//
+// --backend is psionic serve's (cpu, cuda, ...); llama-server runs as built.
 //
 // Use a model whose output is whole text (`psionic gguf synth ... --text-output`):
 // llama-server fails requests whose output is not complete UTF-8.
@@ -20,10 +22,11 @@ const opt = (name: string, fallback?: string) => {
 const model = opt("-m");
 const threads = Number(opt("-t", "2"));
 const decodeTokens = Number(opt("-n", "64"));
+const backend = opt("--backend", "cpu")!;
 const llamaServer = opt("--llama-server", join(homedir(), ".cache/psionic-peers/llama.cpp-9336d8aab8f8-noamx-cpu/build/bin/llama-server"))!;
 const CONTEXT = 2048, SLOTS = 16, CONCURRENCY = [1, 4, 8, 16];
 if (!model) {
-  console.error("usage: npx bun scripts/bench-serve.ts -m model.gguf [--llama-server PATH] [-t 2] [-n 64]");
+  console.error("usage: npx bun scripts/bench-serve.ts -m model.gguf [--llama-server PATH] [-t 2] [-n 64] [--psionic-only] [--backend cpu]");
   process.exit(2);
 }
 
@@ -103,9 +106,9 @@ async function measure(name: string, command: string[], port: number) {
 const tps = (t: Timed) => (t.tokens * 1000) / t.wallMs;
 // --psionic-only: skip llama-server (for profiling psionic alone).
 const psionicOnly = args.includes("--psionic-only");
-const psionic = await measure("psionic", [process.execPath, join(import.meta.dir, "../src/cli/main.ts"), "serve", "-m", model, "--port", "18181", "-t", String(threads), "-c", String(CONTEXT), "--parallel", String(SLOTS)], 18181);
+const psionic = await measure("psionic", [process.execPath, join(import.meta.dir, "../src/cli/main.ts"), "serve", "-m", model, "--backend", backend, "--port", "18181", "-t", String(threads), "-c", String(CONTEXT), "--parallel", String(SLOTS)], 18181);
 if (psionicOnly) {
-  console.log(`psionic: cold TTFT ${psionic.cold.ttftMs.toFixed(0)} ms, hit TTFT ${psionic.hit.ttftMs.toFixed(1)} ms; aggregate ${CONCURRENCY.map((c, i) => `${c}: ${psionic.aggregate[i]!.toFixed(1)}`).join(", ")} tok/s`);
+  console.log(`psionic (${backend}): cold TTFT ${psionic.cold.ttftMs.toFixed(0)} ms, hit TTFT ${psionic.hit.ttftMs.toFixed(1)} ms; aggregate ${CONCURRENCY.map((c, i) => `${c}: ${psionic.aggregate[i]!.toFixed(1)}`).join(", ")} tok/s`);
   process.exit(0);
 }
 const llama = await measure("llama-server", [llamaServer, "-m", model, "--host", "127.0.0.1", "--port", "18182", "-t", String(threads), "-c", String(CONTEXT * SLOTS), "-np", String(SLOTS), "--no-webui"], 18182);
