@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions run through trap and `bash -c` (export -f) look unreachable
+# One-call check of the CUDA backend (issue #6) on the GPU machine, from the repo root, with the
+# files scripts/device-pack.sh put in .device/ (carried: the machine has no Bun, npm or network):
+#   1. unpack Bun (/tmp/bun/bun), node_modules (./node_modules) and llama.cpp's source (/tmp/llama)
+#   2. background: build llama-bench and llama-batched-bench with CUDA (sm_90)
+#   3. bun build.ts --kernels-only (libpsionic_cpu.so with cc, libpsionic_cuda.so with nvcc), then,
+#      in the background, synthesize gpt-oss-20b (MXFP4 experts) into /tmp/gpt-oss-20b.gguf
+#   4. the CUDA tests: every *.cuda-check.ts (bun test skips them elsewhere) and ffi/cuda.test.ts
+#   5. the card's device-to-device copy bandwidth (scripts/cuda-copy-bandwidth.cu)
+#   6. benchmarks, psionic (--backend cuda) beside llama.cpp on the same file: prefill/decode
+#      (bench, llama-bench), aggregate decode at 1/8/32 sequences (scripts/bench-engine.ts,
+#      llama-batched-bench), time to first token on a prompt-cache hit (scripts/bench-serve.ts)
+# A failing step does not stop the later ones; each is time-limited so the whole run ends inside
+# DEVICE_CHECK_SECONDS (default 500). Logs land in $OUT (7 files); the summary table prints last.
+#   usage: OUT=DIR scripts/device-check.sh [--quick]
+#     --quick  no llama.cpp build, no 20b model, no peers: build, CUDA tests, copy bandwidth and a
+#              psionic bench on a synthesized gpt-oss-1b
+#   DEVICE_CHECK_SECONDS=500  the whole run's time; DEVICE_CHECK_PRESET=NAME  another gpt-oss preset;
+#   DEVICE_CHECK_BACKEND=cuda  psionic's backend in the benchmarks
+set -uo pipefail # no -e: every step runs, and the summary says which failed
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+: "${OUT:?set OUT to the folder for the logs}"
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+quick=0
+for arg in "$@"; do
+  case $arg in
+    --quick) quick=1 ;;
+    *) echo "usage: OUT=DIR scripts/device-check.sh [--quick]" >&2; exit 2 ;;
+  esac
+done
+deadline=$((SECONDS + ${DEVICE_CHECK_SECONDS:-500}))
+work=/tmp/device-check # status files and scratch; $OUT holds only what comes back
+rm -rf "$work" && mkdir -p "$work"
+export PATH=/tmp/bun:/usr/local/cuda/bin:$PATH
+export dev=$root/.device quick jobs=15 llama_src=/tmp/llama llama_build=/tmp/llama/build
+preset=gpt-oss-20b
+[ "$quick" = 1 ] && preset=gpt-oss-1b
+preset=${DEVICE_CHECK_PRESET:-$preset}
+backend=${DEVICE_CHECK_BACKEND:-cuda} # cpu: a dry run of the benchmark steps on a machine without a GPU
+model=/tmp/$preset.gguf
+# Logs (the device tool returns at most 8 files from $OUT).
+build_log=$OUT/build.log          # unpack, GPU, bun build.ts
+tests_log=$OUT/cuda-tests.log     # bun test on the CUDA checks
+llama_log=$OUT/llama-build.log    # cmake configure + build of the llama.cpp peers
+synth_log=$OUT/synth.log          # psionic gguf synth
+bench_log=$OUT/bench.log          # copy bandwidth and every benchmark
+bench_json=$OUT/psionic-bench.json
+summary=$OUT/summary.txt
+
+rows=() # "step|status|seconds|note"
+row() { rows+=("$1|$2|$3|$4"); echo "[$(date +%T)] $1: $2 (${3}s) $4"; }
+left() { echo $((deadline - SECONDS)); }
+# limit CAP: the step's time limit, CAP or what is left before the deadline less RESERVE seconds.
+limit() {
+  local cap=$1 reserve=${2:-0} l
+  l=$(($(left) - reserve))
+  [ "$l" -lt "$cap" ] && cap=$l
+  echo "$cap"
+}
+# step NAME LOG CAP CMD...: runs CMD under timeout, appending to LOG; records the outcome.
+step() {
+  local name=$1 log=$2 cap=$3 l start rc status
+  shift 3
+  l=$(limit "$cap")
+  if [ "$l" -lt 10 ]; then row "$name" skipped 0 "no time left"; return 1; fi
+  printf '\n=== %s (limit %ss): %s\n' "$name" "$l" "$*" >>"$log"
+  start=$SECONDS
+  timeout -k 5 "$l" "$@" >>"$log" 2>&1
+  rc=$?
+  status=ok
+  [ "$rc" -ne 0 ] && status="FAILED rc=$rc"
+  [ "$rc" -eq 124 ] && status="TIMED OUT after ${l}s"
+  [ "$rc" -eq 137 ] && status="KILLED (time or memory)"
+  row "$name" "$status" $((SECONDS - start)) "$(basename "$log")"
+  return "$rc"
+}
+# A background step: like step, its status lands in $work/NAME.rc when it ends.
+bg_step() {
+  local name=$1 log=$2 cap=$3
+  shift 3
+  printf '\n=== %s (limit %ss): %s\n' "$name" "$cap" "$*" >>"$log"
+  (
+    start=$SECONDS
+    timeout -k 5 "$cap" "$@" >>"$log" 2>&1 &
+    echo $! >"$work/$name.pid" # timeout's own: a TERM to it ends the command too
+    wait $!
+    echo "$? $((SECONDS - start))" >"$work/$name.rc"
+  ) &
+}
+# wait_bg NAME: waits (until the deadline) for a background step and records it; 0 when it succeeded.
+wait_bg() {
+  local name=$1 log=$2 pid rc secs note
+  if [ ! -f "$work/$name.rc" ]; then
+    pid=$(cat "$work/$name.pid" 2>/dev/null) || { row "$name" "not started" 0 ""; return 1; }
+    while [ ! -f "$work/$name.rc" ] && kill -0 "$pid" 2>/dev/null && [ "$(left)" -gt 5 ]; do sleep 2; done
+    [ -f "$work/$name.rc" ] || sleep 1
+    [ -f "$work/$name.rc" ] || { row "$name" "still running at the deadline" 0 "$(basename "$log")"; return 1; }
+  fi
+  read -r rc secs note <"$work/$name.rc"
+  if [ "$rc" = 0 ]; then row "$name" ok "$secs" "$(basename "$log")${note:+; $note}"; return 0; fi
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then row "$name" "TIMED OUT" "$secs" "$(basename "$log")"; else row "$name" "FAILED rc=$rc" "$secs" "$(basename "$log")"; fi
+  return 1
+}
+cleanup() { # background steps still running (their own timeouts end them anyway)
+  local f
+  for f in "$work"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+  return 0
+}
+trap cleanup EXIT
+# unpack ARCHIVE DIR: zstd where installed, else cmake's bundled libarchive, else pyarrow's zstd.
+unpack() {
+  mkdir -p "$2"
+  if command -v zstd >/dev/null; then
+    zstd -dc "$1" | tar -C "$2" -xf -
+  elif (cd "$2" && cmake -E tar xf "$1"); then
+    echo "unpacked $1 with cmake -E tar (no zstd program)"
+  else
+    echo "cmake -E tar failed on $1; trying python3 with pyarrow"
+    python3 -c 'import pyarrow as pa, shutil, sys; shutil.copyfileobj(pa.CompressedInputStream(pa.OSFile(sys.argv[1]), "zstd"), sys.stdout.buffer, 1 << 20)' "$1" |
+      tar -C "$2" -xf -
+  fi
+}
+
+echo "device-check: $(date -u +%FT%TZ), $( [ "$quick" = 1 ] && echo quick || echo full ), $(left)s budget, logs in $OUT"
+
+# --- 1. unpack ---------------------------------------------------------------------------------
+setup() {
+  set -e
+  for f in bun.tar.zst node_modules.tar.zst llama-src.tar.zst; do
+    [ -f "$dev/$f" ] || { echo "missing .device/$f: run scripts/device-pack.sh here and carry .device"; exit 1; }
+  done
+  unpack "$dev/bun.tar.zst" /tmp/bun
+  mv -f /tmp/bun/bun.exe /tmp/bun/bun && chmod +x /tmp/bun/bun
+  echo "bun $(bun --version) at $(command -v bun)"
+  if [ -f node_modules/elysia/package.json ]; then
+    echo "node_modules present: not unpacking (a local run)"
+  else
+    unpack "$dev/node_modules.tar.zst" node_modules
+    echo "node_modules: unpacked $(find node_modules -maxdepth 3 -name package.json | wc -l) packages"
+  fi
+  if [ "$quick" = 0 ]; then
+    local digest
+    digest=$(sha256sum <"$dev/llama-src.tar.zst")
+    if [ "$(cat "$llama_src/.archive" 2>/dev/null)" = "$digest" ]; then
+      echo "llama.cpp source: unpacked by an earlier run on this machine, build kept"
+    else
+      rm -rf "$llama_src"
+      unpack "$dev/llama-src.tar.zst" /tmp
+      echo "$digest" >"$llama_src/.archive"
+    fi
+    cat "$llama_src/PSIONIC-SUBSET.txt"
+  fi
+  set +e # what follows only describes the machine
+  echo "--- machine: $(nproc) cores"
+  free -g | head -2; df -h /tmp | tail -1
+  for tool in nvcc cmake ninja zstd; do echo "$tool: $(command -v "$tool" || echo missing)"; done
+  nvcc --version | tail -1; cmake --version | head -1
+  # llama.cpp's CUDA build needs cuBLAS (headers and library) where CMake's FindCUDAToolkit looks.
+  for f in /usr/local/cuda/include/cublas_v2.h /usr/local/cuda/lib64/libcublas.so; do
+    if [ -e "$f" ]; then echo "cuBLAS: $f"; else echo "cuBLAS: no $f"; fi
+  done
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv || echo "nvidia-smi: not found"
+  return 0
+}
+export -f unpack setup
+step setup "$build_log" 60 bash -c setup
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+echo "GPU: ${gpu:-none found (nvidia-smi)}"
+
+# --- 2. background: the llama.cpp peers ------------------------------------------------------
+if [ "$quick" = 0 ]; then
+  llama_build() {
+    local gen=()
+    command -v ninja >/dev/null && gen=(-G Ninja)
+    cmake -S "$llama_src" -B "$llama_build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF \
+      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF &&
+      cmake --build "$llama_build" --target llama-bench llama-batched-bench -j "$jobs"
+  }
+  # Leave about 3 minutes after it for the benchmarks.
+  export -f llama_build
+  bg_step llama-build "$llama_log" "$(limit 420 180)" bash -c llama_build
+fi
+
+# --- 3. kernels, then the benchmark model in the background ----------------------------------
+step "bun build.ts --kernels-only" "$build_log" 240 bun build.ts --kernels-only
+ls -la build/*.so >>"$build_log" 2>&1
+
+# The benchmark model, in the background (synth quantizes with the CPU kernels just built).
+# synth writes atomically: a file there is whole (a warm machine keeps /tmp between calls).
+if [ -s "$model" ]; then
+  echo "$model: kept from an earlier run" >>"$synth_log"
+  echo "0 0 kept from an earlier run" >"$work/synth.rc"
+else
+  bg_step synth "$synth_log" "$(limit 300 120)" bun src/cli/main.ts gguf synth --arch gpt-oss --preset "$preset" --type MXFP4 --text-output --quiet -o "$model"
+fi
+
+# --- 4. CUDA tests -----------------------------------------------------------------------------
+mapfile -t checks < <(find src ffi -name '*.cuda-check.ts' 2>/dev/null | sort)
+tests=()
+for f in "${checks[@]}" ffi/cuda.test.ts; do [ -f "$f" ] && tests+=("./$f"); done
+echo "CUDA tests: ${#checks[@]} *.cuda-check.ts file(s)${checks[*]:+: ${checks[*]}}" | tee -a "$tests_log"
+if [ "${#tests[@]}" -eq 0 ]; then # bun test without files would run the whole suite
+  row "CUDA tests" skipped 0 "no test files found"
+else
+  start=$SECONDS
+  timeout -k 5 "$(limit 240 150)" bun test --timeout 600000 "${tests[@]}" 2>&1 | tee -a "$tests_log"
+  rc=${PIPESTATUS[0]}
+  counts=$(grep -E '^ *[0-9]+ (pass|fail|skip|todo)$' "$tests_log" | awk '{ printf "%s %s, ", $1, $2 }')
+  status=ok
+  [ "$rc" -ne 0 ] && status="FAILED rc=$rc"
+  [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && status="TIMED OUT"
+  [ "${#checks[@]}" -eq 0 ] && counts="no *.cuda-check.ts yet; $counts"
+  row "CUDA tests" "$status" $((SECONDS - start)) "${counts%, }"
+fi
+
+# --- 5. copy bandwidth -------------------------------------------------------------------------
+copy_bw() {
+  nvcc -O2 -o /tmp/device-check/cuda-copy-bandwidth scripts/cuda-copy-bandwidth.cu && /tmp/device-check/cuda-copy-bandwidth
+}
+export -f copy_bw
+step "copy bandwidth" "$bench_log" 60 bash -c copy_bw
+bandwidth=$(grep -o 'copy bandwidth: .*' "$bench_log" | tail -1)
+
+# --- 6. benchmarks -----------------------------------------------------------------------------
+model_ok=0
+wait_bg synth "$synth_log" && model_ok=1
+llama_ok=0
+if [ "$quick" = 0 ]; then
+  wait_bg llama-build "$llama_log" && llama_ok=1
+  [ "$llama_ok" = 0 ] && echo "llama.cpp build failed or unfinished (see llama-build.log): psionic's benchmarks run alone" | tee -a "$bench_log"
+fi
+pp=2048 tg=256
+[ "$quick" = 1 ] && pp=512 tg=128
+render_bench() { # the psionic bench table from its JSON
+  bun -e "const { formatReport } = await import('$root/src/cli/bench.ts'); console.log(formatReport(JSON.parse(await Bun.file('$bench_json').text())));"
+}
+if [ "$model_ok" = 1 ]; then
+  # --json: the report to psionic-bench.json; the table is rendered from it into bench.log.
+  if step "psionic bench ($backend) pp$pp tg$tg" "$bench_log" 150 bash -c "bun src/cli/main.ts bench -m '$model' --backend $backend -p $pp -n $tg -r 3 --json >'$bench_json'"; then
+    render_bench >>"$bench_log" 2>&1
+  fi
+  if [ "$llama_ok" = 1 ]; then
+    step "llama-bench pp512,2048 tg256" "$bench_log" 90 "$llama_build/bin/llama-bench" -m "$model" -ngl 99 -fa 1 -p 512,2048 -n 256 -r 3
+    step "llama-batched-bench npl 1,8,32" "$bench_log" 90 "$llama_build/bin/llama-batched-bench" -m "$model" -ngl 99 -fa on \
+      -c 16384 -b 2048 -ub 512 -npp 128 -ntg 128 -npl 1,8,32
+  fi
+  if [ "$quick" = 0 ]; then
+    step "psionic engine ($backend) 1,8,32 seqs" "$bench_log" 120 bun scripts/bench-engine.ts -m "$model" --backend "$backend" \
+      --counts 1,8,32 --parallel 32 -n 128 -c 512 --rounds 1 -t 8
+    # --psionic-only: cold, warm and prompt-cache-hit requests (~1k-token prompt), then 1-16 streams.
+    if ! step "psionic serve ($backend) cache-hit TTFT" "$bench_log" 120 bun scripts/bench-serve.ts -m "$model" --psionic-only \
+      --backend "$backend" -t 8 -n 32; then
+      { echo "--- last lines of psionic serve's log"; tail -20 /tmp/bench-serve-psionic.log; } >>"$bench_log" 2>&1
+    fi
+  fi
+else
+  row benchmarks skipped 0 "no model (see synth.log)"
+fi
+
+# --- summary -----------------------------------------------------------------------------------
+{
+  echo
+  echo "device-check summary ($( [ "$quick" = 1 ] && echo quick || echo full ), ${gpu:-no GPU found}, $((SECONDS))s)"
+  printf '| %-36s | %-30s | %5s | %s\n' step status secs note
+  printf '|%s|%s|%s|%s\n' "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..32})" "-------" "------"
+  for r in "${rows[@]}"; do
+    IFS='|' read -r name status secs note <<<"$r"
+    printf '| %-36s | %-30s | %5s | %s\n' "$name" "$status" "$secs" "$note"
+  done
+  echo
+  echo "results (details in bench.log, psionic-bench.json):"
+  [ -n "$bandwidth" ] && echo "  card: $bandwidth"
+  if [ -s "$bench_json" ]; then
+    python3 - "$bench_json" "$bandwidth" <<'EOF' || true
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+for t in r.get("psionic", []):
+    s = t["tokensPerSecond"]
+    print(f"  psionic {r['backend']} {t['test']}: {s['mean']:.1f} ± {s['stddev']:.1f} tok/s")
+d = r.get("decode")
+if d:
+    card = re.search(r"([0-9.]+) GB/s", sys.argv[2])
+    share = f", {d['achievedBytesPerSecond'] / 1e9 / float(card.group(1)):.0%} of the card's copy bandwidth" if card else ""
+    print(f"  psionic decode weight reads: {d['bytesPerToken'] / 2**20:.0f} MiB/token = {d['achievedBytesPerSecond'] / 1e9:.1f} GB/s{share}")
+EOF
+  fi
+  # llama-bench's markdown rows: | model | size | params | backend | ngl | fa | test | t/s |
+  grep -E '^\| .*\| +(pp|tg)[0-9]+ +\|' "$bench_log" | awk -F'|' '{ t = $(NF-2); v = $(NF-1); gsub(/^ +| +$/, "", t); gsub(/^ +| +$/, "", v); printf "  llama.cpp %s: %s tok/s\n", t, v }'
+  grep -E 'sequences: median' "$bench_log" | sed 's/^/  psionic engine: /'
+  # llama-batched-bench rows: | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
+  grep -E '^\| +128 \| +128 \|' "$bench_log" | awk -F'|' '{ v = $9; gsub(/ /, "", v); printf "  llama.cpp batched: %2d sequences: decode %s tok/s (aggregate)\n", $4, v }'
+  grep -E '^psionic \(' "$bench_log" | sed 's/^/  /'
+} | tee "$summary"
+# Exit status: 0 only when every step succeeded.
+for r in "${rows[@]}"; do
+  IFS='|' read -r _ status _ <<<"$r"
+  [ "$status" = ok ] || exit 1
+done
+exit 0
