@@ -180,9 +180,9 @@ if [ "$quick" = 0 ]; then
       -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF &&
       cmake --build "$llama_build" --target llama-bench llama-batched-bench -j "$jobs"
   }
-  # Leave about 3 minutes after it for the benchmarks.
+  # Leave about 75 s after it for the benchmarks (the build needs ~330 s on 15 jobs).
   export -f llama_build
-  bg_step llama-build "$llama_log" "$(limit 420 180)" bash -c llama_build
+  bg_step llama-build "$llama_log" "$(limit 400 75)" bash -c llama_build
 fi
 
 # --- 3. kernels, then the benchmark model in the background ----------------------------------

@@ -44,7 +44,7 @@ function compare(rows: number, width: number, op: (b: Backend, x: Activation, si
   const outs = ([cuda, cpu] as Backend[]).map((b, side) => b.download(op(b, b.upload(v, rows, width), side as 0 | 1)));
   const err = relError(outs[0]!, outs[1]!);
   console.log(`${label}: rel error ${err.toExponential(2)}`);
-  expect(err).toBeLessThan(tolerance);
+  expect(err).toBeLessThanOrEqual(tolerance);
   return err;
 }
 
@@ -54,7 +54,9 @@ const K_QUANTS = new Set([GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
 
 function matmulTolerance(type: GGMLType, rows: number): number {
   if (rows >= 32) return 2e-2; // fp16 operands in cuBLAS against the CPU's own rounding
+  if (type === GGMLType.F16) return 1e-3; // the CPU's F16 dot rounds its partial sums differently
   if (FLOAT_TYPES.includes(type)) return 1e-4;
+  if (type === GGMLType.Q4_1 || type === GGMLType.Q5_1) return 1e-3; // the CPU's q8_1 keeps sum(q) * d in fp16
   return K_QUANTS.has(type) ? 2e-2 : 1e-4; // the CPU quantizes K-quant activations per 256 (q8_K)
 }
 
