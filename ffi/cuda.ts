@@ -19,7 +19,6 @@ const cudaSymbols = {
   psi_cuda_download: { args: [p, p, u64], returns: i32 },
   psi_cuda_copy: { args: [p, p, u64], returns: i32 },
   psi_cuda_sync: { args: [], returns: i32 },
-  psi_cuda_mem_info: { args: [p], returns: i32 },
   psi_cuda_repack: { args: [i32, p, p, i64, i64, i64], returns: i32 },
   psi_cuda_matmul: { args: [p, p, i64, p, p], returns: i32 },
   psi_cuda_get_rows: { args: [p, p, i64, p], returns: i32 },

@@ -86,13 +86,6 @@ PSI_EXPORT int psi_cuda_copy(void *dst, const void *src, uint64_t bytes) {
 
 PSI_EXPORT int psi_cuda_sync(void) { return psi_failed(cudaStreamSynchronize(stream), "synchronize") ? -1 : 0; }
 
-PSI_EXPORT int psi_cuda_mem_info(uint64_t *out) {
-  size_t free_bytes = 0, total = 0;
-  if (psi_failed(cudaMemGetInfo(&free_bytes, &total), "cudaMemGetInfo")) return -1;
-  out[0] = free_bytes; out[1] = total;
-  return 0;
-}
-
 // A device copy of `bytes` host bytes, valid for launches queued after this call.
 void *psi_stage(const void *src, size_t bytes) {
   const size_t aligned = (bytes + 255) & ~(size_t)255;

@@ -76,13 +76,11 @@ export function uploadWeight(name: string, type: GGMLType, dims: readonly number
   const slabs = dims.slice(2).reduce((a, b) => a * b, 1);
   const slabBytes = total / slabs;
   const codeBytes = SPLIT_CODE_BYTES.get(type);
-  const owner = {};
   if (codeBytes === undefined || dims.length < 2) {
     const address = deviceAlloc(total, `tensor ${name}`);
     checkCuda(lib.psi_cuda_upload(dev(address), ptr(bytes), total), `upload ${name}`);
     const w = new CudaWeight(name, dims, type, address, 0, slabBytes, bytes);
     freeOnCollect.register(w, address);
-    void owner;
     return w;
   }
   const blocksPerSlab = slabBytes / layout.typeSize;
