@@ -11,7 +11,7 @@
 // llama-bench's: mean and sample standard deviation of the per-run tok/s.
 import { cpus, loadavg } from "node:os";
 import type { Activation } from "../runtime/backend.ts";
-import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS } from "../runtime/backends.ts";
+import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS, offloadFor } from "../runtime/backends.ts";
 import { loadModel, prefill, type LoadedModel } from "../runtime/generator.ts";
 import { SeededRng } from "../runtime/rng.ts";
 import { typeLayout } from "../gguf/types.ts";
@@ -22,7 +22,7 @@ import { decodeTraffic, measureReadBandwidth, type DecodeTraffic, type ReadBandw
 import { describeFlags, parseFlags, type FlagTable } from "./flags.ts";
 import { integerFlag, withUsage } from "./generate.ts";
 
-const usage = "psionic bench -m FILE [-p 512] [-n 128] [-r 5] [-t THREADS] [--against llama-bench] [--llama-bench PATH] [--json]";
+const usage = "psionic bench -m FILE [-p 512] [-n 128] [-r 5] [-t THREADS] [--backend cpu|cuda] [-ngl N] [--against llama-bench] [--llama-bench PATH] [--json]";
 const summary = "Measure prefill (pp) and decode (tg) tok/s as llama-bench does, side by side with llama.cpp.";
 
 const flags: FlagTable = {
@@ -34,6 +34,7 @@ const flags: FlagTable = {
   against: { type: "string", help: "also run this peer on the same file: llama-bench" },
   "llama-bench": { type: "string", help: "llama-bench binary (default: $PSIONIC_LLAMA_BENCH, then the most recently built ~/.cache/psionic-peers/*-cpu/build/bin/llama-bench)" },
   backend: { type: "string", help: `psionic backend: ${BACKEND_NAMES.join(" or ")}`, default: "cpu" },
+  "n-gpu-layers": { type: "number", short: "ngl", help: "with --backend cuda: the first N layers on the GPU, the rest on the CPU (default: all)" },
   json: { type: "boolean", help: "print one JSON object to stdout instead of the table" },
   help: { type: "boolean", short: "h", help: "show this help" },
 };
@@ -200,7 +201,8 @@ export const benchCommand: Command = {
       const machine = { cpu: cpus()[0]?.model.trim() ?? "unknown", cores: cpus().length, loadAverage: loadavg()[0]! };
 
       const backend = await createBackend(f.backend as string, { threads });
-      const loaded = loadModel(f.model, { backend, contextLimit: Math.max(nPrompt, nGen, 1) });
+      const offload = await offloadFor(backend.name, integerFlag(f, "n-gpu-layers", 0), threads);
+      const loaded = loadModel(f.model, { backend, contextLimit: Math.max(nPrompt, nGen, 1), offload });
       progress(`loaded ${f.model} on ${backend.name} in ${loaded.loadMs.toFixed(0)} ms`);
       const psionic = benchPsionic(loaded, { nPrompt, nGen, repetitions, onProgress: progress });
 

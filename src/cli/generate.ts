@@ -2,14 +2,14 @@
 // then prints llama.cpp-style timing lines to stderr. Sampling defaults are
 // llama.cpp's (common/common.h): temperature 0.8, top-k 40, top-p 0.95,
 // min-p 0.05, repeat window 64 with the penalties off; --temp 0 is greedy.
-import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS } from "../runtime/backends.ts";
+import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS, offloadFor } from "../runtime/backends.ts";
 import { DEFAULT_BATCH_SIZE, formatTimings, generate, loadModel, tokensPerSecond, type GenerationRequest } from "../runtime/generator.ts";
 import { defaultModelPath } from "../util/default-model.ts";
 import { PsionicError } from "../util/errors.ts";
 import type { Command } from "./command.ts";
 import { describeFlags, parseFlags, type FlagTable, type FlagValues } from "./flags.ts";
 
-const usage = "psionic generate -m FILE -p TEXT [-n 128] [--temp 0.8] [--top-k 40] [--top-p 0.95] [--min-p 0.05] [--seed N] [--stop STR] [-t THREADS] [-c CTX] [--backend cpu|reference] ...";
+const usage = "psionic generate -m FILE -p TEXT [-n 128] [--temp 0.8] [--top-k 40] [--top-p 0.95] [--min-p 0.05] [--seed N] [--stop STR] [-t THREADS] [-c CTX] [--backend cpu|reference|cuda] [-ngl N] ...";
 const summary = "Generate text from a GGUF model, streaming tokens as they are produced.";
 
 export const generateFlags: FlagTable = {
@@ -32,6 +32,7 @@ export const generateFlags: FlagTable = {
   "kv-type": { type: "string", help: "KV cache precision: f16 or f32", default: "f16" },
   "batch-size": { type: "number", help: "prompt tokens per forward pass", default: DEFAULT_BATCH_SIZE },
   backend: { type: "string", help: `compute backend: ${BACKEND_NAMES.join(" or ")}`, default: "cpu" },
+  "n-gpu-layers": { type: "number", short: "ngl", help: "with --backend cuda: the first N layers on the GPU, the rest on the CPU (default: all)" },
   "ignore-eos": { type: "boolean", help: "never stop at an end-of-generation token (they are never sampled)" },
   help: { type: "boolean", short: "h", help: "show this help" },
 };
@@ -111,7 +112,8 @@ export const generateCommand: Command = {
       };
 
       const backend = await createBackend(flags.backend as string, { threads });
-      const loaded = loadModel(modelPath, { backend, contextLimit, kvPrecision: kvType });
+      const offload = await offloadFor(backend.name, integerFlag(flags, "n-gpu-layers", 0), threads);
+      const loaded = loadModel(modelPath, { backend, contextLimit, kvPrecision: kvType, offload });
       const hp = loaded.model.hparams;
       console.error(`psionic generate: ${loaded.path}: ${hp.arch}, ${hp.layers} layers, vocab ${loaded.model.vocabSize}, context ${loaded.model.cache.contextLimit}; backend ${backend.name}, ${threads} threads`);
       for await (const event of generate(loaded, request)) {

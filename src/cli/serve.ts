@@ -18,7 +18,7 @@ export const serveFlags: FlagTable = {
   host: { type: "string", help: "address to listen on", default: "127.0.0.1" },
   port: { type: "number", help: "port to listen on (0: any free port)", default: 8080 },
   "ctx-size": { type: "number", short: "c", help: "KV positions per sequence (default: the model's training context, capped at 4096)" },
-  "n-gpu-layers": { type: "number", short: "ngl", help: "layers to offload to the GPU (recorded and shown in /v1/models; used once a GPU backend exists)" },
+  "n-gpu-layers": { type: "number", short: "ngl", help: "with --backend cuda: the first N layers on the GPU, the rest on the CPU (default: all; shown in /v1/models)" },
   threads: { type: "number", short: "t", help: "CPU threads for the kernels (default: all cores)" },
   parallel: { type: "number", help: "sequences decoded together", default: 4 },
   "api-key": { type: "string", help: "require `Authorization: Bearer KEY` on every route but /health" },
@@ -79,6 +79,7 @@ export const serveCommand: Command = {
         threads,
         contextLimit,
         parallel,
+        gpuLayers,
         onProgress: (text) => console.error(`psionic serve: ${text}`),
       });
       let server;

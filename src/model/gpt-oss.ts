@@ -3,11 +3,12 @@
 // the layers hparams marks (every other layer, starting with layer 0, by
 // default), a post-attention RMS norm, and a biased router over SwiGLU experts
 // with biases and the clamped activation (alpha 1.702, limit 7).
-import type { Activation, Backend, MoEWeights, Weight } from "../runtime/backend.ts";
+import type { Activation, MoEWeights, Weight } from "../runtime/backend.ts";
 import { attentionBlock, bindAttention, ropeParams, type AttentionWeights } from "./attention-block.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { BatchPlan } from "./batch-plan.ts";
 import type { ForwardOutput } from "./model.ts";
+import { LayerPlacement } from "./placement.ts";
 import type { WeightBinder } from "./weights.ts";
 
 // llama-graph.cpp, LLM_FFN_SWIGLU_OAI_MOE: constants, not metadata.
@@ -27,11 +28,12 @@ export interface GptOssWeights {
   layers: GptOssLayer[];
 }
 
-export function bindGptOss(hp: HyperParameters, vocab: number, w: WeightBinder): GptOssWeights {
+export function bindGptOss(hp: HyperParameters, vocab: number, all: WeightBinder): GptOssWeights {
   const d = hp.embeddingLength, ff = hp.expertFeedForwardLength, e = hp.experts;
   const layers: GptOssLayer[] = [];
   for (let il = 0; il < hp.layers; il++) {
     const blk = `blk.${il}`;
+    const w = all.layer(il);
     layers.push({
       attnNorm: w.required(`${blk}.attn_norm.weight`, [d]),
       attention: bindAttention(hp, il, w, { sinks: true }),
@@ -48,21 +50,24 @@ export function bindGptOss(hp: HyperParameters, vocab: number, w: WeightBinder):
       },
     });
   }
+  const head = all.layer(hp.layers);
   return {
-    tokenEmbedding: w.required("token_embd.weight", [d, vocab]),
-    outputNorm: w.required("output_norm.weight", [d]),
+    tokenEmbedding: all.layer(0).required("token_embd.weight", [d, vocab]),
+    outputNorm: head.required("output_norm.weight", [d]),
     // openai-moe.cpp requires a separate output head.
-    output: w.required("output.weight", [d, vocab]),
+    output: head.required("output.weight", [d, vocab]),
     layers,
   };
 }
 
 export function gptOssForward(
-  backend: Backend, hp: HyperParameters, weights: GptOssWeights, plan: BatchPlan, output: ForwardOutput,
+  placement: LayerPlacement, hp: HyperParameters, weights: GptOssWeights, plan: BatchPlan, output: ForwardOutput,
 ): Activation {
   const { tokens, positions, segments, outputRows } = plan;
+  let backend = placement.at(0);
   let x = backend.embed(weights.tokenEmbedding, tokens);
   weights.layers.forEach((layer, il) => {
+    x = LayerPlacement.move(x, backend, (backend = placement.at(il)));
     const windowed = hp.swaLayers[il]!;
     const rope = ropeParams(hp, windowed ? hp.rope.freqBaseSwa : hp.rope.freqBase);
     const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
@@ -71,6 +76,7 @@ export function gptOssForward(
     const moeIn = backend.rmsNorm(x, layer.postAttentionNorm, hp.rmsEps);
     x = backend.add(x, backend.moe(moeIn, layer.experts, { expertsUsed: hp.expertsUsed, activation: SWIGLU_OAI }));
   });
+  x = LayerPlacement.move(x, backend, (backend = placement.at(hp.layers)));
   const normed = backend.rmsNorm(backend.takeRows(x, outputRows), weights.outputNorm, hp.rmsEps);
   return output === "hidden" ? normed : backend.matmul(normed, weights.output);
 }

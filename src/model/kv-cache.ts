@@ -20,13 +20,15 @@ export class KVCache {
   /** Positions filled so far (the next token goes at this position). */
   private filled = 0;
 
-  constructor(backend: Backend, shape: KVCacheShape) {
+  /** `backend`: one for every layer, or layer il's backend (-ngl splits layers between two). */
+  constructor(backend: Backend | ((il: number) => Backend), shape: KVCacheShape) {
     if (!Number.isInteger(shape.contextLimit) || shape.contextLimit <= 0) refuse("kv.bad-context", `context limit must be a positive integer, got ${shape.contextLimit}`);
     this.contextLimit = shape.contextLimit;
     this.precision = shape.precision ?? "f16";
+    const at = typeof backend === "function" ? backend : () => backend;
     for (let il = 0; il < shape.layers; il++) {
-      this.keys.push(backend.allocKV(shape.contextLimit, shape.kWidth, this.precision));
-      this.values.push(backend.allocKV(shape.contextLimit, shape.vWidth, this.precision));
+      this.keys.push(at(il).allocKV(shape.contextLimit, shape.kWidth, this.precision));
+      this.values.push(at(il).allocKV(shape.contextLimit, shape.vWidth, this.precision));
     }
   }
 

@@ -3,11 +3,12 @@
 // optional Q/K/V/O biases (qwen2 has Q/K/V biases), per-head RMS norm of Q and
 // K before RoPE (qwen3), a SwiGLU FFN, and an output head that is
 // token_embd when the file has no output.weight.
-import type { Activation, Backend, RopeParams, Weight } from "../runtime/backend.ts";
+import type { Activation, RopeParams, Weight } from "../runtime/backend.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { BatchPlan } from "./batch-plan.ts";
 import type { ForwardOutput } from "./model.ts";
 import { attentionBlock, bindAttention, ropeParams, type AttentionWeights } from "./attention-block.ts";
+import { LayerPlacement } from "./placement.ts";
 import type { WeightBinder } from "./weights.ts";
 
 interface LlamaLayer {
@@ -24,15 +25,17 @@ export interface LlamaWeights {
   outputNorm: Weight;
   output: Weight;
   outputBias?: Weight;
-  ropeFactors?: Weight;
+  /** Per layer (the same tensor on each layer's backend). */
+  ropeFactors?: (Weight | undefined)[];
   layers: LlamaLayer[];
 }
 
-export function bindLlama(hp: HyperParameters, vocab: number, w: WeightBinder): LlamaWeights {
+export function bindLlama(hp: HyperParameters, vocab: number, all: WeightBinder): LlamaWeights {
   const d = hp.embeddingLength, ff = hp.feedForwardLength;
   const layers: LlamaLayer[] = [];
   for (let il = 0; il < hp.layers; il++) {
     const blk = `blk.${il}`;
+    const w = all.layer(il);
     layers.push({
       attnNorm: w.required(`${blk}.attn_norm.weight`, [d]),
       attention: bindAttention(hp, il, w, { qkNorm: hp.arch === "qwen3" }),
@@ -45,25 +48,30 @@ export function bindLlama(hp: HyperParameters, vocab: number, w: WeightBinder): 
       downBias: w.optional(`${blk}.ffn_down.bias`, [d]),
     });
   }
+  const head = all.layer(hp.layers);
   return {
-    tokenEmbedding: w.required("token_embd.weight", [d, vocab]),
-    outputNorm: w.required("output_norm.weight", [d]),
-    output: w.optional("output.weight", [d, vocab]) ?? w.required("token_embd.weight", [d, vocab]),
-    outputBias: hp.arch === "qwen2" ? w.optional("output.bias", [vocab]) : undefined,
-    // llama 3's rope_freqs; llama.cpp's llama loader reads it, qwen's do not.
-    ropeFactors: hp.arch === "llama" ? w.optional("rope_freqs.weight", [hp.rope.dims / 2]) : undefined,
+    tokenEmbedding: all.layer(0).required("token_embd.weight", [d, vocab]),
+    outputNorm: head.required("output_norm.weight", [d]),
+    output: head.optional("output.weight", [d, vocab]) ?? head.required("token_embd.weight", [d, vocab]),
+    outputBias: hp.arch === "qwen2" ? head.optional("output.bias", [vocab]) : undefined,
+    // llama 3's rope_freqs (one per layer's backend); llama.cpp's llama loader reads it, qwen's do not.
+    ropeFactors: hp.arch === "llama" ? layers.map((_, il) => all.layer(il).optional("rope_freqs.weight", [hp.rope.dims / 2])) : undefined,
     layers,
   };
 }
 
 /** Logits (one row per entry of outputRows) for `tokens` placed at the cache's next positions. */
 export function llamaForward(
-  backend: Backend, hp: HyperParameters, weights: LlamaWeights, plan: BatchPlan, output: ForwardOutput,
+  placement: LayerPlacement, hp: HyperParameters, weights: LlamaWeights, plan: BatchPlan, output: ForwardOutput,
 ): Activation {
   const { tokens, positions, segments, outputRows } = plan;
-  const rope: RopeParams = { ...ropeParams(hp, hp.rope.freqBase), freqFactors: weights.ropeFactors };
+  const base = ropeParams(hp, hp.rope.freqBase);
+  const ropes: RopeParams[] = weights.layers.map((_, il) => ({ ...base, freqFactors: weights.ropeFactors?.[il] }));
+  let backend = placement.at(0);
   let x = backend.embed(weights.tokenEmbedding, tokens);
   weights.layers.forEach((layer, il) => {
+    x = LayerPlacement.move(x, backend, (backend = placement.at(il)));
+    const rope = ropes[il]!;
     const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
     const attnOut = attentionBlock(backend, hp, layer.attention, il, segments, attnIn, positions, rope, 0);
     x = backend.add(x, attnOut);
@@ -72,6 +80,7 @@ export function llamaForward(
     const up = backend.matmul(ffnIn, layer.up, layer.upBias);
     x = backend.add(x, backend.matmul(backend.swiglu(gate, up), layer.down, layer.downBias));
   });
+  x = LayerPlacement.move(x, backend, (backend = placement.at(hp.layers)));
   const normed = backend.rmsNorm(backend.takeRows(x, outputRows), weights.outputNorm, hp.rmsEps);
   return output === "hidden" ? normed : backend.matmul(normed, weights.output, weights.outputBias);
 }

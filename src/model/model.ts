@@ -8,6 +8,7 @@ import { headDims } from "./attention-block.ts";
 import { bindGptOss, gptOssForward, type GptOssWeights } from "./gpt-oss.ts";
 import { readHyperParameters, type HyperParameters } from "./hparams.ts";
 import { KVCache } from "./kv-cache.ts";
+import { LayerPlacement } from "./placement.ts";
 import { bindLlama, llamaForward, type LlamaWeights } from "./llama.ts";
 import { WeightBinder } from "./weights.ts";
 
@@ -18,20 +19,33 @@ export interface LoadOptions {
   /** -c: positions the KV cache holds (default: the training context). */
   contextLimit?: number;
   kvPrecision?: KVPrecision;
+  /**
+   * -ngl: only the first `layers` layers (and the embedding) on the load
+   * backend, the rest (and the output head unless layers > the layer count)
+   * on `rest`.
+   */
+  offload?: { layers: number; rest: Backend };
 }
 
 export class Model {
   readonly cache: KVCache;
 
+  /**
+   * The backend that produces the outputs (the output head's): forward's
+   * result is its activation, to download.
+   */
+  readonly backend: Backend;
+
   private constructor(
-    readonly backend: Backend,
+    readonly placement: LayerPlacement,
     readonly hparams: HyperParameters,
     readonly vocabSize: number,
     private readonly weights: { kind: "llama"; w: LlamaWeights } | { kind: "gpt-oss"; w: GptOssWeights },
     options: LoadOptions,
   ) {
+    this.backend = placement.at(hparams.layers);
     const head = headDims(hparams);
-    this.cache = new KVCache(backend, {
+    this.cache = new KVCache((il) => placement.at(il), {
       layers: hparams.layers, kWidth: hparams.kvHeads * head.k, vWidth: hparams.kvHeads * head.v,
       contextLimit: options.contextLimit ?? hparams.contextLength, precision: options.kvPrecision,
     });
@@ -39,18 +53,19 @@ export class Model {
 
   static load(file: GGUFFile, backend: Backend, options: LoadOptions = {}): Model {
     const hp = readHyperParameters(file);
-    const binder = new WeightBinder(file, backend);
+    const placement = options.offload ? LayerPlacement.split(backend, options.offload.layers, options.offload.rest) : LayerPlacement.single(backend);
+    const binder = new WeightBinder(file, placement.at(0), placement);
     const vocab = binder.vocabSize(hp.embeddingLength);
     const weights = hp.arch === "gpt-oss"
       ? { kind: "gpt-oss" as const, w: bindGptOss(hp, vocab, binder) }
       : { kind: "llama" as const, w: bindLlama(hp, vocab, binder) };
-    return new Model(backend, hp, vocab, weights, options);
+    return new Model(placement, hp, vocab, weights, options);
   }
 
   /** A fresh, empty KV cache sized like the model's own (one per concurrent sequence). */
   newCache(contextLimit = this.cache.contextLimit): KVCache {
     const head = headDims(this.hparams);
-    return new KVCache(this.backend, {
+    return new KVCache((il) => this.placement.at(il), {
       layers: this.hparams.layers, kWidth: this.hparams.kvHeads * head.k, vWidth: this.hparams.kvHeads * head.v,
       contextLimit, precision: this.cache.precision,
     });
@@ -73,9 +88,11 @@ export class Model {
    */
   forwardBatch(segments: readonly BatchSegment[], output: ForwardOutput = "logits"): Activation {
     const plan = planBatch(segments, this.vocabSize);
-    const { backend, hparams: hp } = this;
+    const { placement, hparams: hp } = this;
+    // A backend that runs only later layers begins its step here, not at an embed.
+    for (const b of placement.backends) b.beginStep();
     return this.weights.kind === "gpt-oss"
-      ? gptOssForward(backend, hp, this.weights.w, plan, output)
-      : llamaForward(backend, hp, this.weights.w, plan, output);
+      ? gptOssForward(placement, hp, this.weights.w, plan, output)
+      : llamaForward(placement, hp, this.weights.w, plan, output);
   }
 }

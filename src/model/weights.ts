@@ -5,12 +5,25 @@
 import type { GGUFFile } from "../gguf/reader.ts";
 import type { Backend, Weight } from "../runtime/backend.ts";
 import { refuse } from "../util/errors.ts";
+import { LayerPlacement } from "./placement.ts";
 
 export class WeightBinder {
-  /** Weights already handed to the backend, so a tensor used twice (a tied head) is loaded once. */
-  private readonly loaded = new Map<string, Weight>();
+  /**
+   * Weights already handed to each backend, so a tensor used twice (a tied
+   * head) is loaded once per backend that uses it.
+   */
+  private readonly loaded: Map<Backend, Map<string, Weight>>;
 
-  constructor(private readonly file: GGUFFile, private readonly backend: Backend) {}
+  constructor(private readonly file: GGUFFile, private readonly backend: Backend,
+              private readonly placement = LayerPlacement.single(backend), loaded?: Map<Backend, Map<string, Weight>>) {
+    this.loaded = loaded ?? new Map();
+  }
+
+  /** The binder for layer `il` (the layer count: the output head), loading onto that layer's backend. */
+  layer(il: number): WeightBinder {
+    const backend = this.placement.at(il);
+    return backend === this.backend ? this : new WeightBinder(this.file, backend, this.placement, this.loaded);
+  }
 
   has(name: string): boolean {
     return this.file.tensorsByName.has(name);
@@ -26,10 +39,12 @@ export class WeightBinder {
     if (!info) return undefined;
     const same = info.dims.length === dims.length && info.dims.every((d, i) => d === dims[i]);
     if (!same) refuse("model.bad-shape", `tensor ${name} has shape [${info.dims.join(", ")}], expected [${dims.join(", ")}]`);
-    let weight = this.loaded.get(name);
+    let mine = this.loaded.get(this.backend);
+    if (!mine) this.loaded.set(this.backend, (mine = new Map()));
+    let weight = mine.get(name);
     if (!weight) {
       weight = this.backend.loadWeight(name, info.type, info.dims, this.file.tensorData(info));
-      this.loaded.set(name, weight);
+      mine.set(name, weight);
     }
     return weight;
   }

@@ -94,6 +94,8 @@ export interface Backend {
   /** Host values out (row-major). */
   download(x: Activation): Float32Array;
 
+  /** Starts a forward step: buffers of earlier steps' activations may be reused from here (embed starts one too). */
+  beginStep(): void;
   /** out[i] = table row tokens[i]. */
   embed(table: Weight, tokens: Int32Array): Activation;
   /** Selected rows of x, in the order given. */

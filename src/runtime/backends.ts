@@ -55,3 +55,13 @@ export async function createBackend(name: string, options: BackendOptions = {}):
   }
   return refuse("backend.unknown", `unknown backend "${name}"; choose one of ${BACKEND_NAMES.join(", ")}`);
 }
+
+/**
+ * -ngl for a GPU backend: the first `gpuLayers` layers on the GPU and the
+ * rest on a CPU backend; none given means every layer on the GPU. The CPU
+ * backends run every layer anyway, so there -ngl changes nothing (as in llama.cpp).
+ */
+export async function offloadFor(name: string, gpuLayers: number | undefined, threads?: number): Promise<{ layers: number; rest: Backend } | undefined> {
+  if (name !== "cuda" || gpuLayers === undefined) return undefined;
+  return { layers: gpuLayers, rest: await createBackend("cpu", { threads }) };
+}

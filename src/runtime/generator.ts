@@ -26,6 +26,8 @@ export interface LoadModelOptions {
   /** -c: positions the KV cache holds (default: the model's training context). */
   contextLimit?: number;
   kvPrecision?: KVPrecision;
+  /** -ngl: the first `layers` layers on `backend`, the rest on `rest` (offloadFor builds it). */
+  offload?: { layers: number; rest: Backend };
 }
 
 /** Maps the GGUF, builds its tokenizer and binds its weights; refusals name the file and the key or tensor. */
@@ -34,7 +36,7 @@ export function loadModel(path: string, options: LoadModelOptions): LoadedModel 
   try {
     const file = openGGUF(path);
     const tokenizer = Tokenizer.fromMetadata(file.meta);
-    const model = Model.load(file, options.backend, { contextLimit: options.contextLimit, kvPrecision: options.kvPrecision });
+    const model = Model.load(file, options.backend, { contextLimit: options.contextLimit, kvPrecision: options.kvPrecision, offload: options.offload });
     return { path, file, tokenizer, model, loadMs: performance.now() - start };
   } catch (error) {
     if (error instanceof PsionicError && !error.message.startsWith(path)) throw new PsionicError(error.code, `${path}: ${error.message}`);

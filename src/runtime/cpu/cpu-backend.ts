@@ -98,6 +98,10 @@ export class CpuBackend implements Backend {
     return this.data(x, "download").slice();
   }
 
+  beginStep(): void {
+    this.arena.beginStep();
+  }
+
   /** Every forward pass starts here, so it begins a new arena step. */
   embed(table: Weight, tokens: Int32Array): Activation {
     const t = weight(table);

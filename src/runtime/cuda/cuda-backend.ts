@@ -97,6 +97,10 @@ export class CudaBackend implements Backend {
     return out;
   }
 
+  beginStep(): void {
+    this.arena.beginStep();
+  }
+
   embed(table: Weight, tokens: Int32Array): Activation {
     const t = table as CudaWeight;
     if (t.dims.length !== 2) throw new PsionicError("backend.shape", `embed: ${t.name} is not a 2-D table`);

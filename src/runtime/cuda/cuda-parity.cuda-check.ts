@@ -31,8 +31,9 @@ const TYPES = [GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLTyp
 const ROUTING_TIES_ALLOWED = 4;
 const FLOAT = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16]);
 
-function compare(path: string, prompt: string, generate: number) {
-  const ours = loadModel(path, { backend: cuda, contextLimit: 512 });
+function compare(path: string, prompt: string, generate: number, gpuLayers?: number) {
+  const offload = gpuLayers === undefined ? undefined : { layers: gpuLayers, rest: new CpuBackend({ threads: 4 }) };
+  const ours = loadModel(path, { backend: cuda, contextLimit: 512, offload });
   const theirs = loadModel(path, { backend: new CpuBackend({ threads: 4 }), contextLimit: 512 });
   const tokens = Int32Array.from(theirs.tokenizer.encode(prompt));
   let a = ours.model.backend.download(ours.model.forward(tokens));
@@ -75,6 +76,41 @@ describe("CUDA backend against the CPU backend: teacher-forced greedy generation
           expect(real).toEqual([]);
         }
       }
+    }, 120_000);
+  }
+});
+
+describe("CUDA backend: -ngl and batches", () => {
+  for (const arch of ["llama", "gpt-oss"] as const) {
+    it(`tiny ${arch} Q8_0 with -ngl 1 (layer 0 on the GPU, the rest on the CPU) follows the CPU backend`, () => {
+      const path = join(dir, `${arch}-ngl.gguf`);
+      synthesize({ preset: { arch, name: "tiny" }, type: GGMLType.Q8_0, seed: 7 }, path);
+      const r = compare(path, PROMPTS[arch], 32, 1);
+      console.log(`cuda -ngl 1 vs cpu | ${arch} Q8_0 | max |diff| ${r.maxDiff.toExponential(2)} | ${32 - r.disagreements.length}/32 identical`);
+      expect(r.disagreements.filter((d) => d.margin >= QUANTIZED_WEIGHTS_TOLERANCE).length).toBeLessThanOrEqual(arch === "gpt-oss" ? ROUTING_TIES_ALLOWED : 0);
+    }, 120_000);
+
+    it(`tiny ${arch} Q8_0: two sequences in one forwardBatch get the logits each gets alone`, () => {
+      const path = join(dir, `${arch}-batch.gguf`);
+      synthesize({ preset: { arch, name: "tiny" }, type: GGMLType.Q8_0, seed: 7 }, path);
+      const { model } = loadModel(path, { backend: cuda, contextLimit: 512 });
+      const a = Int32Array.from({ length: 40 }, (_, i) => (i * 7 + 3) % 200), b = Int32Array.from({ length: 9 }, (_, i) => (i * 5 + 1) % 200);
+      const alone = [a, b].map((t) => {
+        const cache = model.newCache();
+        return model.backend.download(model.forwardBatch([{ cache, tokens: t, outputRows: [t.length - 1] }]));
+      });
+      const [ca, cb] = [model.newCache(), model.newCache()];
+      const both = model.backend.download(model.forwardBatch([
+        { cache: ca, tokens: a, outputRows: [a.length - 1] }, { cache: cb, tokens: b, outputRows: [b.length - 1] },
+      ]));
+      const vocab = alone[0]!.length;
+      let worst = 0;
+      for (const [i, logits] of alone.entries()) {
+        for (let j = 0; j < vocab; j++) worst = Math.max(worst, Math.abs(both[i * vocab + j]! - logits[j]!));
+      }
+      // The batch of 49 rows takes the cuBLAS path where the 9-token prompt alone does not.
+      console.log(`cuda batch vs alone | ${arch} | max |diff| ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThan(QUANTIZED_WEIGHTS_TOLERANCE);
     }, 120_000);
   }
 });

@@ -154,7 +154,7 @@ export function startEngine(options: EngineOptions): Promise<Engine> {
       kind: "init",
       init: {
         models: options.models, backend: options.backend, threads: options.threads, contextLimit: options.contextLimit,
-        parallel: options.parallel ?? DEFAULTS.parallel, kvPrecision: options.kvPrecision,
+        parallel: options.parallel ?? DEFAULTS.parallel, kvPrecision: options.kvPrecision, gpuLayers: options.gpuLayers,
         prefixCacheBytes: options.prefixCacheBytes ?? DEFAULTS.prefixCacheBytes, maxQueue: options.maxQueue ?? DEFAULTS.maxQueue,
       },
     });

@@ -1,7 +1,7 @@
 // The engine's Bun Worker: loads the models, then runs each model's
 // scheduler step after step while any has work, yielding to the event loop
 // between steps so new jobs and cancellations arrive within one step.
-import { createBackend } from "../backends.ts";
+import { createBackend, offloadFor } from "../backends.ts";
 import { loadModel } from "../generator.ts";
 import { PsionicError } from "../../util/errors.ts";
 import type { EngineMessage, EngineRequest, EngineStats, JobEvent, WorkerInit } from "./protocol.ts";
@@ -16,9 +16,10 @@ let looping = false;
 
 async function load(init: WorkerInit): Promise<void> {
   const backend = await createBackend(init.backend, { threads: init.threads });
+  const offload = await offloadFor(init.backend, init.gpuLayers, init.threads);
   for (const spec of init.models) {
     post({ kind: "progress", text: `loading ${spec.path}` });
-    const loaded = loadModel(spec.path, { backend, contextLimit: init.contextLimit, kvPrecision: init.kvPrecision });
+    const loaded = loadModel(spec.path, { backend, contextLimit: init.contextLimit, kvPrecision: init.kvPrecision, offload });
     const info = describeModel(loaded, spec.id, init.backend);
     if (schedulers.has(info.id)) throw new PsionicError("serve.duplicate-model", `two models are named "${info.id}"; give them distinct file names`);
     const cacheEntries = Math.floor(init.prefixCacheBytes / Math.max(1, kvBytesPerSequence(loaded)));

@@ -21,6 +21,8 @@ export interface EngineOptions {
   /** --parallel: sequences decoded together (default 4). */
   parallel?: number;
   kvPrecision?: KVPrecision;
+  /** -ngl (GPU backends): the first N layers on the GPU, the rest on the CPU backend; default all. */
+  gpuLayers?: number;
   /** Bytes of KV kept for finished sequences, for prefix reuse (default 256 MiB). */
   prefixCacheBytes?: number;
   /** Jobs waiting for a slot before new ones are refused with 429 (default 64). */

@@ -114,6 +114,8 @@ export interface WorkerInit {
   contextLimit?: number;
   parallel: number;
   kvPrecision?: "f16" | "f32";
+  /** -ngl (GPU backends): the first N layers on the GPU, the rest on the CPU. */
+  gpuLayers?: number;
   prefixCacheBytes: number;
   maxQueue: number;
 }

@@ -95,6 +95,9 @@ export class ReferenceBackend implements Backend {
     return act(x).data.slice();
   }
 
+  /** Every activation is a fresh array: nothing to reuse. */
+  beginStep(): void {}
+
   embed(table: Weight, tokens: Int32Array): Activation {
     const t = weight(table);
     const width = t.dims[0]!, vocab = t.dims[1]!;
