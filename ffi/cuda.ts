@@ -20,7 +20,7 @@ const cudaSymbols = {
   psi_cuda_copy: { args: [p, p, u64], returns: i32 },
   psi_cuda_sync: { args: [], returns: i32 },
   psi_cuda_repack: { args: [i32, p, p, i64, i64, i64], returns: i32 },
-  psi_cuda_matmul: { args: [p, p, i64, p, p], returns: i32 },
+  psi_cuda_matmul: { args: [p, p, i64, p, p, i32], returns: i32 },
   psi_cuda_get_rows: { args: [p, p, i64, p], returns: i32 },
   psi_cuda_rms_norm: { args: [p, p, f32, i64, i64, i64, p], returns: i32 },
   psi_cuda_rope: { args: [p, p, p, i64, i64, i64, p, p], returns: i32 },
@@ -30,6 +30,9 @@ const cudaSymbols = {
   psi_cuda_store_rows: { args: [p, i64, i64, p, i64], returns: i32 },
   psi_cuda_attend: { args: [p, p, p, p, i32, i64, i32, i32, i32, i32, i32, f32, p, p], returns: i32 },
   psi_cuda_moe: { args: [p, i64, p, p, p, p, p, p, p, p, i32, f32, f32, p], returns: i32 },
+  psi_cuda_prof_begin: { args: [i32], returns: i32 },
+  psi_cuda_prof_end: { args: [], returns: i32 },
+  psi_cuda_prof_collect: { args: [p, p, p, i32], returns: i32 },
 } as const;
 
 export type CudaLibrary = ReturnType<typeof openLibrary<typeof cudaSymbols>>["symbols"];

@@ -243,6 +243,10 @@ if [ "$model_ok" = 1 ]; then
   if step "psionic bench ($backend) pp$pp tg$tg" "$bench_log" 150 bash -c "bun src/cli/main.ts bench -m '$model' --backend $backend -p $pp -n $tg -r 3 --json >'$bench_json'"; then
     render_bench >>"$bench_log" 2>&1
   fi
+  # Where psionic's device time goes, op by op (PSIONIC_CUDA_PROFILE: src/runtime/cuda/cuda-profile.ts).
+  if [ "$backend" = cuda ]; then
+    step "psionic cuda profile pp512 tg64" "$bench_log" 60 env PSIONIC_CUDA_PROFILE=1 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 64 -r 1
+  fi
   if [ "$llama_ok" = 1 ]; then
     step "llama-bench pp512,2048 tg256" "$bench_log" 90 "$llama_build/bin/llama-bench" -m "$model" -ngl 99 -fa 1 -p 512,2048 -n 256 -r 3
     step "llama-batched-bench npl 1,8,32" "$bench_log" 90 "$llama_build/bin/llama-batched-bench" -m "$model" -ngl 99 -fa on \

@@ -8,8 +8,8 @@
 // Many rows (prefill): the weight is expanded to fp16 and multiplied by
 // cuBLAS (loaded at run time, cublas.cu) with fp32 accumulation; without
 // cuBLAS the matrix-vector kernels run in chunks.
-// Expert products take a list of expert ids per output row (MoE): the same
-// kernels, each row reading its own expert's slab.
+// Expert products (MoE) take the rows grouped by expert: the same kernels,
+// each block reading one expert's slab for all the rows that chose it.
 #include "common.cuh"
 #include "decode.cuh"
 #include "matmul.cuh"
@@ -44,64 +44,6 @@ __global__ void quantize_q8(const float *x, int8_t *xq, float *xd, int64_t block
   xd[i] = __half2float(__float2half_rn(d));
 }
 
-// Which input row, output row and slab a product row uses: dense rows all use
-// slab 0; expert rows use slab ids[row], and input row row / inputDiv.
-struct RowMap {
-  const int *ids;
-  int inputDiv;
-};
-
-template <int T, int R>
-__global__ void mmv_quant(MatDesc w, const int8_t *xq, const float *xd, int64_t rows, RowMap map,
-                          const float *bias, int64_t biasStride, float *y) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
-  if (n >= w.rows) return;
-  const int64_t r0 = blockIdx.y * (int64_t)R;
-  const int64_t K = w.cols, subs = K / 32;
-  const uint8_t *slab = w.data;
-  int64_t inRow[R];
-  const float *b = bias;
-  if (map.ids) {
-    const int e = map.ids[r0];
-    slab += e * w.slabStride;
-    if (b) b += e * biasStride;
-    inRow[0] = r0 / map.inputDiv;
-  } else {
-#pragma unroll
-    for (int r = 0; r < R; r++) inRow[r] = r0 + r;
-  }
-  const uint8_t *scales = slab + w.scalesOffset;
-  float acc[R];
-#pragma unroll
-  for (int r = 0; r < R; r++) acc[r] = 0.f;
-  for (int64_t sb = lane; sb < subs; sb += 32) {
-    Sub32 s;
-    load_sub<T>(slab, scales, n, K, sb, s);
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-      if (r0 + r >= rows) break;
-      const int4 *xp = reinterpret_cast<const int4 *>(xq + inRow[r] * K + sb * 32);
-      const int4 x0 = xp[0], x1 = xp[1];
-      int s0 = __dp4a(s.q[0], x0.x, 0); s0 = __dp4a(s.q[1], x0.y, s0); s0 = __dp4a(s.q[2], x0.z, s0); s0 = __dp4a(s.q[3], x0.w, s0);
-      int s1 = __dp4a(s.q[4], x1.x, 0); s1 = __dp4a(s.q[5], x1.y, s1); s1 = __dp4a(s.q[6], x1.z, s1); s1 = __dp4a(s.q[7], x1.w, s1);
-      float v = s.a0 * (float)s0 + s.a1 * (float)s1;
-      if (s.b0 != 0.f || s.b1 != 0.f) {
-        const int ones = 0x01010101;
-        int c0 = __dp4a(ones, x0.x, 0); c0 = __dp4a(ones, x0.y, c0); c0 = __dp4a(ones, x0.z, c0); c0 = __dp4a(ones, x0.w, c0);
-        int c1 = __dp4a(ones, x1.x, 0); c1 = __dp4a(ones, x1.y, c1); c1 = __dp4a(ones, x1.z, c1); c1 = __dp4a(ones, x1.w, c1);
-        v += s.b0 * (float)c0 + s.b1 * (float)c1;
-      }
-      acc[r] += xd[inRow[r] * subs + sb] * v;
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < R; r++) {
-    const float total = warp_sum(acc[r]);
-    if (lane == 0 && r0 + r < rows) y[(r0 + r) * w.rows + n] = total + (b ? b[n] : 0.f);
-  }
-}
-
 template <int T>
 __device__ __forceinline__ float float_weight(const uint8_t *p, int64_t i) {
   if (T == T_F32) return reinterpret_cast<const float *>(p)[i];
@@ -116,41 +58,89 @@ __device__ __forceinline__ float float_input(float x) {
   return x;
 }
 
+// One warp: output n of up to R rows (input rows inRow[], output rows outRow[])
+// against one slab. Quantized types read the int8 rows xq/xd; float types x.
 template <int T, int R>
-__global__ void mmv_float(MatDesc w, const float *x, int64_t rows, RowMap map, const float *bias, int64_t biasStride, float *y) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
-  if (n >= w.rows) return;
-  const int64_t r0 = blockIdx.y * (int64_t)R, K = w.cols;
-  const int elem = T == T_F32 ? 4 : 2;
-  const uint8_t *slab = w.data;
-  const float *b = bias;
-  int64_t inRow[R];
-  if (map.ids) {
-    const int e = map.ids[r0];
-    slab += e * w.slabStride;
-    if (b) b += e * biasStride;
-    inRow[0] = r0 / map.inputDiv;
-  } else {
-#pragma unroll
-    for (int r = 0; r < R; r++) inRow[r] = r0 + r;
-  }
-  const uint8_t *row = slab + n * K * elem;
+__device__ __forceinline__ void mmv_warp(const MatDesc &w, const uint8_t *slab, const float *bias, int64_t n, int lane,
+                                         const int8_t *xq, const float *xd, const float *x,
+                                         const int64_t *inRow, const int64_t *outRow, int nr, float *y) {
+  const int64_t K = w.cols;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; r++) acc[r] = 0.f;
-  for (int64_t i = lane; i < K; i += 32) {
-    const float wv = float_weight<T>(row, i);
+  if constexpr (is_float_type(T)) {
+    const uint8_t *row = slab + n * K * (T == T_F32 ? 4 : 2);
+    for (int64_t i = lane; i < K; i += 32) {
+      const float wv = float_weight<T>(row, i);
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-      if (r0 + r >= rows) break;
-      acc[r] += wv * float_input<T>(x[inRow[r] * K + i]);
+      for (int r = 0; r < R; r++) {
+        if (r >= nr) break;
+        acc[r] += wv * float_input<T>(x[inRow[r] * K + i]);
+      }
+    }
+  } else {
+    const int64_t subs = K / 32;
+    const uint8_t *scales = slab + w.scalesOffset;
+    for (int64_t sb = lane; sb < subs; sb += 32) {
+      Sub32 s;
+      load_sub<T>(slab, scales, n, K, sb, s);
+#pragma unroll
+      for (int r = 0; r < R; r++) {
+        if (r >= nr) break;
+        const int4 *xp = reinterpret_cast<const int4 *>(xq + inRow[r] * K + sb * 32);
+        const int4 x0 = xp[0], x1 = xp[1];
+        int s0 = __dp4a(s.q[0], x0.x, 0); s0 = __dp4a(s.q[1], x0.y, s0); s0 = __dp4a(s.q[2], x0.z, s0); s0 = __dp4a(s.q[3], x0.w, s0);
+        int s1 = __dp4a(s.q[4], x1.x, 0); s1 = __dp4a(s.q[5], x1.y, s1); s1 = __dp4a(s.q[6], x1.z, s1); s1 = __dp4a(s.q[7], x1.w, s1);
+        float v = s.a0 * (float)s0 + s.a1 * (float)s1;
+        if (s.b0 != 0.f || s.b1 != 0.f) {
+          const int ones = 0x01010101;
+          int c0 = __dp4a(ones, x0.x, 0); c0 = __dp4a(ones, x0.y, c0); c0 = __dp4a(ones, x0.z, c0); c0 = __dp4a(ones, x0.w, c0);
+          int c1 = __dp4a(ones, x1.x, 0); c1 = __dp4a(ones, x1.y, c1); c1 = __dp4a(ones, x1.z, c1); c1 = __dp4a(ones, x1.w, c1);
+          v += s.b0 * (float)c0 + s.b1 * (float)c1;
+        }
+        acc[r] += xd[inRow[r] * subs + sb] * v;
+      }
     }
   }
 #pragma unroll
   for (int r = 0; r < R; r++) {
     const float total = warp_sum(acc[r]);
-    if (lane == 0 && r0 + r < rows) y[(r0 + r) * w.rows + n] = total + (b ? b[n] : 0.f);
+    if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = total + (bias ? bias[n] : 0.f);
+  }
+}
+
+// Each warp computes one output n. Which rows and slab a block takes:
+// dense: rows blockIdx.y*R .., slab 0; grouped (map.offsets): every row of
+// expert blockIdx.y, R at a time, so the expert's weights are read once for
+// all its rows.
+template <int T, int R>
+__global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
+                    const float *bias, int64_t biasStride, float *y) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
+  if (n >= w.rows) return;
+  int64_t inRow[R], outRow[R];
+  if (map.offsets) {
+    const int e = blockIdx.y;
+    const int start = map.offsets[e], count = map.offsets[e + 1] - start;
+    const uint8_t *slab = w.data + e * w.slabStride;
+    const float *b = bias ? bias + e * biasStride : nullptr;
+    for (int c = 0; c < count; c += R) {
+      const int nr = min(R, count - c);
+#pragma unroll
+      for (int r = 0; r < R; r++) {
+        const int64_t slot = r < nr ? map.sorted[start + c + r] : 0;
+        inRow[r] = slot / map.inputDiv;
+        outRow[r] = slot;
+      }
+      mmv_warp<T, R>(w, slab, b, n, lane, xq, xd, x, inRow, outRow, nr, y);
+    }
+  } else {
+    const int64_t r0 = blockIdx.y * (int64_t)R;
+    const int nr = (int)min((int64_t)R, rows - r0);
+#pragma unroll
+    for (int r = 0; r < R; r++) inRow[r] = outRow[r] = r0 + r;
+    mmv_warp<T, R>(w, w.data, bias, n, lane, xq, xd, x, inRow, outRow, nr, y);
   }
 }
 
@@ -183,28 +173,30 @@ __global__ void add_bias_rows(float *y, const float *bias, int64_t rows, int64_t
 }
 
 template <int T, int R>
-static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, RowMap map, const float *bias, int64_t biasStride, float *y) {
-  const dim3 grid((unsigned)ceil_div(w.rows, MMV_WARPS), (unsigned)(map.ids ? rows : ceil_div(rows, R)));
-  if constexpr (is_float_type(T)) {
-    mmv_float<T, R><<<grid, 32 * MMV_WARPS, 0, psi_stream()>>>(w, x, rows, map, bias, biasStride, y);
-    return PSI_LAUNCHED("mmv_float");
-  } else {
-  // Expert rows read input rows rows/inputDiv of them; quantize every input row once.
-  const int64_t inputRows = map.ids ? ceil_div(rows, map.inputDiv) : rows;
-  const int64_t blocks = inputRows * w.cols / 32;
-  int8_t *xq = (int8_t *)psi_scratch(0, blocks * 32);
-  float *xd = (float *)psi_scratch(1, blocks * sizeof(float));
-  if (!xq || !xd) return -1;
-  quantize_q8<<<(unsigned)ceil_div(blocks, 128), 128, 0, psi_stream()>>>(x, xq, xd, blocks);
-  if (PSI_LAUNCHED("quantize_q8")) return -1;
-  mmv_quant<T, R><<<grid, 32 * MMV_WARPS, 0, psi_stream()>>>(w, xq, xd, rows, map, bias, biasStride, y);
-  return PSI_LAUNCHED("mmv_quant");
+static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
+  const int64_t chunks = map.offsets ? map.experts : ceil_div(rows, R);
+  const dim3 grid((unsigned)ceil_div(w.rows, MMV_WARPS), (unsigned)chunks);
+  int8_t *xq = nullptr;
+  float *xd = nullptr;
+  if constexpr (!is_float_type(T)) {
+    // Expert rows read input row row/inputDiv: quantize every input row once.
+    const int64_t inputRows = map.offsets ? ceil_div(rows, map.inputDiv) : rows;
+    const int64_t blocks = inputRows * w.cols / 32;
+    xq = (int8_t *)psi_scratch(0, blocks * 32);
+    xd = (float *)psi_scratch(1, blocks * sizeof(float));
+    if (!xq || !xd) return -1;
+    if (!map.quantized) {
+      quantize_q8<<<(unsigned)ceil_div(blocks, 128), 128, 0, psi_stream()>>>(x, xq, xd, blocks);
+      if (PSI_LAUNCHED("quantize_q8")) return -1;
+    }
   }
+  mmv<T, R><<<grid, 32 * MMV_WARPS, 0, psi_stream()>>>(w, xq, xd, x, rows, map, bias, biasStride, y);
+  return PSI_LAUNCHED("mmv");
 }
 
 template <int T>
-static int matmul_type(const MatDesc &w, const float *x, int64_t rows, RowMap map, const float *bias, int64_t biasStride, float *y) {
-  if (map.ids) return launch_mmv<T, 1>(w, x, rows, map, bias, biasStride, y);
+static int matmul_type(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
+  if (map.offsets) return launch_mmv<T, MMV_ROWS>(w, x, rows, map, bias, biasStride, y);
   if (rows >= GEMM_MIN_ROWS && psi_cublas_available()) {
     const int64_t total = w.rows * w.cols;
     __half *wh = (__half *)psi_scratch(2, total * sizeof(__half));
@@ -228,8 +220,7 @@ static int matmul_type(const MatDesc &w, const float *x, int64_t rows, RowMap ma
   return launch_mmv<T, MMV_ROWS>(w, x, rows, map, bias, biasStride, y);
 }
 
-int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const int *ids, int inputDiv, const float *bias, int64_t biasStride, float *y) {
-  const RowMap map = {ids, inputDiv > 0 ? inputDiv : 1};
+int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
   if (w.cols % 32 != 0 && !is_float_type(w.type)) { psi_set_error("matmul: %lld columns are not whole blocks", (long long)w.cols); return -1; }
   switch (w.type) {
     case T_F32: return matmul_type<T_F32>(w, x, rows, map, bias, biasStride, y);
@@ -248,9 +239,13 @@ int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const int *ids, i
   }
 }
 
-// x (rows x cols) times slab 0 of w, plus bias: y is rows x w.rows.
-PSI_EXPORT int psi_cuda_matmul(const MatDesc *w, const float *x, int64_t rows, const float *bias, float *y) {
-  return psi_matmul(*w, x, rows, nullptr, 1, bias, 0, y);
+// x (rows x cols) times slab 0 of w, plus bias: y is rows x w.rows. `reuse`: the
+// previous product had this same x and a quantized weight (q, k and v share
+// their input), so its int8 rows are still in the scratch.
+PSI_EXPORT int psi_cuda_matmul(const MatDesc *w, const float *x, int64_t rows, const float *bias, float *y, int reuse) {
+  RowMap map;
+  map.quantized = reuse != 0;
+  return psi_matmul(*w, x, rows, map, bias, 0, y);
 }
 
 // Rows of a weight table (any type) as floats: out[i] = table[tokens[i]].

@@ -20,9 +20,21 @@ static const int MMV_ROWS = 8;
 // Rows from which a dense product goes to cuBLAS (when it is there).
 static const int64_t GEMM_MIN_ROWS = 32;
 
-// y = x W^T + bias. With ids, row r of y uses slab ids[r] of w (and of the bias,
-// biasStride floats apart) and input row r / inputDiv.
-int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const int *ids, int inputDiv, const float *bias, int64_t biasStride, float *y);
+// Which slab (expert) and input row each product row uses. Dense (the
+// default): slab 0, input row = row. Grouped: the rows of expert e are
+// sorted[offsets[e] .. offsets[e+1]-1] (experts + 1 offsets, on the device),
+// input row row / inputDiv.
+struct RowMap {
+  int inputDiv = 1;
+  // The int8 rows of x from the previous product are still in the scratch: skip quantizing.
+  bool quantized = false;
+  const int *offsets = nullptr;
+  const int *sorted = nullptr;
+  int experts = 0;
+};
+
+// y = x W^T + bias, rows as `map` says; an expert's bias is biasStride floats after the previous one's.
+int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y);
 
 bool psi_cublas_available();
 // y (n x m, row-major, fp32) = x (n x k, fp16) times w (m x k, fp16) transposed.

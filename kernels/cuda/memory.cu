@@ -103,8 +103,8 @@ void *psi_stage(const void *src, size_t bytes) {
 }
 
 // Scratch buffers that grow on demand; each slot is reused by the next op that asks for it.
-static void *scratch_ptr[16];
-static size_t scratch_size[16];
+static void *scratch_ptr[24];
+static size_t scratch_size[24];
 
 void *psi_scratch(int slot, size_t bytes) {
   if (scratch_size[slot] >= bytes) return scratch_ptr[slot];

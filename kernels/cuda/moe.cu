@@ -2,10 +2,11 @@
 // (llama.cpp's build_moe_ffn: router logits + bias, top-k over the raw logits
 // with ties to the lower id, softmax over the k chosen, clamped SwiGLU, each
 // token's k results scaled and summed in selection order).
-// Few tokens: one expert product per (token, slot) reads that expert's slab
-// (ids stay on the device). Many tokens: the ids come back to the host, the
-// (token, slot) pairs are grouped by expert, and each expert multiplies its
-// group as one dense product (cuBLAS for large groups).
+// Up to MOE_DEVICE_TOKENS tokens (decode, batched decode): the (token, slot)
+// pairs are grouped by expert on the device and each chosen expert's weights
+// are read once for all its rows. More tokens (prefill): the ids come back to
+// the host and each expert multiplies its group as one dense product (cuBLAS
+// for large groups).
 #include <vector>
 #include "common.cuh"
 #include "matmul.cuh"
@@ -13,8 +14,28 @@
 int psi_gather(const float *src, const int *deviceIndex, int divisor, int64_t count, int64_t width, float *out);
 
 static const int MAX_EXPERTS = 512;
-// Tokens up to which experts run per (token, slot) without grouping.
-static const int64_t MOE_DIRECT_TOKENS = 4;
+// Tokens up to which experts are grouped on the device (no host round trip).
+static const int64_t MOE_DEVICE_TOKENS = 64;
+
+// Counting sort of the slots by expert, stable: offsets[e] .. offsets[e+1]-1
+// index sorted[], which holds slot numbers. One block; slots <= 64 * 16.
+__global__ void group_slots(const int *ids, int slots, int experts, int *offsets, int *sorted) {
+  __shared__ int next[MAX_EXPERTS];
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) next[e] = 0;
+  __syncthreads();
+  for (int s = threadIdx.x; s < slots; s += blockDim.x) atomicAdd(&next[ids[s]], 1);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int running = 0;
+    for (int e = 0; e < experts; e++) {
+      const int count = next[e];
+      offsets[e] = next[e] = running;
+      running += count;
+    }
+    offsets[experts] = running;
+    for (int s = 0; s < slots; s++) sorted[next[ids[s]]++] = s;
+  }
+}
 
 __global__ void route_topk(const float *logits, int experts, int k, int64_t tokens, int *ids, float *weights) {
   const int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
@@ -83,15 +104,24 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   float *u = (float *)psi_scratch(9, slots * ff * sizeof(float));
   float *hidden = (float *)psi_scratch(10, slots * ff * sizeof(float));
   if (!logits || !ids || !weights || !expertOut || !g || !u || !hidden) return -1;
-  if (psi_matmul(*router, x, tokens, nullptr, 1, routerBias, 0, logits)) return -1;
+  if (psi_matmul(*router, x, tokens, RowMap{}, routerBias, 0, logits)) return -1;
   route_topk<<<(unsigned)ceil_div(tokens, 64), 64, 0, psi_stream()>>>(logits, experts, k, tokens, ids, weights);
   if (PSI_LAUNCHED("route_topk")) return -1;
 
-  if (tokens <= MOE_DIRECT_TOKENS) {
-    if (psi_matmul(*gate, x, slots, ids, k, gateBias, ff, g)) return -1;
-    if (psi_matmul(*up, x, slots, ids, k, upBias, ff, u)) return -1;
+  if (tokens <= MOE_DEVICE_TOKENS) {
+    int *offsets = (int *)psi_scratch(12, (experts + 1) * sizeof(int));
+    int *sorted = (int *)psi_scratch(13, slots * sizeof(int));
+    if (!offsets || !sorted) return -1;
+    group_slots<<<1, 256, 0, psi_stream()>>>(ids, (int)slots, experts, offsets, sorted);
+    if (PSI_LAUNCHED("group_slots")) return -1;
+    RowMap byToken;
+    byToken.offsets = offsets; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
+    RowMap bySlot = byToken;
+    bySlot.inputDiv = 1;
+    if (psi_matmul(*gate, x, slots, byToken, gateBias, ff, g)) return -1;
+    if (psi_matmul(*up, x, slots, byToken, upBias, ff, u)) return -1;
     if (swiglu_oai(g, u, hidden, slots * ff, alpha, limit)) return -1;
-    if (psi_matmul(*down, hidden, slots, ids, 1, downBias, d, expertOut)) return -1;
+    if (psi_matmul(*down, hidden, slots, bySlot, downBias, d, expertOut)) return -1;
   } else {
     std::vector<int> hostIds(slots);
     if (psi_failed(cudaMemcpyAsync(hostIds.data(), ids, slots * sizeof(int), cudaMemcpyDeviceToHost, psi_stream()), "moe ids") ||
@@ -109,15 +139,15 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     for (int e = 0; e < experts; e++) {
       const int64_t c = count[e], o = start[e];
       if (c == 0) continue;
-      if (psi_matmul(slab_of(*gate, e), xg + o * d, c, nullptr, 1, gateBias ? gateBias + e * ff : nullptr, 0, g + o * ff)) return -1;
-      if (psi_matmul(slab_of(*up, e), xg + o * d, c, nullptr, 1, upBias ? upBias + e * ff : nullptr, 0, u + o * ff)) return -1;
+      if (psi_matmul(slab_of(*gate, e), xg + o * d, c, RowMap{}, gateBias ? gateBias + e * ff : nullptr, 0, g + o * ff)) return -1;
+      if (psi_matmul(slab_of(*up, e), xg + o * d, c, RowMap{}, upBias ? upBias + e * ff : nullptr, 0, u + o * ff)) return -1;
     }
     if (swiglu_oai(g, u, hidden, slots * ff, alpha, limit)) return -1;
     // Down products land in expert order in xg, then go back to their (token, slot) rows.
     for (int e = 0; e < experts; e++) {
       const int64_t c = count[e], o = start[e];
       if (c == 0) continue;
-      if (psi_matmul(slab_of(*down, e), hidden + o * ff, c, nullptr, 1, downBias ? downBias + e * d : nullptr, 0, xg + o * d)) return -1;
+      if (psi_matmul(slab_of(*down, e), hidden + o * ff, c, RowMap{}, downBias ? downBias + e * d : nullptr, 0, xg + o * d)) return -1;
     }
     scatter_rows<<<(unsigned)ceil_div(slots * d, 256), 256, 0, psi_stream()>>>(xg, deviceOrder, slots, d, expertOut);
     if (PSI_LAUNCHED("scatter_rows")) return -1;

@@ -51,7 +51,9 @@ export async function createBackend(name: string, options: BackendOptions = {}):
     // Loaded only when asked for: the library exists only where nvcc built it,
     // and a machine without a usable GPU gets the driver's reason, not a crash.
     const { CudaBackend } = await import("./cuda/cuda-backend.ts");
-    return new CudaBackend({ onUpload: options.onUpload });
+    const backend = new CudaBackend({ onUpload: options.onUpload });
+    if (process.env.PSIONIC_CUDA_PROFILE) (await import("./cuda/cuda-profile.ts")).profileBackend(backend);
+    return backend;
   }
   return refuse("backend.unknown", `unknown backend "${name}"; choose one of ${BACKEND_NAMES.join(", ")}`);
 }

@@ -11,7 +11,7 @@
 // at near-ties (cuda-parity.cuda-check.ts).
 import { ptr } from "bun:ffi";
 import { checkCuda, cudaDevices, cudaKernels } from "../../../ffi/cuda.ts";
-import type { GGMLType } from "../../gguf/types.ts";
+import { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
 import { checkConcat } from "../backend.ts";
 import type {
@@ -29,6 +29,7 @@ export interface CudaBackendOptions {
 }
 
 const PERSISTENT = -1;
+const FLOAT_TYPES = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16]);
 
 export class CudaBackend implements Backend {
   readonly name = "cuda";
@@ -36,6 +37,12 @@ export class CudaBackend implements Backend {
   private readonly arena: DeviceArena;
   private readonly lib = cudaKernels();
   private uploaded = 0;
+  /**
+   * The input of the last product with a quantized weight: its int8 rows are
+   * still in the kernels' scratch, so the next product of the same input (q,
+   * k and v; gate and up) skips quantizing it again.
+   */
+  private lastQuantizedInput: Activation | null = null;
   private readonly onUpload?: (bytes: number) => void;
 
   constructor(options: CudaBackendOptions = {}) {
@@ -155,7 +162,10 @@ export class CudaBackend implements Backend {
     const b = bias as CudaWeight | undefined;
     if (b && b.dims.reduce((a, c) => a * c, 1) !== m.rows) throw new PsionicError("backend.shape", `matmul ${m.name}: bias ${b.name} does not have ${m.rows} values`);
     const out = this.output(x.rows, m.rows);
-    this.check(this.lib.psi_cuda_matmul(m.descPointer, dev(src), x.rows, b ? dev(b.vector()) : null, dev(out.address)), `matmul ${m.name}`);
+    const quantized = !FLOAT_TYPES.has(m.type);
+    const reuse = quantized && this.lastQuantizedInput === x ? 1 : 0;
+    this.check(this.lib.psi_cuda_matmul(m.descPointer, dev(src), x.rows, b ? dev(b.vector()) : null, dev(out.address), reuse), `matmul ${m.name}`);
+    if (quantized) this.lastQuantizedInput = x;
     return out;
   }
 
@@ -209,6 +219,7 @@ export class CudaBackend implements Backend {
       throw new PsionicError("backend.shape", `moe: experts ${gate.name} [${gate.dims}], ${up.name} [${up.dims}], ${down.name} [${down.dims}] do not fit d=${x.width}, ${experts} experts`);
     }
     const vec = (t?: Weight) => (t ? dev((t as CudaWeight).vector()) : null);
+    this.lastQuantizedInput = null; // the expert products reuse the int8 scratch
     const out = this.output(x.rows, x.width);
     this.check(this.lib.psi_cuda_moe(dev(src), x.rows, router.descPointer, vec(w.routerBias), gate.descPointer, vec(w.gateBias), up.descPointer, vec(w.upBias),
       down.descPointer, vec(w.downBias), p.expertsUsed, p.activation.alpha, p.activation.limit, dev(out.address)), "moe");
