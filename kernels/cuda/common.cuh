@@ -1,12 +1,19 @@
-// Shared by kernels/cuda/*.cu: the exported-symbol macro, the one stream every
+// Shared by kernels/cuda/*.cu: the exported-symbol macro, the launch macro
+// (PSI_LAUNCH: nvcc, or the CPU build of emulate.h), the one stream every
 // launch goes to, error reporting (a failed call records a readable message
 // that psi_cuda_last_error() returns, and the exported function returns
 // non-zero: TypeScript turns that into a PsionicError, never a crash), and
 // ggml's type ids.
 #pragma once
+#ifdef PSI_EMULATE
+#include "emulate.h"
+#else
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+// kernel<<<grid, block, 0, stream>>>(args), written so that the CPU build (emulate.h) can run it too.
+#define PSI_LAUNCH(grid, block, ...) __VA_ARGS__<<<grid, block, 0, psi_stream()>>>
+#endif
 #include <stdint.h>
 #include <stdio.h>
 

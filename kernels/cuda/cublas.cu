@@ -7,6 +7,22 @@
 #include <stdlib.h>
 #include "matmul.cuh"
 
+#ifdef PSI_EMULATE
+// The CPU build: cublasGemmEx's arithmetic (fp16 operands, fp32 sums) in plain loops,
+// so the fp16 expansion path around it is checked too.
+bool psi_cublas_available() { return true; }
+PSI_EXPORT const char *psi_cuda_cublas_status(void) { return "emulated (plain loops)"; }
+int psi_cublas_gemm_f16(const __half *w, const __half *x, float *y, int64_t m, int64_t n, int64_t k) {
+  for (int64_t j = 0; j < n; j++)
+    for (int64_t i = 0; i < m; i++) {
+      float sum = 0.f;
+      for (int64_t l = 0; l < k; l++) sum += __half2float(w[i * k + l]) * __half2float(x[j * k + l]);
+      y[j * m + i] = sum;
+    }
+  return 0;
+}
+#else
+
 typedef void *cublasHandle_t;
 typedef int (*create_fn)(cublasHandle_t *);
 typedef int (*set_stream_fn)(cublasHandle_t, cudaStream_t);
@@ -61,3 +77,4 @@ int psi_cublas_gemm_f16(const __half *w, const __half *x, float *y, int64_t m, i
   if (status != 0) { psi_set_error("cublasGemmEx (%lld x %lld x %lld) failed with status %d", (long long)m, (long long)n, (long long)k, status); return -1; }
   return 0;
 }
+#endif

@@ -83,7 +83,7 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
         s.q[4 + i] = __vsubss4((v[i] >> 4) & 0x0f0f0f0f, 0x08080808);
       }
     } else {
-      const int table[4] = {0x03020100, 0x0c080604, 0xfdfeff00, 0xf4f8fafc};  // 0,1,2,3,4,6,8,12,0,-1,-2,-3,-4,-6,-8,-12
+      const int table[4] = {0x03020100, 0x0c080604, (int)0xfdfeff00u, (int)0xf4f8fafcu};  // 0,1,2,3,4,6,8,12,0,-1,-2,-3,-4,-6,-8,-12
 #pragma unroll
       for (int i = 0; i < 4; i++) {
         s.q[i] = lookup16(v[i] & 0x0f0f0f0f, table);

@@ -186,11 +186,11 @@ static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowM
     xd = (float *)psi_scratch(1, blocks * sizeof(float));
     if (!xq || !xd) return -1;
     if (!map.quantized) {
-      quantize_q8<<<(unsigned)ceil_div(blocks, 128), 128, 0, psi_stream()>>>(x, xq, xd, blocks);
+      PSI_LAUNCH((unsigned)ceil_div(blocks, 128), 128, quantize_q8)(x, xq, xd, blocks);
       if (PSI_LAUNCHED("quantize_q8")) return -1;
     }
   }
-  mmv<T, R><<<grid, 32 * MMV_WARPS, 0, psi_stream()>>>(w, xq, xd, x, rows, map, bias, biasStride, y);
+  PSI_LAUNCH(grid, 32 * MMV_WARPS, mmv<T, R>)(w, xq, xd, x, rows, map, bias, biasStride, y);
   return PSI_LAUNCHED("mmv");
 }
 
@@ -203,13 +203,13 @@ static int matmul_type(const MatDesc &w, const float *x, int64_t rows, const Row
     __half *xh = (__half *)psi_scratch(3, rows * w.cols * sizeof(__half));
     if (!wh || !xh) return -1;
     const int64_t items = is_float_type(T) ? total : total / 32;
-    expand_half<T><<<(unsigned)ceil_div(items, 256), 256, 0, psi_stream()>>>(w, w.data, wh);
+    PSI_LAUNCH((unsigned)ceil_div(items, 256), 256, expand_half<T>)(w, w.data, wh);
     if (PSI_LAUNCHED("expand_half")) return -1;
-    to_half<<<(unsigned)ceil_div(rows * w.cols, 256), 256, 0, psi_stream()>>>(x, xh, rows * w.cols);
+    PSI_LAUNCH((unsigned)ceil_div(rows * w.cols, 256), 256, to_half)(x, xh, rows * w.cols);
     if (PSI_LAUNCHED("to_half")) return -1;
     if (psi_cublas_gemm_f16(wh, xh, y, w.rows, rows, w.cols) != 0) return -1;
     if (bias) {
-      add_bias_rows<<<(unsigned)ceil_div(rows * w.rows, 256), 256, 0, psi_stream()>>>(y, bias, rows, w.rows);
+      PSI_LAUNCH((unsigned)ceil_div(rows * w.rows, 256), 256, add_bias_rows)(y, bias, rows, w.rows);
       return PSI_LAUNCHED("add_bias_rows");
     }
     return 0;
@@ -272,7 +272,7 @@ PSI_EXPORT int psi_cuda_get_rows(const MatDesc *w, const int32_t *hostTokens, in
   const int64_t per = is_float_type(w->type) ? w->cols : w->cols / 32;
   const unsigned grid = (unsigned)ceil_div(count * per, 128);
   switch (w->type) {
-#define ROWS_CASE(T) case T: get_rows<T><<<grid, 128, 0, psi_stream()>>>(*w, tokens, count, out); break;
+#define ROWS_CASE(T) case T: PSI_LAUNCH(grid, 128, get_rows<T>)(*w, tokens, count, out); break;
     ROWS_CASE(T_F32) ROWS_CASE(T_F16) ROWS_CASE(T_BF16) ROWS_CASE(T_Q8_0) ROWS_CASE(T_Q4_0) ROWS_CASE(T_Q4_1)
     ROWS_CASE(T_Q5_0) ROWS_CASE(T_Q5_1) ROWS_CASE(T_MXFP4) ROWS_CASE(T_Q4_K) ROWS_CASE(T_Q5_K) ROWS_CASE(T_Q6_K)
 #undef ROWS_CASE

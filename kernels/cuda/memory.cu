@@ -135,7 +135,7 @@ __global__ void repack_split(const uint8_t *src, uint8_t *dst, int64_t blocks, i
 PSI_EXPORT int psi_cuda_repack(int type, const uint8_t *src, uint8_t *dst, int64_t blocksPerSlab, int64_t slabs, int64_t dstSlabStride) {
   if (!split_code_bytes(type)) { psi_set_error("repack: type %d has no split layout", type); return -1; }
   for (int64_t s = 0; s < slabs; s++) {
-    repack_split<<<(unsigned)ceil_div(blocksPerSlab, 256), 256, 0, stream>>>(src + s * blocksPerSlab * block_bytes(type), dst + s * dstSlabStride, blocksPerSlab, type);
+    PSI_LAUNCH((unsigned)ceil_div(blocksPerSlab, 256), 256, repack_split)(src + s * blocksPerSlab * block_bytes(type), dst + s * dstSlabStride, blocksPerSlab, type);
     if (PSI_LAUNCHED("repack")) return -1;
   }
   return 0;

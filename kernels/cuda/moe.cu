@@ -85,7 +85,7 @@ static MatDesc slab_of(const MatDesc &w, int e) {
 }
 
 static int swiglu_oai(const float *gate, const float *up, float *out, int64_t n, float alpha, float limit) {
-  swiglu_oai_kernel<<<(unsigned)ceil_div(n, 256), 256, 0, psi_stream()>>>(gate, up, out, n, alpha, limit);
+  PSI_LAUNCH((unsigned)ceil_div(n, 256), 256, swiglu_oai_kernel)(gate, up, out, n, alpha, limit);
   return PSI_LAUNCHED("swiglu_oai");
 }
 
@@ -105,14 +105,14 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   float *hidden = (float *)psi_scratch(10, slots * ff * sizeof(float));
   if (!logits || !ids || !weights || !expertOut || !g || !u || !hidden) return -1;
   if (psi_matmul(*router, x, tokens, RowMap{}, routerBias, 0, logits)) return -1;
-  route_topk<<<(unsigned)ceil_div(tokens, 64), 64, 0, psi_stream()>>>(logits, experts, k, tokens, ids, weights);
+  PSI_LAUNCH((unsigned)ceil_div(tokens, 64), 64, route_topk)(logits, experts, k, tokens, ids, weights);
   if (PSI_LAUNCHED("route_topk")) return -1;
 
   if (tokens <= MOE_DEVICE_TOKENS) {
     int *offsets = (int *)psi_scratch(12, (experts + 1) * sizeof(int));
     int *sorted = (int *)psi_scratch(13, slots * sizeof(int));
     if (!offsets || !sorted) return -1;
-    group_slots<<<1, 256, 0, psi_stream()>>>(ids, (int)slots, experts, offsets, sorted);
+    PSI_LAUNCH(1, 256, group_slots)(ids, (int)slots, experts, offsets, sorted);
     if (PSI_LAUNCHED("group_slots")) return -1;
     RowMap byToken;
     byToken.offsets = offsets; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
@@ -149,9 +149,9 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
       if (c == 0) continue;
       if (psi_matmul(slab_of(*down, e), hidden + o * ff, c, RowMap{}, downBias ? downBias + e * d : nullptr, 0, xg + o * d)) return -1;
     }
-    scatter_rows<<<(unsigned)ceil_div(slots * d, 256), 256, 0, psi_stream()>>>(xg, deviceOrder, slots, d, expertOut);
+    PSI_LAUNCH((unsigned)ceil_div(slots * d, 256), 256, scatter_rows)(xg, deviceOrder, slots, d, expertOut);
     if (PSI_LAUNCHED("scatter_rows")) return -1;
   }
-  weighted_sum<<<(unsigned)ceil_div(tokens * d, 256), 256, 0, psi_stream()>>>(expertOut, weights, k, tokens, d, out);
+  PSI_LAUNCH((unsigned)ceil_div(tokens * d, 256), 256, weighted_sum)(expertOut, weights, k, tokens, d, out);
   return PSI_LAUNCHED("weighted_sum");
 }

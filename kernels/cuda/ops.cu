@@ -29,7 +29,7 @@ __global__ void rms_norm_kernel(const float *x, const float *w, float eps, int64
 
 // Each group of `group` values of every row, normalized, then scaled by weight (group values) when given.
 PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *weight, float eps, int64_t rows, int64_t width, int64_t group, float *out) {
-  rms_norm_kernel<<<(unsigned)(rows * (width / group)), 256, 0, psi_stream()>>>(x, weight, eps, group, out);
+  PSI_LAUNCH((unsigned)(rows * (width / group)), 256, rms_norm_kernel)(x, weight, eps, group, out);
   return PSI_LAUNCHED("rms_norm");
 }
 
@@ -87,7 +87,7 @@ PSI_EXPORT int psi_cuda_rope(const float *x, float *out, const int32_t *hostPosi
   const float corr0 = start > 0 ? start : 0, corr1 = end < p->nDims - 1 ? end : (float)(p->nDims - 1);
   const float thetaScale = powf(p->freqBase, -2.0f / p->nDims);
   const int64_t total = rows * (p->nDims / 2) + rows * heads * (headDim - p->nDims);
-  rope_kernel<<<(unsigned)ceil_div(total, 128), 128, 0, psi_stream()>>>(x, out, pos, rows, heads, headDim, *p, factors, corr0, corr1, thetaScale);
+  PSI_LAUNCH((unsigned)ceil_div(total, 128), 128, rope_kernel)(x, out, pos, rows, heads, headDim, *p, factors, corr0, corr1, thetaScale);
   return PSI_LAUNCHED("rope");
 }
 
@@ -97,7 +97,7 @@ __global__ void add_kernel(const float *a, const float *b, float *out, int64_t n
 }
 
 PSI_EXPORT int psi_cuda_add(const float *a, const float *b, float *out, int64_t n) {
-  add_kernel<<<(unsigned)ceil_div(n, 256), 256, 0, psi_stream()>>>(a, b, out, n);
+  PSI_LAUNCH((unsigned)ceil_div(n, 256), 256, add_kernel)(a, b, out, n);
   return PSI_LAUNCHED("add");
 }
 
@@ -107,7 +107,7 @@ __global__ void swiglu_kernel(const float *gate, const float *up, float *out, in
 }
 
 PSI_EXPORT int psi_cuda_swiglu(const float *gate, const float *up, float *out, int64_t n) {
-  swiglu_kernel<<<(unsigned)ceil_div(n, 256), 256, 0, psi_stream()>>>(gate, up, out, n);
+  PSI_LAUNCH((unsigned)ceil_div(n, 256), 256, swiglu_kernel)(gate, up, out, n);
   return PSI_LAUNCHED("swiglu");
 }
 
@@ -120,7 +120,7 @@ __global__ void gather_kernel(const float *src, const int *index, int divisor, i
 }
 
 int psi_gather(const float *src, const int *deviceIndex, int divisor, int64_t count, int64_t width, float *out) {
-  gather_kernel<<<(unsigned)ceil_div(count * width, 256), 256, 0, psi_stream()>>>(src, deviceIndex, divisor, count, width, out);
+  PSI_LAUNCH((unsigned)ceil_div(count * width, 256), 256, gather_kernel)(src, deviceIndex, divisor, count, width, out);
   return PSI_LAUNCHED("gather");
 }
 

@@ -1,0 +1,169 @@
+// Fibers for the CPU build of the CUDA kernels (emulate.h): every thread of
+// a block gets a stack and a saved stack pointer; the scheduler runs each
+// runnable fiber until it waits (at __syncthreads or a warp shuffle) or
+// ends, and releases a warp once all its live lanes wait, a block once all
+// its live threads do. A block whose fibers all wait at different barriers
+// is a kernel bug (deadlock on a GPU too): reported, then the process aborts.
+// Blocks are shared out among one worker per core; a block's fibers all run
+// on the worker that took it (so `__shared__` is thread_local). x86-64 only.
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+#include "emulate.h"
+
+// Saves the callee-saved registers and stack pointer into *save, loads `load`'s.
+extern "C" void psi_emu_switch(void **save, void *load);
+asm(R"(
+.text
+.globl psi_emu_switch
+.type psi_emu_switch, @function
+psi_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size psi_emu_switch, .-psi_emu_switch
+)");
+
+namespace {
+
+enum State { RUNNABLE, WAIT_WARP, WAIT_BLOCK, DONE };
+const size_t STACK_BYTES = 256 << 10;
+
+struct Fiber {
+  void *sp = nullptr;
+  char *stack = nullptr;
+  State state = DONE;
+  int warp = 0, lane = 0;
+  PsiFiberCoords coords;
+};
+
+thread_local std::vector<Fiber> fibers;
+thread_local Fiber *current = nullptr;
+thread_local void *scheduler_sp = nullptr;
+thread_local const std::function<void()> *kernel_body = nullptr;
+thread_local uint64_t warp_values[32][32];
+
+void yield(State waiting) {
+  current->state = waiting;
+  psi_emu_switch(&current->sp, scheduler_sp);
+}
+
+[[noreturn]] void fiber_main() {
+  (*kernel_body)();
+  current->state = DONE;
+  psi_emu_switch(&current->sp, scheduler_sp);
+  abort();  // a finished fiber is never resumed
+}
+
+void start(Fiber &f) {
+  if (!f.stack) f.stack = (char *)aligned_alloc(64, STACK_BYTES);
+  // A frame psi_emu_switch can return into: six saved registers, then fiber_main as the return address.
+  uintptr_t top = ((uintptr_t)(f.stack + STACK_BYTES)) & ~(uintptr_t)15;
+  void **sp = (void **)top;
+  *--sp = nullptr;                      // keeps fiber_main's entry alignment that of a call
+  *--sp = (void *)&fiber_main;
+  for (int i = 0; i < 6; i++) *--sp = nullptr;
+  f.sp = sp;
+  f.state = RUNNABLE;
+}
+
+}  // namespace
+
+const PsiFiberCoords &psi_emu_coords() { return current->coords; }
+int psi_emu_lane() { return current->lane; }
+
+void __syncthreads() { yield(WAIT_BLOCK); }
+
+uint64_t psi_emu_shuffle(uint64_t value, int src) {
+  warp_values[current->warp][current->lane] = value;
+  yield(WAIT_WARP);  // every lane has written
+  const uint64_t out = warp_values[current->warp][src];
+  yield(WAIT_WARP);  // every lane has read before anyone writes again
+  return out;
+}
+
+double psi_emu_now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Runs every fiber of block (bx, by, bz) to its end on this thread.
+static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned bz) {
+  const int threads = (int)(block.x * block.y * block.z);
+  if ((int)fibers.size() < threads) fibers.resize(threads);
+  for (int t = 0; t < threads; t++) {
+    Fiber &f = fibers[t];
+    f.coords = {{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)}, {bx, by, bz}, block, grid};
+    f.warp = t / 32;
+    f.lane = t % 32;
+    start(f);
+  }
+  int live = threads;
+  while (live > 0) {
+    bool ran = false;
+    for (int t = 0; t < threads; t++) {
+      if (fibers[t].state != RUNNABLE) continue;
+      current = &fibers[t];
+      psi_emu_switch(&scheduler_sp, current->sp);
+      ran = true;
+      if (current->state == DONE) live--;
+    }
+    bool released = false;
+    // A warp goes on once all its live lanes wait at the shuffle.
+    for (int w = 0; w * 32 < threads; w++) {
+      int waiting = 0, alive = 0;
+      for (int t = w * 32; t < std::min(threads, w * 32 + 32); t++) {
+        if (fibers[t].state != DONE) alive++;
+        if (fibers[t].state == WAIT_WARP) waiting++;
+      }
+      if (alive > 0 && waiting == alive) {
+        for (int t = w * 32; t < std::min(threads, w * 32 + 32); t++) if (fibers[t].state == WAIT_WARP) fibers[t].state = RUNNABLE;
+        released = true;
+      }
+    }
+    if (!released) {
+      int waiting = 0;
+      for (int t = 0; t < threads; t++) waiting += fibers[t].state == WAIT_BLOCK;
+      if (waiting > 0 && waiting == live) {
+        for (int t = 0; t < threads; t++) if (fibers[t].state == WAIT_BLOCK) fibers[t].state = RUNNABLE;
+        released = true;
+      }
+    }
+    if (live > 0 && !ran && !released) {
+      fprintf(stderr, "psionic CUDA emulator: block (%u,%u,%u) deadlocked: its threads wait at different barriers\n", bx, by, bz);
+      abort();
+    }
+  }
+  current = nullptr;
+}
+
+void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {
+  const int threads = (int)(block.x * block.y * block.z);
+  if (threads <= 0 || threads > 1024) { fprintf(stderr, "psionic CUDA emulator: a block of %d threads\n", threads); abort(); }
+  const uint64_t blocks = (uint64_t)grid.x * grid.y * grid.z;
+  std::atomic<uint64_t> next{0};
+  auto work = [&]() {
+    kernel_body = &body;
+    for (uint64_t b; (b = next.fetch_add(1)) < blocks;) {
+      run_block(grid, block, (unsigned)(b % grid.x), (unsigned)((b / grid.x) % grid.y), (unsigned)(b / ((uint64_t)grid.x * grid.y)));
+    }
+  };
+  static const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned helpers = (unsigned)std::min<uint64_t>(cores, blocks) - 1;
+  std::vector<std::thread> pool;
+  for (unsigned i = 0; i < helpers; i++) pool.emplace_back(work);
+  work();
+  for (std::thread &t : pool) t.join();
+}

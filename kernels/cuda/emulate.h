@@ -1,0 +1,172 @@
+// The CUDA kernels compiled for the CPU (build/libpsionic_cuda_emu.so, -DPSI_EMULATE):
+// the subset of the CUDA language and runtime kernels/cuda uses, so the
+// kernels' indexing, layouts and arithmetic run and are checked on machines
+// without a GPU (CI, the build machines). Each thread of a block is a fiber
+// (emulate.cpp) and the block's fibers take turns, switching only at
+// __syncthreads and warp shuffles, where a fiber waits for its block or warp:
+// the same synchronization rules as the hardware, one thread at a time per
+// block (blocks run in parallel, one worker per core).
+// Device memory is host memory; launches and copies complete before they
+// return. Nothing here says anything about speed.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static thread_local
+
+using std::max;
+using std::min;
+
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint3 { unsigned x, y, z; };
+struct int4 { int x, y, z, w; };
+struct float4 { float x, y, z, w; };
+struct float2 { float x, y; };
+inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
+
+// The running fiber's coordinates (emulate.cpp).
+struct PsiFiberCoords { uint3 thread, block; dim3 blockDim, gridDim; };
+const PsiFiberCoords &psi_emu_coords();
+#define threadIdx (psi_emu_coords().thread)
+#define blockIdx (psi_emu_coords().block)
+#define blockDim (psi_emu_coords().blockDim)
+#define gridDim (psi_emu_coords().gridDim)
+
+void __syncthreads();
+// Exchanges 8 bytes with lane `src` of the warp: every live lane of the warp must call it.
+uint64_t psi_emu_shuffle(uint64_t value, int src);
+int psi_emu_lane();
+
+template <class T>
+inline T psi_emu_shfl(T v, int src) {
+  static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
+  uint64_t bits = 0;
+  memcpy(&bits, &v, sizeof(T));
+  bits = psi_emu_shuffle(bits, src);
+  T out;
+  memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+template <class T> inline T __shfl_xor_sync(unsigned, T v, int mask) { return psi_emu_shfl(v, psi_emu_lane() ^ mask); }
+template <class T> inline T __shfl_sync(unsigned, T v, int src) { return psi_emu_shfl(v, src & 31); }
+
+// Fibers never run at the same time, so a plain add is atomic.
+inline int atomicAdd(int *p, int v) { const int old = *p; *p += v; return old; }
+
+inline float __uint_as_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+inline uint32_t psi_emu_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+inline int __dp4a(int a, int b, int c) {
+  for (int i = 0; i < 4; i++) c += (int)(int8_t)(a >> (8 * i)) * (int)(int8_t)(b >> (8 * i));
+  return c;
+}
+// Byte n of the result: byte (nibble n of s) & 7 of the eight bytes y:x (x the low four).
+inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
+  const uint64_t both = ((uint64_t)y << 32) | x;
+  unsigned r = 0;
+  for (int n = 0; n < 4; n++) r |= (unsigned)((both >> (8 * ((s >> (4 * n)) & 7))) & 0xff) << (8 * n);
+  return r;
+}
+inline int __byte_perm(int x, int y, unsigned s) { return (int)__byte_perm((unsigned)x, (unsigned)y, s); }
+// Per byte, signed, saturating a - b.
+inline int __vsubss4(int a, int b) {
+  unsigned r = 0;
+  for (int i = 0; i < 4; i++) {
+    int v = (int)(int8_t)(a >> (8 * i)) - (int)(int8_t)(b >> (8 * i));
+    v = v < -128 ? -128 : v > 127 ? 127 : v;
+    r |= (unsigned)(v & 0xff) << (8 * i);
+  }
+  return (int)r;
+}
+
+// fp16 and bf16, with the hardware's round-to-nearest-even conversions.
+struct __half { uint16_t bits; };
+struct __half2 { __half x, y; };
+struct __nv_bfloat16 { uint16_t bits; };
+
+inline float __half2float(__half h) {
+  const uint32_t sign = (uint32_t)(h.bits & 0x8000) << 16, exponent = (h.bits >> 10) & 0x1f, mantissa = h.bits & 0x3ff;
+  if (exponent == 0x1f) return __uint_as_float(sign | 0x7f800000u | (mantissa << 13));
+  if (exponent != 0) return __uint_as_float(sign | ((exponent + 112) << 23) | (mantissa << 13));
+  return __uint_as_float(sign | psi_emu_bits((float)mantissa * 0x1p-24f));
+}
+inline __half __float2half_rn(float f) {
+  const uint32_t w = psi_emu_bits(f), shl1 = w + w, sign = w & 0x80000000u;
+  if (shl1 > 0xff000000u) return {(uint16_t)((sign >> 16) | 0x7e00)};
+  float base = (std::fabs(f) * 0x1p+112f) * 0x1p-110f;
+  uint32_t bias = shl1 & 0xff000000u;
+  if (bias < 0x71000000u) bias = 0x71000000u;
+  base = __uint_as_float((bias >> 1) + 0x07800000u) + base;
+  const uint32_t bits = psi_emu_bits(base);
+  return {(uint16_t)((sign >> 16) | (((bits >> 13) & 0x7c00) + (bits & 0x0fff)))};
+}
+inline __half __ushort_as_half(uint16_t u) { return {u}; }
+inline float2 __half22float2(__half2 h) { return {__half2float(h.x), __half2float(h.y)}; }
+inline float __bfloat162float(__nv_bfloat16 b) { return __uint_as_float((uint32_t)b.bits << 16); }
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+  const uint32_t u = psi_emu_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return {(uint16_t)((u >> 16) | 64)};
+  return {(uint16_t)((u + (0x7fffu + ((u >> 16) & 1))) >> 16)};
+}
+
+// The runtime: one "device" whose memory is the host's.
+typedef int cudaError_t;
+enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2, cudaErrorInvalidValue = 1 };
+typedef void *cudaStream_t;
+typedef double *cudaEvent_t;
+enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
+enum { cudaStreamNonBlocking = 1 };
+struct cudaDeviceProp { char name[256]; size_t totalGlobalMem; int major, minor; };
+
+inline const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : e == cudaErrorMemoryAllocation ? "out of memory" : "invalid argument"; }
+inline const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation" : "cudaErrorInvalidValue"; }
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+inline cudaError_t cudaGetDeviceCount(int *count) { *count = 1; return cudaSuccess; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
+  if (device != 0) return cudaErrorInvalidValue;
+  snprintf(p->name, sizeof p->name, "psionic CUDA emulator (CPU)");
+  p->totalGlobalMem = (size_t)8 << 30; p->major = 9; p->minor = 0;
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = (void *)1; return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaMalloc(void **p, size_t bytes) {
+  *p = aligned_alloc(256, (bytes + 255) & ~(size_t)255);
+  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+template <class T> inline cudaError_t cudaMalloc(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }
+inline cudaError_t cudaMallocHost(void **p, size_t bytes) { return cudaMalloc(p, bytes); }
+template <class T> inline cudaError_t cudaMallocHost(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }
+inline cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind, cudaStream_t) { memmove(dst, src, bytes); return cudaSuccess; }
+inline cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) { *free_bytes = *total = (size_t)8 << 30; return cudaSuccess; }
+double psi_emu_now_ms();
+inline cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = new double(0); return cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { *e = psi_emu_now_ms(); return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) { *ms = (float)(*b - *a); return cudaSuccess; }
+
+// kernel<<<grid, block, 0, stream>>>(args) is PSI_LAUNCH(grid, block, kernel)(args).
+void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body);
+template <class F>
+struct PsiEmuLaunch {
+  dim3 grid, block;
+  F kernel;
+  template <class... A>
+  void operator()(A... args) const { psi_emu_run(grid, block, [&]() { kernel(args...); }); }
+};
+template <class F>
+inline PsiEmuLaunch<F> psi_emu_launch(dim3 grid, dim3 block, F kernel) { return {grid, block, kernel}; }
+#define PSI_LAUNCH(grid, block, ...) psi_emu_launch(dim3(grid), dim3(block), __VA_ARGS__)

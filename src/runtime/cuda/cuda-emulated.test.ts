@@ -1,0 +1,41 @@
+// The CUDA checks (*.cuda-check.ts) on the CPU build of the kernels
+// (build/libpsionic_cuda_emu.so, kernels/cuda/emulate.h), so the kernels'
+// indexing, layouts and arithmetic are tested on every machine, GPU or not:
+// every op against the CPU backend, greedy generation of a legacy-quant and a
+// K-quant llama and an MXFP4 gpt-oss (the parity subset), -ngl and batches,
+// and the server streaming. Each file runs in its own process with
+// PSIONIC_CUDA_LIB pointing at the emulator, as a user would run it on a GPU
+// with the real library. Speed is measured only on a GPU (scripts/device-check.sh).
+import { describe, expect, it } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+const root = join(import.meta.dir, "../../..");
+const emulator = join(root, "build/libpsionic_cuda_emu.so");
+const cxx = ["c++", "g++", "clang++"].some((c) => Bun.which(c));
+
+async function runCheck(file: string): Promise<{ code: number; output: string }> {
+  const child = Bun.spawn([process.execPath, "test", "--timeout", "600000", `./src/runtime/cuda/${file}`], {
+    cwd: root, stdout: "pipe", stderr: "pipe",
+    env: { ...process.env, PSIONIC_CUDA_LIB: emulator, PSIONIC_CUDA_CHECK_SUBSET: "ci" },
+  });
+  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { code, output: out + err };
+}
+
+describe.skipIf(!cxx || process.arch !== "x64")("the CUDA kernels on the CPU emulator", () => {
+  it("the emulator library was built (a C++ compiler is here)", () => {
+    expect(existsSync(emulator)).toBe(true);
+  });
+  for (const file of ["cuda-ops.cuda-check.ts", "cuda-parity.cuda-check.ts", "cuda-serve.cuda-check.ts"]) {
+    it(`${file} passes`, async () => {
+      const { code, output } = await runCheck(file);
+      const summary = output.split("\n").filter((l) => /^\s*\d+ (pass|fail)$|^\(fail\)|psionic CUDA emulator/.test(l));
+      console.log(`${file} on the emulator: ${summary.join("; ")}`);
+      if (code !== 0) console.log(output.slice(-6000));
+      expect(output).toMatch(/^\s*[1-9]\d* pass$/m);
+      expect(output).toMatch(/^\s*0 fail$/m);
+      expect(code).toBe(0);
+    }, 900_000);
+  }
+});
