@@ -58,14 +58,14 @@ __device__ __forceinline__ float float_input(float x) {
   return x;
 }
 
-// One warp: output n of up to R rows (input rows inRow[], output rows outRow[])
-// against one slab. Quantized types read the int8 rows xq/xd; float types x.
+// One warp: dot products of weight row n of `slab` with up to R input rows
+// (inRow[]), summed over the warp into acc[] (every lane gets the totals).
+// Quantized types read the int8 rows xq/xd; float types x.
 template <int T, int R>
-__device__ __forceinline__ void mmv_warp(const MatDesc &w, const uint8_t *slab, const float *bias, int64_t n, int lane,
-                                         const int8_t *xq, const float *xd, const float *x,
-                                         const int64_t *inRow, const int64_t *outRow, int nr, float *y) {
+__device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *slab, int64_t n, int lane,
+                                        const int8_t *xq, const float *xd, const float *x,
+                                        const int64_t *inRow, int nr, float *acc) {
   const int64_t K = w.cols;
-  float acc[R];
 #pragma unroll
   for (int r = 0; r < R; r++) acc[r] = 0.f;
   if constexpr (is_float_type(T)) {
@@ -103,28 +103,18 @@ __device__ __forceinline__ void mmv_warp(const MatDesc &w, const uint8_t *slab, 
     }
   }
 #pragma unroll
-  for (int r = 0; r < R; r++) {
-    const float total = warp_sum(acc[r]);
-    if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = total + (bias ? bias[n] : 0.f);
-  }
+  for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
 }
 
-// Each warp computes one output n. Which rows and slab a block takes:
-// dense: rows blockIdx.y*R .., slab 0; grouped (map.offsets): every row of
-// expert blockIdx.y, R at a time, so the expert's weights are read once for
-// all its rows.
-template <int T, int R>
-__global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
-                    const float *bias, int64_t biasStride, float *y) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
-  if (n >= w.rows) return;
+// The rows a block takes, R at a time: f(slab index, inRow[], outRow[], count).
+// Dense: rows blockIdx.y*R .., slab 0. Grouped (map.offsets): every row of
+// expert blockIdx.y, so the expert's weights are read once for all its rows.
+template <int R, class F>
+__device__ __forceinline__ void each_chunk(const RowMap &map, int64_t rows, F &&f) {
   int64_t inRow[R], outRow[R];
   if (map.offsets) {
     const int e = blockIdx.y;
     const int start = map.offsets[e], count = map.offsets[e + 1] - start;
-    const uint8_t *slab = w.data + e * w.slabStride;
-    const float *b = bias ? bias + e * biasStride : nullptr;
     for (int c = 0; c < count; c += R) {
       const int nr = min(R, count - c);
 #pragma unroll
@@ -133,15 +123,48 @@ __global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x
         inRow[r] = slot / map.inputDiv;
         outRow[r] = slot;
       }
-      mmv_warp<T, R>(w, slab, b, n, lane, xq, xd, x, inRow, outRow, nr, y);
+      f(e, inRow, outRow, nr);
     }
   } else {
     const int64_t r0 = blockIdx.y * (int64_t)R;
     const int nr = (int)min((int64_t)R, rows - r0);
 #pragma unroll
     for (int r = 0; r < R; r++) inRow[r] = outRow[r] = r0 + r;
-    mmv_warp<T, R>(w, w.data, bias, n, lane, xq, xd, x, inRow, outRow, nr, y);
+    f(0, inRow, outRow, nr);
   }
+}
+
+// y = x W^T + bias, one warp per output n.
+template <int T, int R>
+__global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
+                    const float *bias, int64_t biasStride, float *y) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
+  if (n >= w.rows) return;
+  each_chunk<R>(map, rows, [&](int e, const int64_t *inRow, const int64_t *outRow, int nr) {
+    float acc[R];
+    mmv_dot<T, R>(w, w.data + e * w.slabStride, n, lane, xq, xd, x, inRow, nr, acc);
+    const float b = bias ? bias[e * biasStride + n] : 0.f;
+#pragma unroll
+    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = acc[r] + b;
+  });
+}
+
+// hidden = swiglu_oai(x gate^T + gateBias, x up^T + upBias): both products in one pass over the rows.
+template <int T, int R>
+__global__ void mmv_glu(MatDesc gate, MatDesc up, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
+                        const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
+  if (n >= gate.rows) return;
+  each_chunk<R>(map, rows, [&](int e, const int64_t *inRow, const int64_t *outRow, int nr) {
+    float g[R], u[R];
+    mmv_dot<T, R>(gate, gate.data + e * gate.slabStride, n, lane, xq, xd, x, inRow, nr, g);
+    mmv_dot<T, R>(up, up.data + e * up.slabStride, n, lane, xq, xd, x, inRow, nr, u);
+    const float gb = gateBias ? gateBias[e * biasStride + n] : 0.f, ub = upBias ? upBias[e * biasStride + n] : 0.f;
+#pragma unroll
+    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) hidden[outRow[r] * gate.rows + n] = swiglu_oai_value(g[r] + gb, u[r] + ub, alpha, limit);
+  });
 }
 
 // Weight slab -> fp16 rows, for the cuBLAS path.
@@ -172,26 +195,46 @@ __global__ void add_bias_rows(float *y, const float *bias, int64_t rows, int64_t
   if (i < rows * width) y[i] += bias[i % width];
 }
 
+// The int8 rows of x the quantized kernels read (quantized now unless map.quantized says they are there).
+template <int T>
+static int quantized_rows(const float *x, int64_t rows, int64_t cols, const RowMap &map, int8_t **xq, float **xd) {
+  *xq = nullptr;
+  *xd = nullptr;
+  if constexpr (!is_float_type(T)) {
+    // Expert rows read input row row/inputDiv: quantize every input row once.
+    const int64_t inputRows = map.offsets ? ceil_div(rows, map.inputDiv) : rows;
+    const int64_t blocks = inputRows * cols / 32;
+    *xq = (int8_t *)psi_scratch(0, blocks * 32);
+    *xd = (float *)psi_scratch(1, blocks * sizeof(float));
+    if (!*xq || !*xd) return -1;
+    if (!map.quantized) {
+      PSI_LAUNCH((unsigned)ceil_div(blocks, 128), 128, quantize_q8)(x, *xq, *xd, blocks);
+      if (PSI_LAUNCHED("quantize_q8")) return -1;
+    }
+  }
+  return 0;
+}
+
 template <int T, int R>
 static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
   const int64_t chunks = map.offsets ? map.experts : ceil_div(rows, R);
   const dim3 grid((unsigned)ceil_div(w.rows, MMV_WARPS), (unsigned)chunks);
-  int8_t *xq = nullptr;
-  float *xd = nullptr;
-  if constexpr (!is_float_type(T)) {
-    // Expert rows read input row row/inputDiv: quantize every input row once.
-    const int64_t inputRows = map.offsets ? ceil_div(rows, map.inputDiv) : rows;
-    const int64_t blocks = inputRows * w.cols / 32;
-    xq = (int8_t *)psi_scratch(0, blocks * 32);
-    xd = (float *)psi_scratch(1, blocks * sizeof(float));
-    if (!xq || !xd) return -1;
-    if (!map.quantized) {
-      PSI_LAUNCH((unsigned)ceil_div(blocks, 128), 128, quantize_q8)(x, xq, xd, blocks);
-      if (PSI_LAUNCHED("quantize_q8")) return -1;
-    }
-  }
+  int8_t *xq;
+  float *xd;
+  if (quantized_rows<T>(x, rows, w.cols, map, &xq, &xd)) return -1;
   PSI_LAUNCH(grid, 32 * MMV_WARPS, mmv<T, R>)(w, xq, xd, x, rows, map, bias, biasStride, y);
   return PSI_LAUNCHED("mmv");
+}
+
+template <int T>
+static int launch_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
+                      const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden) {
+  const dim3 grid((unsigned)ceil_div(gate.rows, MMV_WARPS), (unsigned)map.experts);
+  int8_t *xq;
+  float *xd;
+  if (quantized_rows<T>(x, rows, gate.cols, map, &xq, &xd)) return -1;
+  PSI_LAUNCH(grid, 32 * MMV_WARPS, mmv_glu<T, MMV_ROWS>)(gate, up, xq, xd, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
+  return PSI_LAUNCHED("mmv_glu");
 }
 
 template <int T>
@@ -237,6 +280,25 @@ int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map
     case T_Q6_K: return matmul_type<T_Q6_K>(w, x, rows, map, bias, biasStride, y);
     default: psi_set_error("matmul: the CUDA backend has no kernel for ggml type %d", w.type); return -1;
   }
+}
+
+int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
+                   const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden) {
+  if (!map.offsets || gate.type != up.type || gate.rows != up.rows || gate.cols != up.cols) {
+    psi_set_error("matmul_glu: takes grouped rows and gate/up weights of one type and shape");
+    return -1;
+  }
+  switch (gate.type) {
+#define GLU_CASE(T) case T: return launch_glu<T>(gate, up, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
+    GLU_CASE(T_F32) GLU_CASE(T_F16) GLU_CASE(T_BF16) GLU_CASE(T_Q8_0) GLU_CASE(T_Q4_0) GLU_CASE(T_Q4_1)
+    GLU_CASE(T_Q5_0) GLU_CASE(T_Q5_1) GLU_CASE(T_MXFP4) GLU_CASE(T_Q4_K) GLU_CASE(T_Q5_K) GLU_CASE(T_Q6_K)
+#undef GLU_CASE
+    default: psi_set_error("matmul_glu: the CUDA backend has no kernel for ggml type %d", (int)gate.type); return -1;
+  }
+}
+
+bool psi_matmul_quantizes(const MatDesc &w, int64_t rows, const RowMap &map) {
+  return !is_float_type((int)w.type) && (map.offsets || rows < GEMM_MIN_ROWS || !psi_cublas_available());
 }
 
 // x (rows x cols) times slab 0 of w, plus bias: y is rows x w.rows. `reuse`: the

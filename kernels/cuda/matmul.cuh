@@ -36,6 +36,18 @@ struct RowMap {
 // y = x W^T + bias, rows as `map` says; an expert's bias is biasStride floats after the previous one's.
 int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y);
 
+// gpt-oss's clamped SwiGLU (ggml_swiglu_oai): g <= limit, |u| <= limit.
+__device__ __forceinline__ float swiglu_oai_value(float gate, float up, float alpha, float limit) {
+  const float g = fminf(gate, limit), u = fminf(fmaxf(up, -limit), limit);
+  return (g / (1.f + expf(alpha * (-g)))) * (u + 1.f);
+}
+
+// hidden = swiglu_oai(x gate^T + gateBias, x up^T + upBias) for grouped rows (map.offsets), in one launch.
+int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
+                   const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden);
+// Whether psi_matmul(w, x, rows, map) leaves x's int8 rows in the scratch (so the next product of x may reuse them).
+bool psi_matmul_quantizes(const MatDesc &w, int64_t rows, const RowMap &map);
+
 bool psi_cublas_available();
 // y (n x m, row-major, fp32) = x (n x k, fp16) times w (m x k, fp16) transposed.
 int psi_cublas_gemm_f16(const __half *w, const __half *x, float *y, int64_t m, int64_t n, int64_t k);

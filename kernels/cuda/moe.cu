@@ -17,12 +17,38 @@ static const int MAX_EXPERTS = 512;
 // Tokens up to which experts are grouped on the device (no host round trip).
 static const int64_t MOE_DEVICE_TOKENS = 64;
 
-// Counting sort of the slots by expert, stable: offsets[e] .. offsets[e+1]-1
-// index sorted[], which holds slot numbers. One block; slots <= 64 * 16.
-__global__ void group_slots(const int *ids, int slots, int experts, int *offsets, int *sorted) {
+// Top-k of one token's router logits (ties to the lower id), softmax over the k chosen.
+__device__ __forceinline__ void topk_softmax(const float *l, int experts, int k, int *ids, float *weights) {
+  int best[16];
+  float score[16];
+  int n = 0;
+  for (int e = 0; e < experts; e++) {
+    const float v = l[e];
+    // Insert e if it ranks before the current k-th (higher score, or equal and lower id: e is the higher id).
+    if (n == k && !(v > score[k - 1])) continue;
+    int j = n < k ? n++ : k - 1;
+    while (j > 0 && v > score[j - 1]) { score[j] = score[j - 1]; best[j] = best[j - 1]; j--; }
+    score[j] = v; best[j] = e;
+  }
+  float max = score[0], sum = 0.f;
+  for (int j = 0; j < k; j++) { score[j] = expf(score[j] - max); sum += score[j]; }
+  for (int j = 0; j < k; j++) { ids[j] = best[j]; weights[j] = score[j] / sum; }
+}
+
+__global__ void route_topk(const float *logits, int experts, int k, int64_t tokens, int *ids, float *weights) {
+  const int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (t < tokens) topk_softmax(logits + t * experts, experts, k, ids + t * k, weights + t * k);
+}
+
+// Routing and grouping in one block: each token's top-k and weights, then a
+// stable counting sort of the slots by expert: offsets[e] .. offsets[e+1]-1
+// index sorted[], which holds slot numbers. tokens <= MOE_DEVICE_TOKENS.
+__global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *sorted) {
   __shared__ int next[MAX_EXPERTS];
+  for (int t = threadIdx.x; t < tokens; t += blockDim.x) topk_softmax(logits + (int64_t)t * experts, experts, k, ids + t * k, weights + t * k);
   for (int e = threadIdx.x; e < experts; e += blockDim.x) next[e] = 0;
   __syncthreads();
+  const int slots = tokens * k;
   for (int s = threadIdx.x; s < slots; s += blockDim.x) atomicAdd(&next[ids[s]], 1);
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -37,31 +63,9 @@ __global__ void group_slots(const int *ids, int slots, int experts, int *offsets
   }
 }
 
-__global__ void route_topk(const float *logits, int experts, int k, int64_t tokens, int *ids, float *weights) {
-  const int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (t >= tokens) return;
-  const float *l = logits + t * experts;
-  int best[16];
-  float score[16];
-  int n = 0;
-  for (int e = 0; e < experts; e++) {
-    const float v = l[e];
-    // Insert e if it ranks before the current k-th (higher score, or equal and lower id: e is the higher id).
-    if (n == k && !(v > score[k - 1])) continue;
-    int j = n < k ? n++ : k - 1;
-    while (j > 0 && v > score[j - 1]) { score[j] = score[j - 1]; best[j] = best[j - 1]; j--; }
-    score[j] = v; best[j] = e;
-  }
-  float max = score[0], sum = 0.f;
-  for (int j = 0; j < k; j++) { score[j] = expf(score[j] - max); sum += score[j]; }
-  for (int j = 0; j < k; j++) { ids[t * k + j] = best[j]; weights[t * k + j] = score[j] / sum; }
-}
-
 __global__ void swiglu_oai_kernel(const float *gate, const float *up, float *out, int64_t n, float alpha, float limit) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  const float g = fminf(gate[i], limit), u = fminf(fmaxf(up[i], -limit), limit);
-  out[i] = (g / (1.f + expf(alpha * (-g)))) * (u + 1.f);
+  if (i < n) out[i] = swiglu_oai_value(gate[i], up[i], alpha, limit);
 }
 
 __global__ void weighted_sum(const float *expertOut, const float *weights, int k, int64_t tokens, int64_t width, float *out) {
@@ -100,29 +104,38 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   int *ids = (int *)psi_scratch(5, slots * sizeof(int));
   float *weights = (float *)psi_scratch(6, slots * sizeof(float));
   float *expertOut = (float *)psi_scratch(7, slots * d * sizeof(float));
-  float *g = (float *)psi_scratch(8, slots * ff * sizeof(float));
-  float *u = (float *)psi_scratch(9, slots * ff * sizeof(float));
   float *hidden = (float *)psi_scratch(10, slots * ff * sizeof(float));
-  if (!logits || !ids || !weights || !expertOut || !g || !u || !hidden) return -1;
+  if (!logits || !ids || !weights || !expertOut || !hidden) return -1;
   if (psi_matmul(*router, x, tokens, RowMap{}, routerBias, 0, logits)) return -1;
-  PSI_LAUNCH((unsigned)ceil_div(tokens, 64), 64, route_topk)(logits, experts, k, tokens, ids, weights);
-  if (PSI_LAUNCHED("route_topk")) return -1;
 
   if (tokens <= MOE_DEVICE_TOKENS) {
     int *offsets = (int *)psi_scratch(12, (experts + 1) * sizeof(int));
     int *sorted = (int *)psi_scratch(13, slots * sizeof(int));
     if (!offsets || !sorted) return -1;
-    PSI_LAUNCH(1, 256, group_slots)(ids, (int)slots, experts, offsets, sorted);
-    if (PSI_LAUNCHED("group_slots")) return -1;
+    PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, sorted);
+    if (PSI_LAUNCHED("route_group")) return -1;
     RowMap byToken;
     byToken.offsets = offsets; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
+    // The router's product already left x's int8 rows in the scratch when its type is quantized too.
+    byToken.quantized = psi_matmul_quantizes(*router, tokens, RowMap{}) && psi_matmul_quantizes(*gate, slots, byToken);
     RowMap bySlot = byToken;
     bySlot.inputDiv = 1;
-    if (psi_matmul(*gate, x, slots, byToken, gateBias, ff, g)) return -1;
-    if (psi_matmul(*up, x, slots, byToken, upBias, ff, u)) return -1;
-    if (swiglu_oai(g, u, hidden, slots * ff, alpha, limit)) return -1;
+    bySlot.quantized = false;
+    if (gate->type == up->type) {
+      if (psi_matmul_glu(*gate, *up, x, slots, byToken, gateBias, upBias, ff, alpha, limit, hidden)) return -1;
+    } else {
+      float *g = (float *)psi_scratch(8, slots * ff * sizeof(float));
+      float *u = (float *)psi_scratch(9, slots * ff * sizeof(float));
+      if (!g || !u) return -1;
+      if (psi_matmul(*gate, x, slots, byToken, gateBias, ff, g)) return -1;
+      byToken.quantized = psi_matmul_quantizes(*gate, slots, byToken) && psi_matmul_quantizes(*up, slots, byToken);
+      if (psi_matmul(*up, x, slots, byToken, upBias, ff, u)) return -1;
+      if (swiglu_oai(g, u, hidden, slots * ff, alpha, limit)) return -1;
+    }
     if (psi_matmul(*down, hidden, slots, bySlot, downBias, d, expertOut)) return -1;
   } else {
+    PSI_LAUNCH((unsigned)ceil_div(tokens, 64), 64, route_topk)(logits, experts, k, tokens, ids, weights);
+    if (PSI_LAUNCHED("route_topk")) return -1;
     std::vector<int> hostIds(slots);
     if (psi_failed(cudaMemcpyAsync(hostIds.data(), ids, slots * sizeof(int), cudaMemcpyDeviceToHost, psi_stream()), "moe ids") ||
         psi_failed(cudaStreamSynchronize(psi_stream()), "moe ids (sync)")) return -1;
@@ -133,7 +146,9 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     for (int64_t s = 0; s < slots; s++) order[at[hostIds[s]]++] = (int)s;
     const int *deviceOrder = (const int *)psi_stage(order.data(), slots * sizeof(int));
     float *xg = (float *)psi_scratch(11, slots * d * sizeof(float));
-    if (!deviceOrder || !xg) return -1;
+    float *g = (float *)psi_scratch(8, slots * ff * sizeof(float));
+    float *u = (float *)psi_scratch(9, slots * ff * sizeof(float));
+    if (!deviceOrder || !xg || !g || !u) return -1;
     // Token rows in expert order; each expert's group then multiplies as a dense batch.
     if (psi_gather(x, deviceOrder, k, slots, d, xg)) return -1;
     for (int e = 0; e < experts; e++) {
