@@ -128,3 +128,47 @@ PSI_EXPORT int psi_cuda_take_rows(const float *src, const int32_t *hostRows, int
   const int *index = (const int *)psi_stage(hostRows, count * sizeof(int32_t));
   return index ? psi_gather(src, index, 1, count, width, out) : -1;
 }
+
+// Per row: the index of the largest value (ties to the lowest index), or -1
+// when the row holds a NaN or +inf (a broken forward pass), for greedy
+// decoding that reads back one int per row instead of the logits.
+__global__ void argmax_rows(const float *x, int64_t width, int *out) {
+  __shared__ float best[256];
+  __shared__ int at[256];
+  __shared__ int broken;
+  const float *row = x + blockIdx.x * width;
+  if (threadIdx.x == 0) broken = 0;
+  __syncthreads();
+  float v = -INFINITY;
+  int i = -1;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    const float value = row[j];
+    if (!(value < INFINITY)) broken = 1;
+    if (value > v || i < 0) { v = value; i = (int)j; }
+  }
+  best[threadIdx.x] = v;
+  at[threadIdx.x] = i;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) {
+      const float ov = best[threadIdx.x + stride];
+      const int oi = at[threadIdx.x + stride];
+      if (oi >= 0 && (at[threadIdx.x] < 0 || ov > best[threadIdx.x] || (ov == best[threadIdx.x] && oi < at[threadIdx.x]))) {
+        best[threadIdx.x] = ov;
+        at[threadIdx.x] = oi;
+      }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = broken ? -1 : at[0];
+}
+
+// Writes each row's argmax to hostOut (rows ints); synchronizes.
+PSI_EXPORT int psi_cuda_argmax_rows(const float *x, int64_t rows, int64_t width, int32_t *hostOut) {
+  int *ids = (int *)psi_scratch(14, rows * sizeof(int));
+  if (!ids) return -1;
+  PSI_LAUNCH((unsigned)rows, 256, argmax_rows)(x, width, ids);
+  if (PSI_LAUNCHED("argmax_rows")) return -1;
+  if (psi_failed(cudaMemcpyAsync(hostOut, ids, rows * sizeof(int), cudaMemcpyDeviceToHost, psi_stream()), "argmax download")) return -1;
+  return psi_failed(cudaStreamSynchronize(psi_stream()), "argmax (sync): an earlier kernel failed") ? -1 : 0;
+}

@@ -93,6 +93,12 @@ export interface Backend {
   upload(values: Float32Array, rows: number, width: number): Activation;
   /** Host values out (row-major). */
   download(x: Activation): Float32Array;
+  /**
+   * Each row's largest value's index (ties to the lowest), computed where the
+   * values are, so greedy decoding reads back one int per row, not the logits;
+   * refuses a row holding NaN or +inf. Optional: without it, download and argmax.
+   */
+  argmaxRows?(x: Activation): Int32Array;
 
   /** Starts a forward step: buffers of earlier steps' activations may be reused from here (embed starts one too). */
   beginStep(): void;

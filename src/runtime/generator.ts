@@ -137,8 +137,11 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
 
   for (const id of prompt) sampler.accept(id);
   cache.truncate(0);
+  // Plain greedy on a backend that can take the argmax itself reads back one id per step, not the logits.
+  const onDevice = sampler.picksArgmax && !request.ignoreEos && backend.argmaxRows !== undefined;
+  const evaluate = (out: Activation): Float32Array | number => (onDevice ? backend.argmaxRows!(out)[0]! : backend.download(out));
   let start = performance.now();
-  let logits = backend.download(prefill(model, prompt, batchSize));
+  let next = evaluate(prefill(model, prompt, batchSize));
   timings.prefillMs = performance.now() - start;
   if (maxTokens === 0) {
     yield done("max-tokens");
@@ -147,9 +150,15 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
 
   for (;;) {
     start = performance.now();
-    // llama.cpp's --ignore-eos: end-of-generation tokens get a -inf logit bias, so they are never drawn.
-    if (request.ignoreEos) for (const id of eog) logits[id] = -Infinity;
-    const token = sampler.sample(logits).token;
+    let token: number;
+    if (typeof next === "number") {
+      token = next;
+      sampler.accept(token);
+    } else {
+      // llama.cpp's --ignore-eos: end-of-generation tokens get a -inf logit bias, so they are never drawn.
+      if (request.ignoreEos) for (const id of eog) next[id] = -Infinity;
+      token = sampler.sample(next).token;
+    }
     tokens.push(token);
     const step = stop.push(token, decoder.push(token));
     const full = !step.stop && cache.length >= cache.contextLimit;
@@ -163,7 +172,7 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
     }
 
     start = performance.now();
-    logits = backend.download(model.forward(Int32Array.of(token)));
+    next = evaluate(model.forward(Int32Array.of(token)));
     timings.decodeMs += performance.now() - start;
     timings.decodeTokens++;
   }

@@ -193,6 +193,16 @@ export class Sampler {
   }
 
   /**
+   * Whether the next pick is the plain argmax of the raw logits (greedy, no
+   * penalties, no logprobs): then a backend may pick it where the logits are
+   * (Backend.argmaxRows), and `accept` records it.
+   */
+  get picksArgmax(): boolean {
+    const o = this.options;
+    return o.temperature <= 0 && o.typicalP >= 1 && this.penalized === null && !o.logprobs;
+  }
+
+  /**
    * Choose the next token from `logits` (length vocabSize) and record it in the
    * penalty window (unless `record` is false). `logprobsFrom` gives the model's
    * own logits when `logits` were masked (constrained decoding), so logprobs keep

@@ -108,6 +108,14 @@ export class CudaBackend implements Backend {
     this.arena.beginStep();
   }
 
+  argmaxRows(x: Activation): Int32Array {
+    const out = new Int32Array(x.rows);
+    this.check(this.lib.psi_cuda_argmax_rows(dev(this.act(x, "argmaxRows")), x.rows, x.width, ptr(out)), "argmaxRows");
+    const bad = out.indexOf(-1);
+    if (bad >= 0) throw new PsionicError("sampler.bad-logits", `row ${bad} holds a non-finite logit; the forward pass produced a NaN or infinity`);
+    return out;
+  }
+
   embed(table: Weight, tokens: Int32Array): Activation {
     const t = table as CudaWeight;
     if (t.dims.length !== 2) throw new PsionicError("backend.shape", `embed: ${t.name} is not a 2-D table`);

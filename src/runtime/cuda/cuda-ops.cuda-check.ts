@@ -89,6 +89,23 @@ describe("CUDA ops against the CPU backend", () => {
     }, 2e-2, "shared quantization");
   });
 
+  it("argmaxRows: each row's largest value, ties to the lowest index; a NaN row is refused", () => {
+    const width = 5000, rows = 3;
+    const v = random(rows * width);
+    v[width + 17] = 9; v[width + 4000] = 9; // a tie in row 1
+    v[2 * width + width - 1] = 50;          // the last column in row 2
+    const ids = cuda.argmaxRows(cuda.upload(v, rows, width));
+    const host = Array.from({ length: rows }, (_, r) => {
+      let best = 0;
+      for (let i = 1; i < width; i++) if (v[r * width + i]! > v[r * width + best]!) best = i;
+      return best;
+    });
+    expect(Array.from(ids)).toEqual(host);
+    expect(ids[1]).toBe(17);
+    v[5] = NaN;
+    expect(() => cuda.argmaxRows(cuda.upload(v, rows, width))).toThrow(/row 0 holds a non-finite logit/);
+  });
+
   it("rmsNorm (whole rows and groups), add, swiglu, takeRows, concatRows", () => {
     const [wg, wc] = both("norm", GGMLType.F32, [64]);
     compare(5, 256, (b, x, s) => b.rmsNorm(x, null, 1e-5), 1e-5, "rmsNorm");

@@ -15,7 +15,7 @@ import { GGMLType } from "../../gguf/types.ts";
 import { argmax, FLOAT_WEIGHTS_TOLERANCE, QUANTIZED_WEIGHTS_TOLERANCE } from "../../model/parity-harness.ts";
 import { synthesize } from "../../model/synth.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
-import { loadModel } from "../generator.ts";
+import { generate, loadModel, promptTokens } from "../generator.ts";
 import { CudaBackend } from "./cuda-backend.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "psionic-cuda-parity-"));
@@ -83,7 +83,32 @@ describe("CUDA backend against the CPU backend: teacher-forced greedy generation
   }
 });
 
-describe("CUDA backend: -ngl and batches", () => {
+describe("CUDA backend: -ngl, batches, greedy on the device", () => {
+  it("generate() at temperature 0 picks on the device (argmaxRows) the tokens the downloaded logits give", async () => {
+    const path = join(dir, "llama-greedy.gguf");
+    synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 7 }, path);
+    const loaded = loadModel(path, { backend: cuda, contextLimit: 512 });
+    const prompt = PROMPTS.llama;
+    const picked: number[] = [];
+    let onDevice = 0;
+    const argmaxRows = cuda.argmaxRows.bind(cuda);
+    cuda.argmaxRows = (x) => (onDevice++, argmaxRows(x));
+    for await (const e of generate(loaded, { prompt, maxTokens: 24, ignoreEos: false, sampling: { temperature: 0 } })) if (e.kind === "done") picked.push(...e.tokens);
+    // The same steps by hand: download the logits and take their argmax.
+    const { model } = loaded;
+    model.cache.truncate(0);
+    let logits = model.backend.download(model.forward(promptTokens(loaded, prompt)));
+    const expected: number[] = [];
+    for (let i = 0; i < picked.length; i++) {
+      expected.push(argmax(logits));
+      if (i + 1 < picked.length) logits = model.backend.download(model.forward(Int32Array.of(expected[i]!)));
+    }
+    cuda.argmaxRows = argmaxRows;
+    expect(onDevice).toBe(picked.length);
+    expect(picked.length).toBeGreaterThan(0);
+    expect(picked).toEqual(expected);
+  }, 120_000);
+
   for (const arch of ["llama", "gpt-oss"] as const) {
     it(`tiny ${arch} Q8_0 with -ngl 1 (layer 0 on the GPU, the rest on the CPU) follows the CPU backend`, () => {
       const path = join(dir, `${arch}-ngl.gguf`);
