@@ -2,15 +2,20 @@
 // with its own F16 K and V caches whose slot is the position. Causal, with
 // GQA, an optional sliding window and optional per-head sinks (gpt-oss).
 //
-// One block of ATT_WARPS warps per (query row, head). Keys are taken 32 at a
-// time, one per lane, each lane computing a whole q.k; the warp keeps an
-// online softmax (running max and sum) and accumulates V with lanes over
-// the value dimensions; the warps then merge their partial results.
+// One block of ATT_WARPS warps per (query row, head, key split). Keys are
+// taken 32 at a time, one per lane, each lane computing a whole q.k; the warp
+// keeps an online softmax (running max and sum) and accumulates V with lanes
+// over the value dimensions; the warps then merge their partial results.
+// Few query rows over many keys (long-context decode) split the keys among
+// several blocks (flash-decoding): each writes its max, sum and weighted V,
+// and a second kernel merges the splits and the sink.
+#include <algorithm>
 #include "common.cuh"
 
 static const int MAX_SEGMENTS = 32;
 static const int ATT_WARPS = 4;
 static const int MAX_HEAD_DIM = 256;
+static const int MAX_SPLITS = 32;
 
 struct Segments {
   int count;
@@ -39,7 +44,17 @@ __global__ void store_kv(const float *k, const float *v, Segments s, int64_t kWi
 struct AttendArgs {
   int heads, kvHeads, headDim, headDimV, window;
   float scale;
+  // Key splits per (row, head); with more than one the block writes partials (part*) instead of out.
+  int splits;
+  float *partMax, *partSum, *partAcc;
 };
+
+// Keys a split covers: the row's key range cut into `splits` runs of whole 32-key chunks.
+__device__ __forceinline__ void split_range(int first, int last, int split, int splits, int &begin, int &end) {
+  const int chunks = (last - first + 32) / 32, per = (chunks + splits - 1) / splits;
+  begin = first + split * per * 32;
+  end = min(last, begin + per * 32 - 1);
+}
 
 __global__ void attend(const float *q, Segments s, AttendArgs a, const float *sinks, float *out) {
   __shared__ float qs[MAX_HEAD_DIM];
@@ -54,16 +69,17 @@ __global__ void attend(const float *q, Segments s, AttendArgs a, const float *si
   for (int i = threadIdx.x; i < a.headDim; i += blockDim.x) qs[i] = q[((int64_t)row * a.heads + h) * a.headDim + i];
   __syncthreads();
 
-  const int first = a.window > 0 ? max(0, pos - a.window + 1) : 0;
+  int first, last;
+  split_range(a.window > 0 ? max(0, pos - a.window + 1) : 0, pos, blockIdx.z, a.splits, first, last);
   const int perLane = (a.headDimV + 31) / 32;
   float acc[MAX_HEAD_DIM / 32];
 #pragma unroll
   for (int t = 0; t < MAX_HEAD_DIM / 32; t++) acc[t] = 0.f;
   float m = -INFINITY, l = 0.f;
-  for (int chunk = first + warp * 32; chunk <= pos; chunk += ATT_WARPS * 32) {
+  for (int chunk = first + warp * 32; chunk <= last; chunk += ATT_WARPS * 32) {
     const int key = chunk + lane;
     float score = -INFINITY;
-    if (key <= pos) {
+    if (key <= last) {
       const __half2 *kr = reinterpret_cast<const __half2 *>(K + key * kWidth);
       float dot = 0.f;
       for (int i = 0; i < a.headDim / 2; i++) {
@@ -73,12 +89,12 @@ __global__ void attend(const float *q, Segments s, AttendArgs a, const float *si
       score = dot * a.scale;
     }
     const float mNew = fmaxf(m, warp_max(score));
-    const float p = key <= pos ? expf(score - mNew) : 0.f;
+    const float p = key <= last ? expf(score - mNew) : 0.f;
     const float correction = expf(m - mNew);
     l = l * correction + warp_sum(p);
 #pragma unroll
     for (int t = 0; t < MAX_HEAD_DIM / 32; t++) acc[t] *= correction;
-    const int keys = min(32, pos - chunk + 1);
+    const int keys = min(32, last - chunk + 1);
     for (int j = 0; j < keys; j++) {
       const float pj = __shfl_sync(0xffffffffu, p, j);
       const __half *vr = V + (int64_t)(chunk + j) * vWidth;
@@ -101,12 +117,46 @@ __global__ void attend(const float *q, Segments s, AttendArgs a, const float *si
   for (int w = 0; w < ATT_WARPS; w++) M = fmaxf(M, wm[w]);
   float L = 0.f;
   for (int w = 0; w < ATT_WARPS; w++) L += wm[w] == -INFINITY ? 0.f : wl[w] * expf(wm[w] - M);
+  if (a.splits > 1) {
+    const int64_t part = ((int64_t)row * a.heads + h) * a.splits + blockIdx.z;
+    if (threadIdx.x == 0) { a.partMax[part] = M; a.partSum[part] = L; }
+    for (int d = threadIdx.x; d < a.headDimV; d += blockDim.x) {
+      float v = 0.f;
+      for (int w = 0; w < ATT_WARPS; w++) v += wm[w] == -INFINITY ? 0.f : wacc[w][d] * expf(wm[w] - M);
+      a.partAcc[part * a.headDimV + d] = v;
+    }
+    return;
+  }
   if (sinks) L += expf(sinks[h] - M);
   for (int d = threadIdx.x; d < a.headDimV; d += blockDim.x) {
     float v = 0.f;
     for (int w = 0; w < ATT_WARPS; w++) v += wm[w] == -INFINITY ? 0.f : wacc[w][d] * expf(wm[w] - M);
     out[((int64_t)row * a.heads + h) * a.headDimV + d] = v / L;
   }
+}
+
+// Merges the key splits of each (row, head) (blockIdx.x, blockIdx.y) and the sink.
+__global__ void merge_splits(AttendArgs a, const float *sinks, float *out) {
+  const int row = blockIdx.x, h = blockIdx.y;
+  const int64_t base = ((int64_t)row * a.heads + h) * a.splits;
+  float M = -INFINITY;
+  for (int i = 0; i < a.splits; i++) M = fmaxf(M, a.partMax[base + i]);
+  float L = 0.f;
+  for (int i = 0; i < a.splits; i++) L += a.partMax[base + i] == -INFINITY ? 0.f : a.partSum[base + i] * expf(a.partMax[base + i] - M);
+  if (sinks) L += expf(sinks[h] - M);
+  for (int d = threadIdx.x; d < a.headDimV; d += blockDim.x) {
+    float v = 0.f;
+    for (int i = 0; i < a.splits; i++) v += a.partMax[base + i] == -INFINITY ? 0.f : a.partAcc[(base + i) * a.headDimV + d] * expf(a.partMax[base + i] - M);
+    out[((int64_t)row * a.heads + h) * a.headDimV + d] = v / L;
+  }
+}
+
+// Key splits for a launch of `rows` x `heads` blocks whose longest key range is `keys`:
+// enough blocks to fill the GPU (about 2 per multiprocessor), at least 256 keys per split.
+static int choose_splits(int64_t rows, int heads, int keys) {
+  const int64_t blocks = rows * heads, target = 2 * 132;
+  if (blocks >= target || keys < 512) return 1;
+  return (int)std::min<int64_t>(std::min<int64_t>(MAX_SPLITS, ceil_div(target, blocks)), keys / 256);
 }
 
 // Segments as TypeScript passes them: count, then per segment (rowStart, rows, pos0) as int64
@@ -137,10 +187,27 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
                                                        (int64_t)kvHeads * headDim, (int64_t)kvHeads * headDimV);
       if (PSI_LAUNCHED("store_kv")) return -1;
     }
-    const AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale};
-    PSI_LAUNCH(dim3((unsigned)rows, (unsigned)heads), 32 * ATT_WARPS, attend)(q + firstRow * heads * headDim, s, a, sinks,
-                                                                                      out + firstRow * heads * headDimV);
+    // The longest key range of any row here decides the split.
+    int keys = 0;
+    for (int i = 0; i < s.count; i++) {
+      const int lastPos = s.pos0[i] + s.rows[i] - 1;
+      keys = max(keys, window > 0 ? min(window, lastPos + 1) : lastPos + 1);
+    }
+    AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, choose_splits(rows, heads, keys), nullptr, nullptr, nullptr};
+    if (a.splits > 1) {
+      const int64_t parts = rows * heads * a.splits;
+      a.partMax = (float *)psi_scratch(15, parts * sizeof(float));
+      a.partSum = (float *)psi_scratch(16, parts * sizeof(float));
+      a.partAcc = (float *)psi_scratch(17, parts * headDimV * sizeof(float));
+      if (!a.partMax || !a.partSum || !a.partAcc) return -1;
+    }
+    PSI_LAUNCH(dim3((unsigned)rows, (unsigned)heads, (unsigned)a.splits), 32 * ATT_WARPS, attend)(q + firstRow * heads * headDim, s, a, sinks,
+                                                                                               out + firstRow * heads * headDimV);
     if (PSI_LAUNCHED("attention")) return -1;
+    if (a.splits > 1) {
+      PSI_LAUNCH(dim3((unsigned)rows, (unsigned)heads), 128, merge_splits)(a, sinks, out + firstRow * heads * headDimV);
+      if (PSI_LAUNCHED("attention merge")) return -1;
+    }
   }
   (void)totalRows;
   return 0;

@@ -32,6 +32,11 @@ bool psi_failed(cudaError_t status, const char *what);
 // The last launch's error, recorded under `what`.
 #define PSI_LAUNCHED(what) (psi_failed(cudaGetLastError(), what) ? -1 : 0)
 
+// memory.cu: a device copy of small host data for launches queued after it, and
+// growable scratch buffers by slot (each reused by the next op asking for that slot).
+void *psi_stage(const void *src, size_t bytes);
+void *psi_scratch(int slot, size_t bytes);
+
 static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -52,5 +52,3 @@ bool psi_cublas_available();
 // y (n x m, row-major, fp32) = x (n x k, fp16) times w (m x k, fp16) transposed.
 int psi_cublas_gemm_f16(const __half *w, const __half *x, float *y, int64_t m, int64_t n, int64_t k);
 
-void *psi_stage(const void *src, size_t bytes);
-void *psi_scratch(int slot, size_t bytes);

@@ -154,6 +154,51 @@ describe("CUDA ops against the CPU backend", () => {
     }
   });
 
+  it("attention over a long context: decode rows split their keys among blocks (flash-decoding), with sinks and a window", () => {
+    // Against float64 over the F16-rounded keys and values both caches hold (the CPU
+    // backend's own one-token attention keeps an F16 running sum, as ggml's does).
+    const heads = 4, kvHeads = 2, hd = 64, filled = 3000;
+    const sinkValues = random(heads);
+    const [sg] = both("sinks", GGMLType.F32, [heads], sinkValues);
+    const k = random(filled * kvHeads * hd), v = random(filled * kvHeads * hd);
+    const kh = k.map(Math.f16round), vh = v.map(Math.f16round);
+    for (const window of [0, 1000]) {
+      for (const rows of [1, 2]) {
+        const q = random(rows * heads * hd);
+        const positions = Int32Array.from({ length: rows }, (_, i) => filled - rows + i);
+        const kc = cuda.allocKV(filled, kvHeads * hd, "f16"), vc = cuda.allocKV(filled, kvHeads * hd, "f16");
+        cuda.storeKV(kc, cuda.upload(k, filled, kvHeads * hd), 0);
+        cuda.storeKV(vc, cuda.upload(v, filled, kvHeads * hd), 0);
+        const ours = cuda.download(cuda.attention(cuda.upload(q, rows, heads * hd), kc, vc, positions,
+          { heads, kvHeads, headDimK: hd, headDimV: hd, scale: 0.125, window, sinks: sg }));
+        const ref = new Float32Array(rows * heads * hd);
+        for (let r = 0; r < rows; r++) {
+          for (let h = 0; h < heads; h++) {
+            const kvh = Math.floor(h / (heads / kvHeads)), pos = positions[r]!, first = window > 0 ? Math.max(0, pos - window + 1) : 0;
+            const scores: number[] = [];
+            for (let key = first; key <= pos; key++) {
+              let dot = 0;
+              for (let i = 0; i < hd; i++) dot += q[(r * heads + h) * hd + i]! * kh[(key * kvHeads + kvh) * hd + i]!;
+              scores.push(dot * 0.125);
+            }
+            const max = Math.max(...scores, sinkValues[h]!);
+            let sum = Math.exp(sinkValues[h]! - max);
+            const acc = new Float64Array(hd);
+            scores.forEach((sc, j) => {
+              const p = Math.exp(sc - max);
+              sum += p;
+              for (let i = 0; i < hd; i++) acc[i]! += p * vh[((first + j) * kvHeads + kvh) * hd + i]!;
+            });
+            for (let i = 0; i < hd; i++) ref[(r * heads + h) * hd + i] = acc[i]! / sum;
+          }
+        }
+        const err = relError(ours, ref);
+        console.log(`attention ${filled} keys, window ${window}, ${rows} rows: rel error ${err.toExponential(2)} against float64`);
+        expect(err).toBeLessThan(1e-4);
+      }
+    }
+  });
+
   // [router, gate, up, down] types: gpt-oss's own mix, a quantized router (whose int8 rows the
   // experts reuse), float experts, and gate/up of different types (no fused gate+up pass).
   const MOE_CASES: GGMLType[][] = [
