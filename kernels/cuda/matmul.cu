@@ -91,14 +91,20 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *slab, i
         const int4 x0 = xp[0], x1 = xp[1];
         int s0 = __dp4a(s.q[0], x0.x, 0); s0 = __dp4a(s.q[1], x0.y, s0); s0 = __dp4a(s.q[2], x0.z, s0); s0 = __dp4a(s.q[3], x0.w, s0);
         int s1 = __dp4a(s.q[4], x1.x, 0); s1 = __dp4a(s.q[5], x1.y, s1); s1 = __dp4a(s.q[6], x1.z, s1); s1 = __dp4a(s.q[7], x1.w, s1);
-        float v = s.a0 * (float)s0 + s.a1 * (float)s1;
+        float v = s.a0 * (float)s0 + s.a1 * (float)s1, offset = 0.f;
+        const float d = xd[inRow[r] * subs + sb];
         if (s.b0 != 0.f || s.b1 != 0.f) {
           const int ones = 0x01010101;
           int c0 = __dp4a(ones, x0.x, 0); c0 = __dp4a(ones, x0.y, c0); c0 = __dp4a(ones, x0.z, c0); c0 = __dp4a(ones, x0.w, c0);
           int c1 = __dp4a(ones, x1.x, 0); c1 = __dp4a(ones, x1.y, c1); c1 = __dp4a(ones, x1.z, c1); c1 = __dp4a(ones, x1.w, c1);
-          v += s.b0 * (float)c0 + s.b1 * (float)c1;
+          if constexpr (T == T_Q4_1 || T == T_Q5_1) {
+            // ggml's q8_1 keeps d * sum(q) as fp16, and these types multiply their min by it.
+            offset = s.b0 * __half2float(__float2half_rn(d * (float)(c0 + c1)));
+          } else {
+            v += s.b0 * (float)c0 + s.b1 * (float)c1;
+          }
         }
-        acc[r] += xd[inRow[r] * subs + sb] * v;
+        acc[r] += d * v + offset;
       }
     }
   }
@@ -240,7 +246,7 @@ static int launch_glu(const MatDesc &gate, const MatDesc &up, const float *x, in
 template <int T>
 static int matmul_type(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
   if (map.offsets) return launch_mmv<T, MMV_ROWS>(w, x, rows, map, bias, biasStride, y);
-  if (rows >= GEMM_MIN_ROWS && psi_cublas_available()) {
+  if (rows >= GEMM_MIN_ROWS && !map.exact && psi_cublas_available()) {
     const int64_t total = w.rows * w.cols;
     __half *wh = (__half *)psi_scratch(2, total * sizeof(__half));
     __half *xh = (__half *)psi_scratch(3, rows * w.cols * sizeof(__half));
@@ -298,7 +304,7 @@ int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64
 }
 
 bool psi_matmul_quantizes(const MatDesc &w, int64_t rows, const RowMap &map) {
-  return !is_float_type((int)w.type) && (map.offsets || rows < GEMM_MIN_ROWS || !psi_cublas_available());
+  return !is_float_type((int)w.type) && (map.offsets || map.exact || rows < GEMM_MIN_ROWS || !psi_cublas_available());
 }
 
 // x (rows x cols) times slab 0 of w, plus bias: y is rows x w.rows. `reuse`: the

@@ -28,6 +28,8 @@ struct RowMap {
   int inputDiv = 1;
   // The int8 rows of x from the previous product are still in the scratch: skip quantizing.
   bool quantized = false;
+  // Dense rows stay on psionic's kernels at any count (the CPU's int8 arithmetic), never fp16 cuBLAS.
+  bool exact = false;
   const int *offsets = nullptr;
   const int *sorted = nullptr;
   int experts = 0;

@@ -106,7 +106,11 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   float *expertOut = (float *)psi_scratch(7, slots * d * sizeof(float));
   float *hidden = (float *)psi_scratch(10, slots * ff * sizeof(float));
   if (!logits || !ids || !weights || !expertOut || !hidden) return -1;
-  if (psi_matmul(*router, x, tokens, RowMap{}, routerBias, 0, logits)) return -1;
+  // The router takes the CPU's arithmetic at any token count: a top-k near-tie
+  // decided by fp16 rounding would send a token to other experts.
+  RowMap exact;
+  exact.exact = true;
+  if (psi_matmul(*router, x, tokens, exact, routerBias, 0, logits)) return -1;
 
   if (tokens <= MOE_DEVICE_TOKENS) {
     int *offsets = (int *)psi_scratch(12, (experts + 1) * sizeof(int));
@@ -117,7 +121,7 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     RowMap byToken;
     byToken.offsets = offsets; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
     // The router's product already left x's int8 rows in the scratch when its type is quantized too.
-    byToken.quantized = psi_matmul_quantizes(*router, tokens, RowMap{}) && psi_matmul_quantizes(*gate, slots, byToken);
+    byToken.quantized = psi_matmul_quantizes(*router, tokens, exact) && psi_matmul_quantizes(*gate, slots, byToken);
     RowMap bySlot = byToken;
     bySlot.inputDiv = 1;
     bySlot.quantized = false;

@@ -56,7 +56,9 @@ function matmulTolerance(type: GGMLType, rows: number): number {
   if (rows >= 32) return 2e-2; // fp16 operands in cuBLAS against the CPU's own rounding
   if (type === GGMLType.F16) return 1e-3; // the CPU's F16 dot rounds its partial sums differently
   if (FLOAT_TYPES.includes(type)) return 1e-4;
-  if (type === GGMLType.Q4_1 || type === GGMLType.Q5_1) return 1e-3; // the CPU's q8_1 keeps sum(q) * d in fp16
+  // Q4_1/Q5_1 multiply their min by fp16(d * sum(q)) as ggml's q8_1 (and llama.cpp's CUDA) keep it;
+  // the CPU backend takes the AMX machine's order for them, which rounds elsewhere.
+  if (type === GGMLType.Q4_1 || type === GGMLType.Q5_1) return 2e-3;
   return K_QUANTS.has(type) ? 2e-2 : 1e-4; // the CPU quantizes K-quant activations per 256 (q8_K)
 }
 
@@ -223,7 +225,7 @@ describe("CUDA ops against the CPU backend", () => {
       for (const tokens of [1, 3, 9, 40, 100]) {
         compare(tokens, d, (b, x, s) => b.moe(x, s
           ? { router: rc, routerBias: rbc, gate: gc, gateBias: gbc, up: uc, upBias: ubc, down: dc, downBias: dbc }
-          : { router: rg, routerBias: rbg, gate: gg, gateBias: gbg, up: ug, upBias: ubg, down: dg, downBias: dbg }, params), tokens >= 32 ? 3e-2 : 2e-3, `moe ${label} x${tokens}`); // from 32 rows the router goes through fp16 cuBLAS
+          : { router: rg, routerBias: rbg, gate: gg, gateBias: gbg, up: ug, upBias: ubg, down: dg, downBias: dbg }, params), tokens > 64 ? 3e-2 : 2e-3, `moe ${label} x${tokens}`); // past 64 tokens experts go through fp16 cuBLAS
       }
     });
   }
