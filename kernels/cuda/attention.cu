@@ -17,11 +17,14 @@ static const int ATT_WARPS = 4;
 static const int MAX_HEAD_DIM = 256;
 static const int MAX_SPLITS = 32;
 
+// Passed by value and hashed byte for byte (common.cuh): no padding. The
+// first positions change every step, so they are staged, not part of the value.
 struct Segments {
   int count;
   int rowStart[MAX_SEGMENTS];
   int rows[MAX_SEGMENTS];
-  int pos0[MAX_SEGMENTS];
+  int unused;
+  const int *pos0;
   __half *k[MAX_SEGMENTS];
   __half *v[MAX_SEGMENTS];
 };
@@ -45,7 +48,7 @@ struct AttendArgs {
   int heads, kvHeads, headDim, headDimV, window;
   float scale;
   // Key splits per (row, head); with more than one the block writes partials (part*) instead of out.
-  int splits;
+  int splits, unused;
   float *partMax, *partSum, *partAcc;
 };
 
@@ -172,28 +175,31 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
   }
   for (int base = 0; base < count; base += MAX_SEGMENTS) {
     Segments s;
+    memset(&s, 0, sizeof s);
     s.count = min(MAX_SEGMENTS, count - base);
     const int64_t firstRow = segs[base].rowStart;
     int64_t rows = 0;
+    int pos0[MAX_SEGMENTS];
     for (int i = 0; i < s.count; i++) {
       const HostSegment &h = segs[base + i];
-      s.rowStart[i] = (int)(h.rowStart - firstRow); s.rows[i] = (int)h.rows; s.pos0[i] = (int)h.pos0;
+      s.rowStart[i] = (int)(h.rowStart - firstRow); s.rows[i] = (int)h.rows; pos0[i] = (int)h.pos0;
       s.k[i] = h.k; s.v[i] = h.v;
       rows = h.rowStart + h.rows - firstRow;
     }
     if (rows <= 0) continue;
+    if (!(s.pos0 = (const int *)psi_stage(pos0, s.count * sizeof(int)))) return -1;
     if (k && v) {
       PSI_LAUNCH((unsigned)rows, 128, store_kv)(k + firstRow * kvHeads * headDim, v + firstRow * kvHeads * headDimV, s,
-                                                       (int64_t)kvHeads * headDim, (int64_t)kvHeads * headDimV);
+                                               (int64_t)kvHeads * headDim, (int64_t)kvHeads * headDimV);
       if (PSI_LAUNCHED("store_kv")) return -1;
     }
     // The longest key range of any row here decides the split.
     int keys = 0;
     for (int i = 0; i < s.count; i++) {
-      const int lastPos = s.pos0[i] + s.rows[i] - 1;
+      const int lastPos = pos0[i] + s.rows[i] - 1;
       keys = max(keys, window > 0 ? min(window, lastPos + 1) : lastPos + 1);
     }
-    AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, choose_splits(rows, heads, keys), nullptr, nullptr, nullptr};
+    AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, choose_splits(rows, heads, keys), 0, nullptr, nullptr, nullptr};
     if (a.splits > 1) {
       const int64_t parts = rows * heads * a.splits;
       a.partMax = (float *)psi_scratch(15, parts * sizeof(float));

@@ -1,5 +1,6 @@
 // Shared by kernels/cuda/*.cu: the exported-symbol macro, the launch macro
-// (PSI_LAUNCH: nvcc, or the CPU build of emulate.h), the one stream every
+// (PSI_LAUNCH: nvcc or the CPU build of emulate.h, launched or recorded for a
+// CUDA graph), the one stream every
 // launch goes to, error reporting (a failed call records a readable message
 // that psi_cuda_last_error() returns, and the exported function returns
 // non-zero: TypeScript turns that into a PsionicError, never a crash), and
@@ -11,11 +12,11 @@
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
-// kernel<<<grid, block, 0, stream>>>(args), written so that the CPU build (emulate.h) can run it too.
-#define PSI_LAUNCH(grid, block, ...) __VA_ARGS__<<<grid, block, 0, psi_stream()>>>
 #endif
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <functional>
 
 #define PSI_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -36,6 +37,55 @@ bool psi_failed(cudaError_t status, const char *what);
 // growable scratch buffers by slot (each reused by the next op asking for that slot).
 void *psi_stage(const void *src, size_t bytes);
 void *psi_scratch(int slot, size_t bytes);
+
+// graph.cu: a decode step's launches and copies are recorded (psi_recording),
+// fingerprinted by their kernels, shapes and argument bytes, and run as one
+// CUDA graph, replayed when a later step has the same fingerprint. Anything
+// that waits for the device ends the recording first (psi_flush_recording).
+bool psi_recording();
+void psi_record(uint64_t fingerprint, std::function<void()> work);
+int psi_flush_recording();
+// cudaMemcpyAsync on the stream, recorded as part of the step while recording.
+int psi_memcpy_async(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, const char *what);
+
+inline uint64_t psi_hash(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = (const unsigned char *)p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+// kernel<<<grid, block, 0, stream>>>(args) as PSI_LAUNCH(grid, block, kernel)(args):
+// launched now, or recorded into the step being recorded. Arguments are hashed
+// byte for byte, so structs passed by value must have no padding.
+template <class F>
+struct PsiLaunch {
+  dim3 grid, block;
+  F kernel;
+  template <class... A>
+  void operator()(A... args) const {
+    if (psi_recording()) {
+      uint64_t h = psi_hash(14695981039346656037ull, &kernel, sizeof kernel);
+      h = psi_hash(h, &grid, sizeof grid);
+      h = psi_hash(h, &block, sizeof block);
+      ((h = psi_hash(h, &args, sizeof args)), ...);
+      const PsiLaunch self = *this;
+      psi_record(h, [self, args...]() { self.run(args...); });
+    } else {
+      run(args...);
+    }
+  }
+  template <class... A>
+  void run(A... args) const {
+#ifdef PSI_EMULATE
+    psi_emu_run(grid, block, [&]() { kernel(args...); });
+#else
+    kernel<<<grid, block, 0, psi_stream()>>>(args...);
+#endif
+  }
+};
+template <class F>
+inline PsiLaunch<F> psi_launch(dim3 grid, dim3 block, F kernel) { return {grid, block, kernel}; }
+#define PSI_LAUNCH(grid, block, ...) psi_launch(dim3(grid), dim3(block), __VA_ARGS__)
 
 static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

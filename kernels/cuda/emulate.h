@@ -158,15 +158,5 @@ inline cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = new double(0); return 
 inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { *e = psi_emu_now_ms(); return cudaSuccess; }
 inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) { *ms = (float)(*b - *a); return cudaSuccess; }
 
-// kernel<<<grid, block, 0, stream>>>(args) is PSI_LAUNCH(grid, block, kernel)(args).
+// Runs every block of a launch (emulate.cpp); PSI_LAUNCH (common.cuh) calls it.
 void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body);
-template <class F>
-struct PsiEmuLaunch {
-  dim3 grid, block;
-  F kernel;
-  template <class... A>
-  void operator()(A... args) const { psi_emu_run(grid, block, [&]() { kernel(args...); }); }
-};
-template <class F>
-inline PsiEmuLaunch<F> psi_emu_launch(dim3 grid, dim3 block, F kernel) { return {grid, block, kernel}; }
-#define PSI_LAUNCH(grid, block, ...) psi_emu_launch(dim3(grid), dim3(block), __VA_ARGS__)

@@ -17,22 +17,24 @@ struct MatDesc {
 
 // Rows up to which one matrix-vector pass serves them all.
 static const int MMV_ROWS = 8;
-// Rows from which a dense product goes to cuBLAS (when it is there).
-static const int64_t GEMM_MIN_ROWS = 32;
+// Rows from which a dense product goes to cuBLAS (when it is there): past the
+// largest recorded decode step (graph.cu), which stays on psionic's kernels.
+static const int64_t GEMM_MIN_ROWS = 65;
 
 // Which slab (expert) and input row each product row uses. Dense (the
 // default): slab 0, input row = row. Grouped: the rows of expert e are
 // sorted[offsets[e] .. offsets[e+1]-1] (experts + 1 offsets, on the device),
 // input row row / inputDiv.
+// Passed to kernels by value and hashed byte for byte (common.cuh): no padding.
 struct RowMap {
   int inputDiv = 1;
   // The int8 rows of x from the previous product are still in the scratch: skip quantizing.
-  bool quantized = false;
+  int quantized = 0;
   // Dense rows stay on psionic's kernels at any count (the CPU's int8 arithmetic), never fp16 cuBLAS.
-  bool exact = false;
+  int exact = 0;
+  int experts = 0;
   const int *offsets = nullptr;
   const int *sorted = nullptr;
-  int experts = 0;
 };
 
 // y = x W^T + bias, rows as `map` says; an expert's bias is biasStride floats after the previous one's.

@@ -5,6 +5,7 @@
 // split layout (decode.cuh).
 #include <stdarg.h>
 #include <string.h>
+#include <vector>
 #include "common.cuh"
 #include "decode.cuh"
 
@@ -71,20 +72,25 @@ PSI_EXPORT void *psi_cuda_malloc(uint64_t bytes) {
 PSI_EXPORT int psi_cuda_free(void *p) { return psi_failed(cudaFree(p), "cudaFree") ? -1 : 0; }
 
 PSI_EXPORT int psi_cuda_upload(void *dst, const void *src, uint64_t bytes) {
+  if (psi_flush_recording()) return -1;
   return psi_failed(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "upload") ||
          psi_failed(cudaStreamSynchronize(stream), "upload (sync)") ? -1 : 0;
 }
 
 PSI_EXPORT int psi_cuda_download(void *dst, const void *src, uint64_t bytes) {
+  if (psi_flush_recording()) return -1;
   if (psi_failed(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), "download")) return -1;
   return psi_failed(cudaStreamSynchronize(stream), "download (sync): an earlier kernel failed") ? -1 : 0;
 }
 
 PSI_EXPORT int psi_cuda_copy(void *dst, const void *src, uint64_t bytes) {
-  return psi_failed(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream), "device copy") ? -1 : 0;
+  return psi_memcpy_async(dst, src, bytes, cudaMemcpyDeviceToDevice, "device copy");
 }
 
-PSI_EXPORT int psi_cuda_sync(void) { return psi_failed(cudaStreamSynchronize(stream), "synchronize") ? -1 : 0; }
+PSI_EXPORT int psi_cuda_sync(void) {
+  if (psi_flush_recording()) return -1;
+  return psi_failed(cudaStreamSynchronize(stream), "synchronize") ? -1 : 0;
+}
 
 // A device copy of `bytes` host bytes, valid for launches queued after this call.
 void *psi_stage(const void *src, size_t bytes) {
@@ -92,25 +98,40 @@ void *psi_stage(const void *src, size_t bytes) {
   if (aligned > RING_BYTES) { psi_set_error("staging: %zu bytes exceed the %zu-byte ring", bytes, RING_BYTES); return nullptr; }
   if (ring_at + aligned > RING_BYTES) {
     // Wrapping: the copies that read the ring's start must be done before it is rewritten.
-    if (psi_failed(cudaStreamSynchronize(stream), "staging (sync)")) return nullptr;
+    if (psi_flush_recording() || psi_failed(cudaStreamSynchronize(stream), "staging (sync)")) return nullptr;
     ring_at = 0;
   }
   memcpy(ring_host + ring_at, src, bytes);
   void *dst = ring_device + ring_at;
-  if (psi_failed(cudaMemcpyAsync(dst, ring_host + ring_at, bytes, cudaMemcpyHostToDevice, stream), "staging copy")) return nullptr;
+  if (psi_memcpy_async(dst, ring_host + ring_at, bytes, cudaMemcpyHostToDevice, "staging copy")) return nullptr;
   ring_at += aligned;
   return dst;
 }
+
+// A recorded step starts the ring over (its device is idle), so identical steps stage at identical addresses.
+void psi_ring_reset() { ring_at = 0; }
 
 // Scratch buffers that grow on demand; each slot is reused by the next op that asks for it.
 static void *scratch_ptr[24];
 static size_t scratch_size[24];
 
+// Buffers outgrown while a step was being recorded: its recorded work may still use them.
+static std::vector<void *> deferred;
+
+void psi_release_deferred() {
+  for (void *p : deferred) cudaFree(p);
+  deferred.clear();
+}
+
 void *psi_scratch(int slot, size_t bytes) {
   if (scratch_size[slot] >= bytes) return scratch_ptr[slot];
   if (scratch_ptr[slot]) {
-    cudaStreamSynchronize(stream);
-    cudaFree(scratch_ptr[slot]);
+    if (psi_recording()) {
+      deferred.push_back(scratch_ptr[slot]);
+    } else {
+      cudaStreamSynchronize(stream);
+      cudaFree(scratch_ptr[slot]);
+    }
   }
   scratch_ptr[slot] = nullptr; scratch_size[slot] = 0;
   size_t want = bytes + bytes / 4;

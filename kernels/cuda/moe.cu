@@ -141,6 +141,7 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     PSI_LAUNCH((unsigned)ceil_div(tokens, 64), 64, route_topk)(logits, experts, k, tokens, ids, weights);
     if (PSI_LAUNCHED("route_topk")) return -1;
     std::vector<int> hostIds(slots);
+    if (psi_flush_recording()) return -1;
     if (psi_failed(cudaMemcpyAsync(hostIds.data(), ids, slots * sizeof(int), cudaMemcpyDeviceToHost, psi_stream()), "moe ids") ||
         psi_failed(cudaStreamSynchronize(psi_stream()), "moe ids (sync)")) return -1;
     std::vector<int> count(experts, 0), start(experts + 1, 0), order(slots);

@@ -169,6 +169,7 @@ PSI_EXPORT int psi_cuda_argmax_rows(const float *x, int64_t rows, int64_t width,
   if (!ids) return -1;
   PSI_LAUNCH((unsigned)rows, 256, argmax_rows)(x, width, ids);
   if (PSI_LAUNCHED("argmax_rows")) return -1;
+  if (psi_flush_recording()) return -1;
   if (psi_failed(cudaMemcpyAsync(hostOut, ids, rows * sizeof(int), cudaMemcpyDeviceToHost, psi_stream()), "argmax download")) return -1;
   return psi_failed(cudaStreamSynchronize(psi_stream()), "argmax (sync): an earlier kernel failed") ? -1 : 0;
 }

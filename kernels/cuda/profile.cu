@@ -37,7 +37,7 @@ PSI_EXPORT int psi_cuda_prof_end(void) {
 // Adds each op's busy milliseconds to busy[op], the wait before it to idle[op],
 // and one to count[op]; then forgets the marks. Synchronizes the stream.
 PSI_EXPORT int psi_cuda_prof_collect(double *busy, double *idle, double *count, int ops) {
-  if (psi_failed(cudaStreamSynchronize(psi_stream()), "profile sync")) return -1;
+  if (psi_flush_recording() || psi_failed(cudaStreamSynchronize(psi_stream()), "profile sync")) return -1;
   cudaEvent_t previous_end = nullptr;
   for (Mark &m : marks) {
     if (m.op >= 0 && m.op < ops && m.end) {

@@ -30,6 +30,8 @@ export interface CudaBackendOptions {
 
 const PERSISTENT = -1;
 const FLOAT_TYPES = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16]);
+/** Largest step recorded as a graph: decode and batched decode (kernels/cuda/matmul.cuh keeps these off cuBLAS). */
+const GRAPH_MAX_ROWS = 64;
 
 export class CudaBackend implements Backend {
   readonly name = "cuda";
@@ -37,6 +39,7 @@ export class CudaBackend implements Backend {
   private readonly arena: DeviceArena;
   private readonly lib = cudaKernels();
   private uploaded = 0;
+  private graphs = true;
   /**
    * The input of the last product with a quantized weight: its int8 rows are
    * still in the kernels' scratch, so the next product of the same input (q,
@@ -54,6 +57,23 @@ export class CudaBackend implements Backend {
     checkCuda(this.lib.psi_cuda_init(index), `CUDA device ${index} (${device.name})`);
     this.arena = new DeviceArena(options.arenaBytes ?? 256 << 20);
     this.onUpload = options.onUpload;
+    this.useGraphs(process.env.PSIONIC_CUDA_GRAPHS !== "0");
+  }
+
+  /**
+   * Decode steps (up to GRAPH_MAX_ROWS rows) recorded and run as CUDA graphs
+   * (kernels/cuda/graph.cu); on by default, PSIONIC_CUDA_GRAPHS=0 turns them off.
+   */
+  useGraphs(on: boolean): void {
+    this.graphs = on;
+    this.check(this.lib.psi_cuda_graphs(on ? 1 : 0), "CUDA graphs");
+  }
+
+  /** Decode steps captured into new graphs, and steps that replayed one. */
+  graphStats(): { captured: number; replayed: number } {
+    const out = new Float64Array(2);
+    this.lib.psi_cuda_graph_stats(ptr(out));
+    return { captured: out[0]!, replayed: out[1]! };
   }
 
   /** "loaded", or why prefill products run without cuBLAS. */
@@ -124,6 +144,8 @@ export class CudaBackend implements Backend {
     if (bad >= 0) throw new PsionicError("model.bad-token", `token id ${tokens[bad]} is outside the vocabulary of ${vocab}`);
     if (tokens.length === 0) throw new PsionicError("backend.shape", "embed: no tokens");
     this.arena.beginStep();
+    // A decode step is recorded from here and runs as one graph when its result is read.
+    if (this.graphs && tokens.length <= GRAPH_MAX_ROWS) this.check(this.lib.psi_cuda_record_begin(), "step start");
     const out = this.output(tokens.length, t.cols);
     this.check(this.lib.psi_cuda_get_rows(t.descPointer, ptr(tokens), tokens.length, dev(out.address)), "embed");
     return out;

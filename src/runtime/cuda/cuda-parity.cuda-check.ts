@@ -84,13 +84,14 @@ describe("CUDA backend against the CPU backend: teacher-forced greedy generation
 });
 
 describe("CUDA backend: -ngl, batches, greedy on the device", () => {
-  it("generate() at temperature 0 picks on the device (argmaxRows) the tokens the downloaded logits give", async () => {
+  it("generate() at temperature 0 picks on the device (argmaxRows) the tokens the downloaded logits give; decode steps replay CUDA graphs", async () => {
     const path = join(dir, "llama-greedy.gguf");
     synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 7 }, path);
     const loaded = loadModel(path, { backend: cuda, contextLimit: 512 });
     const prompt = PROMPTS.llama;
     const picked: number[] = [];
     let onDevice = 0;
+    const before = cuda.graphStats();
     const argmaxRows = cuda.argmaxRows.bind(cuda);
     cuda.argmaxRows = (x) => (onDevice++, argmaxRows(x));
     for await (const e of generate(loaded, { prompt, maxTokens: 24, ignoreEos: false, sampling: { temperature: 0 } })) if (e.kind === "done") picked.push(...e.tokens);
@@ -104,6 +105,10 @@ describe("CUDA backend: -ngl, batches, greedy on the device", () => {
       if (i + 1 < picked.length) logits = model.backend.download(model.forward(Int32Array.of(expected[i]!)));
     }
     cuda.argmaxRows = argmaxRows;
+    // Decode steps run as graphs: captured once per step shape, then replayed.
+    const after = cuda.graphStats();
+    console.log(`graphs: ${after.captured - before.captured} captured, ${after.replayed - before.replayed} replayed over ${picked.length} steps`);
+    expect(after.replayed - before.replayed).toBeGreaterThan(picked.length / 2);
     expect(onDevice).toBe(picked.length);
     expect(picked.length).toBeGreaterThan(0);
     expect(picked).toEqual(expected);

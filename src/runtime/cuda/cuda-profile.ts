@@ -13,6 +13,8 @@ const COLLECT_EVERY = 50_000;
 
 export function profileBackend(backend: CudaBackend): void {
   const lib = cudaKernels();
+  // Events around each op need the ops launched one by one, not recorded into graphs.
+  backend.useGraphs(false);
   const labels: string[] = [];
   const ids = new Map<string, number>();
   const host: number[] = [];
