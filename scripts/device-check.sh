@@ -243,8 +243,10 @@ if [ "$model_ok" = 1 ]; then
   if step "psionic bench ($backend) pp$pp tg$tg" "$bench_log" 150 bash -c "bun src/cli/main.ts bench -m '$model' --backend $backend -p $pp -n $tg -r 3 --json >'$bench_json'"; then
     render_bench >>"$bench_log" 2>&1
   fi
-  # Where psionic's device time goes, op by op (PSIONIC_CUDA_PROFILE: src/runtime/cuda/cuda-profile.ts).
+  # Where psionic's device time goes, op by op (PSIONIC_CUDA_PROFILE: src/runtime/cuda/cuda-profile.ts),
+  # and decode without CUDA graphs (each op launched on its own), for the A/B.
   if [ "$backend" = cuda ]; then
+    step "psionic bench (cuda, graphs off) tg128" "$bench_log" 60 env PSIONIC_CUDA_GRAPHS=0 bun src/cli/main.ts bench -m "$model" --backend cuda -p 0 -n 128 -r 2
     step "psionic cuda profile pp512 tg64" "$bench_log" 60 env PSIONIC_CUDA_PROFILE=1 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 64 -r 1
   fi
   if [ "$llama_ok" = 1 ]; then

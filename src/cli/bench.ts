@@ -11,7 +11,8 @@
 // llama-bench's: mean and sample standard deviation of the per-run tok/s.
 import { cpus, loadavg } from "node:os";
 import type { Activation } from "../runtime/backend.ts";
-import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS, offloadFor } from "../runtime/backends.ts";
+import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS, offloadFor, withUploadProgress } from "../runtime/backends.ts";
+import { createProgress } from "../util/progress.ts";
 import { loadModel, prefill, type LoadedModel } from "../runtime/generator.ts";
 import { SeededRng } from "../runtime/rng.ts";
 import { typeLayout } from "../gguf/types.ts";
@@ -200,9 +201,11 @@ export const benchCommand: Command = {
       const progress = (line: string) => console.error(`psionic bench: ${line}`);
       const machine = { cpu: cpus()[0]?.model.trim() ?? "unknown", cores: cpus().length, loadAverage: loadavg()[0]! };
 
-      const backend = await createBackend(f.backend as string, { threads });
+      const upload = createProgress({ label: "uploading weights to the GPU", total: 0 });
+      const backend = await createBackend(f.backend as string, withUploadProgress(f.backend as string, f.model, { threads }, (done, total) => upload.update(done, total)));
       const offload = await offloadFor(backend.name, integerFlag(f, "n-gpu-layers", 0), threads);
       const loaded = loadModel(f.model, { backend, contextLimit: Math.max(nPrompt, nGen, 1), offload });
+      if (backend.name === "cuda") upload.finish();
       progress(`loaded ${f.model} on ${backend.name} in ${loaded.loadMs.toFixed(0)} ms`);
       const psionic = benchPsionic(loaded, { nPrompt, nGen, repetitions, onProgress: progress });
 

@@ -2,7 +2,8 @@
 // then prints llama.cpp-style timing lines to stderr. Sampling defaults are
 // llama.cpp's (common/common.h): temperature 0.8, top-k 40, top-p 0.95,
 // min-p 0.05, repeat window 64 with the penalties off; --temp 0 is greedy.
-import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS, offloadFor } from "../runtime/backends.ts";
+import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS, offloadFor, withUploadProgress } from "../runtime/backends.ts";
+import { createProgress } from "../util/progress.ts";
 import { DEFAULT_BATCH_SIZE, formatTimings, generate, loadModel, tokensPerSecond, type GenerationRequest } from "../runtime/generator.ts";
 import { defaultModelPath } from "../util/default-model.ts";
 import { PsionicError } from "../util/errors.ts";
@@ -111,9 +112,11 @@ export const generateCommand: Command = {
         },
       };
 
-      const backend = await createBackend(flags.backend as string, { threads });
+      const upload = createProgress({ label: "uploading weights to the GPU", total: 0 });
+      const backend = await createBackend(flags.backend as string, withUploadProgress(flags.backend as string, modelPath, { threads }, (done, total) => upload.update(done, total)));
       const offload = await offloadFor(backend.name, integerFlag(flags, "n-gpu-layers", 0), threads);
       const loaded = loadModel(modelPath, { backend, contextLimit, kvPrecision: kvType, offload });
+      if (backend.name === "cuda") upload.finish();
       const hp = loaded.model.hparams;
       console.error(`psionic generate: ${loaded.path}: ${hp.arch}, ${hp.layers} layers, vocab ${loaded.model.vocabSize}, context ${loaded.model.cache.contextLimit}; backend ${backend.name}, ${threads} threads`);
       for await (const event of generate(loaded, request)) {

@@ -67,3 +67,14 @@ export async function offloadFor(name: string, gpuLayers: number | undefined, th
   if (name !== "cuda" || gpuLayers === undefined) return undefined;
   return { layers: gpuLayers, rest: await createBackend("cpu", { threads }) };
 }
+
+/**
+ * createBackend's options with a progress report of the weight upload to a GPU
+ * backend (`report(done, total)`, total = the model file's size): loading
+ * gpt-oss-20b moves 12 GB over PCIe.
+ */
+export function withUploadProgress(name: string, modelPath: string, options: BackendOptions, report: (done: number, total: number) => void): BackendOptions {
+  if (name !== "cuda") return options;
+  const total = Bun.file(modelPath).size;
+  return { ...options, onUpload: (done) => report(done, total) };
+}

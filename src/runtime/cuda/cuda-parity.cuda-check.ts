@@ -15,6 +15,7 @@ import { GGMLType } from "../../gguf/types.ts";
 import { argmax, FLOAT_WEIGHTS_TOLERANCE, QUANTIZED_WEIGHTS_TOLERANCE } from "../../model/parity-harness.ts";
 import { synthesize } from "../../model/synth.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
+import { startEngine } from "../engine/engine-client.ts";
 import { generate, loadModel, promptTokens } from "../generator.ts";
 import { CudaBackend } from "./cuda-backend.ts";
 
@@ -84,6 +85,28 @@ describe("CUDA backend against the CPU backend: teacher-forced greedy generation
 });
 
 describe("CUDA backend: -ngl, batches, greedy on the device", () => {
+  it("the engine's batched greedy steps pick on the device the tokens host sampling picks", async () => {
+    const path = join(dir, "oss-engine.gguf");
+    synthesize({ preset: { arch: "gpt-oss", name: "tiny" }, type: GGMLType.MXFP4, seed: 7 }, path);
+    const engine = await startEngine({ models: [{ path, id: "m" }], backend: "cuda", contextLimit: 256, parallel: 4 });
+    try {
+      const run = async (text: string, logprobs: boolean) => {
+        const job = { id: `${text}-${logprobs}`, model: "m", prompt: { text }, maxTokens: 16, sampling: { temperature: 0 }, stop: [], logprobs, topLogprobs: 0 };
+        const tokens: number[] = [];
+        for await (const e of engine.generate(job)) if (e.kind === "token") tokens.push(e.token);
+        return tokens;
+      };
+      const prompts = ["The fox", "A dog runs", "Over the hill the", "Once"];
+      // Without logprobs every sequence picks by argmax on the device; with them the logits come back.
+      const onDevice = await Promise.all(prompts.map((p) => run(p, false)));
+      const onHost = await Promise.all(prompts.map((p) => run(p, true)));
+      expect(onDevice.every((t) => t.length === 16)).toBe(true);
+      expect(onDevice).toEqual(onHost);
+    } finally {
+      await engine.close();
+    }
+  }, 300_000);
+
   it("generate() at temperature 0 picks on the device (argmaxRows) the tokens the downloaded logits give; decode steps replay CUDA graphs", async () => {
     const path = join(dir, "llama-greedy.gguf");
     synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 7 }, path);

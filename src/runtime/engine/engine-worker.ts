@@ -1,7 +1,7 @@
 // The engine's Bun Worker: loads the models, then runs each model's
 // scheduler step after step while any has work, yielding to the event loop
 // between steps so new jobs and cancellations arrive within one step.
-import { createBackend, offloadFor } from "../backends.ts";
+import { createBackend, offloadFor, withUploadProgress } from "../backends.ts";
 import { loadModel } from "../generator.ts";
 import { PsionicError } from "../../util/errors.ts";
 import type { EngineMessage, EngineRequest, EngineStats, JobEvent, WorkerInit } from "./protocol.ts";
@@ -15,7 +15,14 @@ const schedulers = new Map<string, Scheduler>();
 let looping = false;
 
 async function load(init: WorkerInit): Promise<void> {
-  const backend = await createBackend(init.backend, { threads: init.threads });
+  // A GPU backend reports the weight upload of each model, a line per tenth.
+  let shown = -1;
+  const report = (done: number, total: number) => {
+    const tenth = Math.floor((10 * done) / Math.max(1, total));
+    if (tenth !== shown && tenth <= 10) post({ kind: "progress", text: `uploading weights to the GPU: ${tenth * 10}%` });
+    shown = tenth;
+  };
+  const backend = await createBackend(init.backend, withUploadProgress(init.backend, init.models[0]?.path ?? "", { threads: init.threads }, report));
   const offload = await offloadFor(init.backend, init.gpuLayers, init.threads);
   for (const spec of init.models) {
     post({ kind: "progress", text: `loading ${spec.path}` });

@@ -121,9 +121,16 @@ export class Scheduler {
     // A step made only of prompt chunks still needs one output row for the forward pass.
     const anyOutput = segments.some((s) => s.outputRows.length > 0);
     if (!anyOutput) segments[segments.length - 1]!.outputRows = [segments[segments.length - 1]!.tokens.length - 1];
-    let logits: Float32Array;
+    // When every sequence sampling this step picks the plain argmax (greedy, no
+    // penalties, logprobs or constraint), a backend that can takes the argmax
+    // where the logits are and returns one id per row instead of the logits.
+    const sampling = batch.filter(({ seq, count }, i) => segments[i]!.outputRows.length > 0 && count === seq.pending.length);
+    const argmaxOnly = model.backend.argmaxRows !== undefined && sampling.every(({ seq }) => seq.picksArgmax);
+    let logits: Float32Array | undefined, ids: Int32Array | undefined;
     try {
-      logits = model.backend.download(model.forwardBatch(segments));
+      const out = model.forwardBatch(segments);
+      if (argmaxOnly) ids = model.backend.argmaxRows!(out);
+      else logits = model.backend.download(out);
     } catch (error) {
       for (const { seq } of batch) this.finish(seq, refusalEvent(seq.job.id, error));
       return;
@@ -135,7 +142,8 @@ export class Scheduler {
       const complete = count === seq.pending.length;
       seq.evaluated(count);
       if (wanted) {
-        if (complete) this.sampleAndEmit(seq, logits.subarray(row * vocab, (row + 1) * vocab));
+        if (complete && ids) this.emitEvents(seq, () => seq.take(ids![row]!));
+        else if (complete) this.sampleAndEmit(seq, logits!.subarray(row * vocab, (row + 1) * vocab));
         row++;
       }
     });
@@ -228,9 +236,14 @@ export class Scheduler {
   }
 
   private sampleAndEmit(seq: Sequence, logits: Float32Array): void {
+    this.emitEvents(seq, () => seq.sample(logits));
+  }
+
+  /** Sends what a sequence's pick produced (a token, maybe "done"); a refused pick ends the sequence. */
+  private emitEvents(seq: Sequence, pick: () => JobEvent[]): void {
     let events: JobEvent[];
     try {
-      events = seq.sample(logits);
+      events = pick();
     } catch (error) {
       this.finish(seq, refusalEvent(seq.job.id, error));
       return;

@@ -5,7 +5,7 @@
 import type { Tokenizer } from "../../tokenizer/tokenizer.ts";
 import { createTokenConstraint, sampleConstrained, type TokenConstraint } from "../constraint/token-constraint.ts";
 import type { GenerationTimings } from "../generator.ts";
-import { Sampler } from "../sampler.ts";
+import { Sampler, type SampledToken } from "../sampler.ts";
 import { StopChecker } from "../stop.ts";
 import type { CacheEntry } from "./prefix-cache.ts";
 import type { FinishReason, GenerateJob, JobEvent, PrefixCacheOutcome, TokenAlternative } from "./protocol.ts";
@@ -82,18 +82,45 @@ export class Sequence {
    * the events to send: a token, and a "done" when generation ends here.
    */
   sample(logits: Float32Array): JobEvent[] {
-    const now = performance.now();
-    if (this.firstLogitsAt === undefined) {
-      this.firstLogitsAt = now;
-      this.timings.prefillMs = now - this.startedAt;
-      // Remember the prompt's last logits, so an identical prompt later skips evaluation.
-      if (this.entry.tokens.length === this.prompt.length) this.entry.logits = { position: this.prompt.length - 1, values: logits.slice() };
-    } else {
-      this.timings.decodeMs = now - this.firstLogitsAt;
-      this.timings.decodeTokens++;
-    }
+    const { now, first } = this.stepStarted();
+    // Remember the prompt's last logits, so an identical prompt later skips evaluation.
+    if (first && this.entry.tokens.length === this.prompt.length) this.entry.logits = { position: this.prompt.length - 1, values: logits.slice() };
     const remaining = this.job.maxTokens - this.generated.length;
     const picked = this.constraint ? sampleConstrained(this.sampler, logits, this.constraint, remaining) : this.sampler.sample(logits);
+    return this.emitPick(picked, now);
+  }
+
+  /**
+   * Whether this step's pick is the plain argmax of the logits (greedy, no
+   * penalties, logprobs or constraint) and the logits are not needed for the
+   * prefix cache (not the prompt's first output), so `take` may be used.
+   */
+  get picksArgmax(): boolean {
+    return this.firstLogitsAt !== undefined && !this.constraint && this.sampler.picksArgmax;
+  }
+
+  /** As `sample`, for a token the backend already picked by argmax (picksArgmax). */
+  take(token: number): JobEvent[] {
+    const { now } = this.stepStarted();
+    this.sampler.accept(token);
+    return this.emitPick({ token, probability: 1 }, now);
+  }
+
+  /** Starts a pick's timing; `first`: the prompt's first output. */
+  private stepStarted(): { now: number; first: boolean } {
+    const now = performance.now();
+    const first = this.firstLogitsAt === undefined;
+    if (first) {
+      this.firstLogitsAt = now;
+      this.timings.prefillMs = now - this.startedAt;
+    } else {
+      this.timings.decodeMs = now - this.firstLogitsAt!;
+      this.timings.decodeTokens++;
+    }
+    return { now, first };
+  }
+
+  private emitPick(picked: SampledToken, now: number): JobEvent[] {
     this.constraint?.accept(picked.token);
     this.generated.push(picked.token);
     const step = this.stop.push(picked.token, this.decoder.push(picked.token));
