@@ -113,8 +113,8 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *slab, i
 }
 
 // The rows a block takes, R at a time: f(slab index, inRow[], outRow[], count).
-// Dense: rows blockIdx.y*R .., slab 0. Grouped (map.offsets): every row of
-// expert blockIdx.y, so the expert's weights are read once for all its rows.
+// Dense: all rows, slab 0. Grouped (map.offsets): every row of expert
+// blockIdx.y, so the expert's weights are read once for all its rows.
 template <int R, class F>
 __device__ __forceinline__ void each_chunk(const RowMap &map, int64_t rows, F &&f) {
   int64_t inRow[R], outRow[R];
@@ -132,11 +132,14 @@ __device__ __forceinline__ void each_chunk(const RowMap &map, int64_t rows, F &&
       f(e, inRow, outRow, nr);
     }
   } else {
-    const int64_t r0 = blockIdx.y * (int64_t)R;
-    const int nr = (int)min((int64_t)R, rows - r0);
+    // Dense: the block takes every row, R at a time, so its weight rows come
+    // from memory once and from L1 for the later chunks (batched decode).
+    for (int64_t r0 = 0; r0 < rows; r0 += R) {
+      const int nr = (int)min((int64_t)R, rows - r0);
 #pragma unroll
-    for (int r = 0; r < R; r++) inRow[r] = outRow[r] = r0 + r;
-    f(0, inRow, outRow, nr);
+      for (int r = 0; r < R; r++) inRow[r] = outRow[r] = r0 + r;
+      f(0, inRow, outRow, nr);
+    }
   }
 }
 
@@ -223,8 +226,7 @@ static int quantized_rows(const float *x, int64_t rows, int64_t cols, const RowM
 
 template <int T, int R>
 static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
-  const int64_t chunks = map.offsets ? map.experts : ceil_div(rows, R);
-  const dim3 grid((unsigned)ceil_div(w.rows, MMV_WARPS), (unsigned)chunks);
+  const dim3 grid((unsigned)ceil_div(w.rows, MMV_WARPS), (unsigned)(map.offsets ? map.experts : 1));
   int8_t *xq;
   float *xd;
   if (quantized_rows<T>(x, rows, w.cols, map, &xq, &xd)) return -1;
