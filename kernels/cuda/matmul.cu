@@ -10,6 +10,7 @@
 // cuBLAS the matrix-vector kernels run in chunks.
 // Expert products (MoE) take the rows grouped by expert: the same kernels,
 // each block reading one expert's slab for all the rows that chose it.
+#include <algorithm>
 #include "common.cuh"
 #include "decode.cuh"
 #include "matmul.cuh"
@@ -132,10 +133,11 @@ __device__ __forceinline__ void each_chunk(const RowMap &map, int64_t rows, F &&
       f(e, inRow, outRow, nr);
     }
   } else {
-    // Dense: the block takes every row, R at a time, so its weight rows come
-    // from memory once and from L1 for the later chunks (batched decode).
-    for (int64_t r0 = 0; r0 < rows; r0 += R) {
-      const int nr = (int)min((int64_t)R, rows - r0);
+    // Dense: the block takes map.blockRows rows, R at a time, so its weight
+    // rows come from memory once and from L1 for the later chunks.
+    const int64_t end = min(rows, (int64_t)(blockIdx.y + 1) * map.blockRows);
+    for (int64_t r0 = (int64_t)blockIdx.y * map.blockRows; r0 < end; r0 += R) {
+      const int nr = (int)min((int64_t)R, end - r0);
 #pragma unroll
       for (int r = 0; r < R; r++) inRow[r] = outRow[r] = r0 + r;
       f(0, inRow, outRow, nr);
@@ -224,9 +226,23 @@ static int quantized_rows(const float *x, int64_t rows, int64_t cols, const RowM
   return 0;
 }
 
+// Blocks enough to fill the GPU (about two per multiprocessor of an H100).
+static const int64_t TARGET_BLOCKS = 264;
+
 template <int T, int R>
-static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
-  const dim3 grid((unsigned)ceil_div(w.rows, MMV_WARPS), (unsigned)(map.offsets ? map.experts : 1));
+static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &given, const float *bias, int64_t biasStride, float *y) {
+  RowMap map = given;
+  const int64_t across = ceil_div(w.rows, MMV_WARPS);
+  int64_t down = map.offsets ? map.experts : 1;
+  if (!map.offsets) {
+    // As few row blocks as fill the GPU: a wide weight (many outputs) takes every
+    // row in each block, a narrow one (the router) splits the rows.
+    const int64_t chunks = ceil_div(rows, R);
+    down = std::min(chunks, std::max<int64_t>(1, ceil_div(TARGET_BLOCKS, across)));
+    map.blockRows = (int)(ceil_div(chunks, down) * R);
+    down = ceil_div(rows, map.blockRows);
+  }
+  const dim3 grid((unsigned)across, (unsigned)down);
   int8_t *xq;
   float *xd;
   if (quantized_rows<T>(x, rows, w.cols, map, &xq, &xd)) return -1;

@@ -33,6 +33,9 @@ struct RowMap {
   // Dense rows stay on psionic's kernels at any count (the CPU's int8 arithmetic), never fp16 cuBLAS.
   int exact = 0;
   int experts = 0;
+  // Dense: rows each block takes (a multiple of the kernel's R; set by the launch).
+  int blockRows = 0;
+  int unused = 0;
   const int *offsets = nullptr;
   const int *sorted = nullptr;
 };
