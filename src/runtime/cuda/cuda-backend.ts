@@ -2,7 +2,9 @@
 // types on the device, activations in a device arena reset at each forward
 // step (embed starts a step, as on the CPU backend), and an F16 KV cache.
 // Every launch goes to one stream in order, so an op never waits for the
-// previous one on the host; only download() (the logits) synchronizes.
+// previous one on the host; only download() and argmaxRows() synchronize. A
+// step of up to GRAPH_MAX_ROWS rows (decode) is recorded from its embed and
+// runs as one CUDA graph when its result is read (kernels/cuda/graph.cu).
 //
 // Arithmetic follows the CPU backend where it decides rounding (activations
 // quantized per 32 values for quantized weights, rounded to the weight's type
