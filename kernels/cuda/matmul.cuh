@@ -17,9 +17,14 @@ struct MatDesc {
 
 // Rows up to which one matrix-vector pass serves them all.
 static const int MMV_ROWS = 8;
-// Rows from which a dense product goes to cuBLAS (when it is there): past the
-// largest recorded decode step (graph.cu), which stays on psionic's kernels.
-static const int64_t GEMM_MIN_ROWS = 65;
+// Rows from which a dense product goes to cuBLAS (when it is there), and
+// tokens up to which MoE experts are grouped on the device (moe.cu). Both are
+// past the largest recorded decode step (graph.cu, 64 rows), which stays on
+// psionic's kernels. For measurement, PSIONIC_CUDA_GEMM_MIN_ROWS and
+// PSIONIC_CUDA_MOE_DEVICE_TOKENS move them (read once, at psi_cuda_init;
+// never below the decode step's 64 rows).
+extern int64_t GEMM_MIN_ROWS;
+extern int64_t MOE_DEVICE_TOKENS;
 
 // Which slab (expert) and input row each product row uses. Dense (the
 // default): slab 0, input row = row. Grouped: the rows of expert e are

@@ -5,9 +5,12 @@
 // split layout (decode.cuh).
 #include <stdarg.h>
 #include <string.h>
+#include <stdlib.h>
+#include <algorithm>
 #include <vector>
 #include "common.cuh"
 #include "decode.cuh"
+#include "matmul.cuh"
 
 static char last_error[512] = "";
 static cudaStream_t stream = nullptr;
@@ -48,8 +51,20 @@ static uint8_t *ring_host = nullptr, *ring_device = nullptr;
 static size_t ring_at = 0;
 static const size_t RING_BYTES = 8u << 20;
 
+int64_t GEMM_MIN_ROWS = 65;
+int64_t MOE_DEVICE_TOKENS = 64;
+
+// A positive integer from the environment, at least `floor`; else `fallback`.
+static int64_t tuning(const char *name, int64_t fallback, int64_t floor) {
+  const char *value = getenv(name);
+  const long long parsed = value && *value ? atoll(value) : 0;
+  return parsed > 0 ? std::max<int64_t>(floor, parsed) : fallback;
+}
+
 PSI_EXPORT int psi_cuda_init(int device) {
   if (stream) return 0;
+  GEMM_MIN_ROWS = tuning("PSIONIC_CUDA_GEMM_MIN_ROWS", 65, 65);
+  MOE_DEVICE_TOKENS = tuning("PSIONIC_CUDA_MOE_DEVICE_TOKENS", 64, 64);
   if (psi_failed(cudaSetDevice(device), "cudaSetDevice")) return -1;
   if (psi_failed(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate")) return -1;
   if (psi_failed(cudaMallocHost(&ring_host, RING_BYTES), "cudaMallocHost (staging ring)")) return -1;

@@ -2,7 +2,7 @@
 // (llama.cpp's build_moe_ffn: router logits + bias, top-k over the raw logits
 // with ties to the lower id, softmax over the k chosen, clamped SwiGLU, each
 // token's k results scaled and summed in selection order).
-// Up to MOE_DEVICE_TOKENS tokens (decode, batched decode): the (token, slot)
+// Up to MOE_DEVICE_TOKENS tokens (decode, batched decode; matmul.cuh): the (token, slot)
 // pairs are grouped by expert on the device and each chosen expert's weights
 // are read once for all its rows. More tokens (prefill): the ids come back to
 // the host and each expert multiplies its group as one dense product (cuBLAS
@@ -14,8 +14,6 @@
 int psi_gather(const float *src, const int *deviceIndex, int divisor, int64_t count, int64_t width, float *out);
 
 static const int MAX_EXPERTS = 512;
-// Tokens up to which experts are grouped on the device (no host round trip).
-static const int64_t MOE_DEVICE_TOKENS = 64;
 
 // Top-k of one token's router logits (ties to the lower id), softmax over the k chosen.
 __device__ __forceinline__ void topk_softmax(const float *l, int experts, int k, int *ids, float *weights) {
