@@ -163,3 +163,26 @@ export function checkConcat(parts: readonly Activation[]): number {
   if (bad) throw new PsionicError("backend.shape", `concatRows: rows of ${bad.width} after rows of ${first.width}`);
   return first.width;
 }
+
+/** The step of an activation whose buffer is never reused (uploads, buffers past an arena's budget). */
+export const PERSISTENT = -1;
+
+/**
+ * `x` as one of `backend`'s activations (class `own`), refused when it is
+ * another backend's, or when its buffer belongs to an earlier forward step
+ * than `currentStep` and has been reused since.
+ */
+export function ownedActivation<T extends Activation & { readonly step: number }>(
+  x: Activation, own: abstract new (...args: never[]) => T, backend: string, currentStep: number, op: string,
+): T {
+  if (!(x instanceof own)) throw new PsionicError("backend.foreign", `${op}: the activation does not belong to the ${backend} backend`);
+  if (x.step !== PERSISTENT && x.step !== currentStep) {
+    throw new PsionicError("backend.stale-activation", `${op}: this activation is from an earlier forward step; its buffer has been reused (download what you need before the next forward)`);
+  }
+  return x;
+}
+
+/** Refuses two activations of different shapes (element-wise ops). */
+export function checkSameShape(a: Activation, b: Activation, op: string): void {
+  if (a.rows !== b.rows || a.width !== b.width) throw new PsionicError("backend.shape", `${op}: shapes ${a.rows}x${a.width} and ${b.rows}x${b.width} differ`);
+}

@@ -11,12 +11,11 @@
 // prefill), buffers are fresh allocations that never go stale; the garbage
 // collector frees them.
 import { PsionicError } from "../../util/errors.ts";
+import { PERSISTENT } from "../backend.ts";
 
 /** Default slot budget: a decode step of any preset (gpt-oss-20b included) fits many times over; a big prefill spills past it. */
 export const DEFAULT_ARENA_BYTES = 64 * 1024 * 1024;
 
-/** A buffer's step when it will never be reused (uploads, buffers past the budget). */
-export const PERSISTENT = -1;
 
 export class ActivationArena {
   private readonly slots: Float32Array[] = [];

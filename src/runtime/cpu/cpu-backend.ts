@@ -13,14 +13,14 @@
 //   cells exactly as ggml's split-KV path (ggmlDecodeChunks) — so give it the
 //   thread count llama.cpp runs with to compare the two;
 // - KV rows are stored F16 (round to nearest even) or F32 by the store kernel.
-import { checkConcat, type AttentionSegment } from "../backend.ts";
+import { checkConcat, checkSameShape, ownedActivation, PERSISTENT, type AttentionSegment } from "../backend.ts";
 import { cpuKernels } from "../../../ffi/cpu.ts";
 import { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
 import type {
   Activation, AttentionParams, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, RopeParams, Weight,
 } from "../backend.ts";
-import { ActivationArena, DEFAULT_ARENA_BYTES, PERSISTENT } from "./activation-arena.ts";
+import { ActivationArena, DEFAULT_ARENA_BYTES } from "./activation-arena.ts";
 import { cpuMoE } from "./cpu-moe.ts";
 import { projectPrepared } from "./cpu-products.ts";
 import { CpuActivation, CpuKV, CpuWeight, checkWeight } from "./cpu-tensors.ts";
@@ -58,21 +58,12 @@ export class CpuBackend implements Backend {
 
   /** x's numbers, refused when a later step has reused its buffer. */
   private data(x: Activation, op: string): Float32Array {
-    const a = x as CpuActivation;
-    if (!(a instanceof CpuActivation)) throw new PsionicError("backend.foreign", `${op}: the activation does not belong to the cpu backend`);
-    if (a.step !== PERSISTENT && a.step !== this.arena.step) {
-      throw new PsionicError("backend.stale-activation", `${op}: this activation is from an earlier forward step; its buffer has been reused (download what you need before the next forward)`);
-    }
-    return a.data;
+    return ownedActivation(x, CpuActivation, "cpu", this.arena.step, op).data;
   }
 
   private output(rows: number, width: number): CpuActivation {
     const { data, step } = this.arena.take(rows * width);
     return new CpuActivation(rows, width, data, step);
-  }
-
-  private sameShape(a: Activation, b: Activation, op: string): void {
-    if (a.rows !== b.rows || a.width !== b.width) throw new PsionicError("backend.shape", `${op}: shapes ${a.rows}x${a.width} and ${b.rows}x${b.width} differ`);
   }
 
   loadWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): Weight {
@@ -185,14 +176,14 @@ export class CpuBackend implements Backend {
   }
 
   add(a: Activation, b: Activation): Activation {
-    this.sameShape(a, b, "add");
+    checkSameShape(a, b, "add");
     const out = this.output(a.rows, a.width);
     add(this.data(a, "add"), this.data(b, "add"), out.data);
     return out;
   }
 
   swiglu(gate: Activation, up: Activation): Activation {
-    this.sameShape(gate, up, "swiglu");
+    checkSameShape(gate, up, "swiglu");
     const out = this.output(gate.rows, gate.width);
     swiglu(this.data(gate, "swiglu"), this.data(up, "swiglu"), { rows: gate.rows, cols: gate.width }, out.data);
     return out;

@@ -15,7 +15,7 @@ import { ptr } from "bun:ffi";
 import { checkCuda, cudaDevices, cudaKernels } from "../../../ffi/cuda.ts";
 import { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
-import { checkConcat } from "../backend.ts";
+import { checkConcat, checkSameShape, ownedActivation, PERSISTENT } from "../backend.ts";
 import type {
   Activation, AttentionParams, AttentionSegment, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, RopeParams, Weight,
 } from "../backend.ts";
@@ -30,7 +30,6 @@ export interface CudaBackendOptions {
   onUpload?: (bytes: number) => void;
 }
 
-const PERSISTENT = -1;
 const FLOAT_TYPES = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16]);
 /** Largest step recorded as a graph: decode and batched decode (kernels/cuda/matmul.cuh keeps these off cuBLAS). */
 const GRAPH_MAX_ROWS = 64;
@@ -84,12 +83,7 @@ export class CudaBackend implements Backend {
   }
 
   private act(x: Activation, op: string): number {
-    const a = x as CudaActivation;
-    if (!(a instanceof CudaActivation)) throw new PsionicError("backend.foreign", `${op}: the activation does not belong to the cuda backend`);
-    if (a.step !== PERSISTENT && a.step !== this.arena.step) {
-      throw new PsionicError("backend.stale-activation", `${op}: this activation is from an earlier forward step; its buffer has been reused (download what you need before the next forward)`);
-    }
-    return a.address;
+    return ownedActivation(x, CudaActivation, "cuda", this.arena.step, op).address;
   }
 
   private output(rows: number, width: number): CudaActivation {
@@ -98,10 +92,6 @@ export class CudaBackend implements Backend {
 
   private check(status: number, what: string): void {
     checkCuda(status, what);
-  }
-
-  private sameShape(a: Activation, b: Activation, op: string): void {
-    if (a.rows !== b.rows || a.width !== b.width) throw new PsionicError("backend.shape", `${op}: shapes ${a.rows}x${a.width} and ${b.rows}x${b.width} differ`);
   }
 
   loadWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): Weight {
@@ -227,14 +217,14 @@ export class CudaBackend implements Backend {
   }
 
   add(a: Activation, b: Activation): Activation {
-    this.sameShape(a, b, "add");
+    checkSameShape(a, b, "add");
     const out = this.output(a.rows, a.width);
     this.check(this.lib.psi_cuda_add(dev(this.act(a, "add")), dev(this.act(b, "add")), dev(out.address), a.rows * a.width), "add");
     return out;
   }
 
   swiglu(gate: Activation, up: Activation): Activation {
-    this.sameShape(gate, up, "swiglu");
+    checkSameShape(gate, up, "swiglu");
     const out = this.output(gate.rows, gate.width);
     this.check(this.lib.psi_cuda_swiglu(dev(this.act(gate, "swiglu")), dev(this.act(up, "swiglu")), dev(out.address), gate.rows * gate.width), "swiglu");
     return out;

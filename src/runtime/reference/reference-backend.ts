@@ -9,7 +9,7 @@
 // logits to 2.4e-7 (without: 2.5e-2). What remains different is summation
 // order inside sums, i.e. ulps; but an ulp can move a value across a Q8_0
 // rounding boundary, which moves logits by ~0.02 (see parity-harness.ts).
-import { attendSegmentsByCopy, checkConcat, type AttentionSegment } from "../backend.ts";
+import { attendSegmentsByCopy, checkConcat, checkSameShape, type AttentionSegment } from "../backend.ts";
 import { codecLayout, referenceCodecs } from "../../gguf/quant/codecs.ts";
 import type { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -40,11 +40,6 @@ class RefKV implements KVStorage {
 const act = (x: Activation) => x as RefActivation;
 const weight = (w: Weight) => w as RefWeight;
 
-function sameShape(a: Activation, b: Activation, op: string): void {
-  if (a.rows !== b.rows || a.width !== b.width) {
-    throw new PsionicError("backend.shape", `${op}: shapes ${a.rows}x${a.width} and ${b.rows}x${b.width} differ`);
-  }
-}
 
 export function silu(x: number): number {
   return x / (1 + Math.exp(-x));
@@ -170,7 +165,7 @@ export class ReferenceBackend implements Backend {
   }
 
   add(x: Activation, y: Activation): Activation {
-    sameShape(x, y, "add");
+    checkSameShape(x, y, "add");
     const a = act(x).data, b = act(y).data;
     const out = new Float32Array(a.length);
     for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
@@ -178,7 +173,7 @@ export class ReferenceBackend implements Backend {
   }
 
   swiglu(gate: Activation, up: Activation): Activation {
-    sameShape(gate, up, "swiglu");
+    checkSameShape(gate, up, "swiglu");
     const g = act(gate).data, u = act(up).data;
     const out = new Float32Array(g.length);
     for (let i = 0; i < g.length; i++) out[i] = Math.fround(silu(g[i]!)) * u[i]!;
