@@ -3,7 +3,7 @@
 // TypeScript reference, the C kernels, later CUDA) implements them. Tensors are
 // opaque handles: a model never reads their numbers, so a backend may keep
 // them quantized, in its own layout, or on a device.
-import type { GGMLType } from "../gguf/types.ts";
+import { tensorBytes, typeLayout, type GGMLType, type TypeLayout } from "../gguf/types.ts";
 import { PsionicError } from "../util/errors.ts";
 
 /** Activations: `rows` tokens by `width` values each. */
@@ -185,4 +185,21 @@ export function ownedActivation<T extends Activation & { readonly step: number }
 /** Refuses two activations of different shapes (element-wise ops). */
 export function checkSameShape(a: Activation, b: Activation, op: string): void {
   if (a.rows !== b.rows || a.width !== b.width) throw new PsionicError("backend.shape", `${op}: shapes ${a.rows}x${a.width} and ${b.rows}x${b.width} differ`);
+}
+
+/**
+ * Checks a tensor's type (one `backend` has kernels for) and byte size against
+ * its dims, naming it on refusal; returns its layout and byte size.
+ */
+export function checkWeightBytes(backend: string, supported: readonly GGMLType[], name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): { layout: TypeLayout; total: number } {
+  const layout = typeLayout(type);
+  if (!layout) throw new PsionicError("model.bad-tensor", `tensor ${name}: unknown ggml type id ${type}`);
+  if (!supported.includes(type)) {
+    throw new PsionicError("backend.unsupported-type", `tensor ${name}: the ${backend} backend has no kernels for ${layout.name}; supported: ${supported.map((t) => typeLayout(t)!.name).join(", ")}`);
+  }
+  if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d <= 0)) throw new PsionicError("model.bad-tensor", `tensor ${name}: dims [${dims.join(", ")}] are not positive integers`);
+  if (dims[0]! % layout.blockSize !== 0) throw new PsionicError("model.bad-tensor", `tensor ${name}: rows of ${dims[0]} are not whole ${layout.name} blocks of ${layout.blockSize}`);
+  const total = tensorBytes(layout, dims.reduce((a, b) => a * b, 1));
+  if (bytes.byteLength !== total) throw new PsionicError("model.bad-tensor", `tensor ${name}: [${dims.join(", ")}] ${layout.name} needs ${total} bytes, got ${bytes.byteLength}`);
+  return { layout, total };
 }

@@ -4,9 +4,9 @@
 // padded as llama.cpp pads its cache.
 import { ptr, type Pointer } from "bun:ffi";
 import { cpuKernels } from "../../../ffi/cpu.ts";
-import { GGMLType, tensorBytes, typeLayout } from "../../gguf/types.ts";
+import { GGMLType, typeLayout } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
-import type { Activation, KVPrecision, KVStorage, Weight } from "../backend.ts";
+import { checkWeightBytes, type Activation, type KVPrecision, type KVStorage, type Weight } from "../backend.ts";
 import { MATMUL_TYPES, repackRows16 } from "./matmul.ts";
 
 export class CpuActivation implements Activation {
@@ -87,15 +87,7 @@ export class CpuWeight implements Weight {
 
 /** Checks a tensor's type and byte size against its dims, naming it on refusal. */
 export function checkWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): void {
-  const layout = typeLayout(type);
-  if (!layout) throw new PsionicError("model.bad-tensor", `tensor ${name}: unknown ggml type id ${type}`);
-  if (!MATMUL_TYPES.includes(type)) {
-    throw new PsionicError("backend.unsupported-type", `tensor ${name}: the cpu backend has no kernels for ${layout.name}; supported: ${MATMUL_TYPES.map((t) => typeLayout(t)!.name).join(", ")}`);
-  }
-  if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d <= 0)) throw new PsionicError("model.bad-tensor", `tensor ${name}: dims [${dims.join(", ")}] are not positive integers`);
-  if (dims[0]! % layout.blockSize !== 0) throw new PsionicError("model.bad-tensor", `tensor ${name}: rows of ${dims[0]} are not whole ${layout.name} blocks of ${layout.blockSize}`);
-  const expected = tensorBytes(layout, dims.reduce((a, b) => a * b, 1));
-  if (bytes.byteLength !== expected) throw new PsionicError("model.bad-tensor", `tensor ${name}: [${dims.join(", ")}] ${layout.name} needs ${expected} bytes, got ${bytes.byteLength}`);
+  checkWeightBytes("cpu", MATMUL_TYPES, name, type, dims, bytes);
 }
 
 /** llama.cpp's KV cache pads its cell count (and its attention view of the cells) to 256. */

@@ -6,9 +6,9 @@
 import { ptr, type Pointer } from "bun:ffi";
 import { checkCuda, cudaKernels } from "../../../ffi/cuda.ts";
 import { cpuKernels } from "../../../ffi/cpu.ts";
-import { GGMLType, tensorBytes, typeLayout } from "../../gguf/types.ts";
+import { GGMLType, typeLayout } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
-import type { Activation, KVPrecision, KVStorage, Weight } from "../backend.ts";
+import { checkWeightBytes, type Activation, type KVPrecision, type KVStorage, type Weight } from "../backend.ts";
 
 /** Types with CUDA kernels, and the ones repacked into the split layout (code bytes per block). */
 export const CUDA_TYPES: readonly GGMLType[] = [
@@ -63,15 +63,7 @@ export class CudaWeight implements Weight {
 
 /** Uploads one tensor (regrouping split-layout matrices on the device); refuses types without kernels. */
 export function uploadWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): CudaWeight {
-  const layout = typeLayout(type);
-  if (!layout) throw new PsionicError("model.bad-tensor", `tensor ${name}: unknown ggml type id ${type}`);
-  if (!CUDA_TYPES.includes(type)) {
-    throw new PsionicError("backend.unsupported-type", `tensor ${name}: the cuda backend has no kernels for ${layout.name}; supported: ${CUDA_TYPES.map((t) => typeLayout(t)!.name).join(", ")}`);
-  }
-  if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d <= 0)) throw new PsionicError("model.bad-tensor", `tensor ${name}: dims [${dims.join(", ")}] are not positive integers`);
-  if (dims[0]! % layout.blockSize !== 0) throw new PsionicError("model.bad-tensor", `tensor ${name}: rows of ${dims[0]} are not whole ${layout.name} blocks of ${layout.blockSize}`);
-  const total = tensorBytes(layout, dims.reduce((a, b) => a * b, 1));
-  if (bytes.byteLength !== total) throw new PsionicError("model.bad-tensor", `tensor ${name}: [${dims.join(", ")}] ${layout.name} needs ${total} bytes, got ${bytes.byteLength}`);
+  const { layout, total } = checkWeightBytes("cuda", CUDA_TYPES, name, type, dims, bytes);
   const lib = cudaKernels();
   const slabs = dims.slice(2).reduce((a, b) => a * b, 1);
   const slabBytes = total / slabs;
