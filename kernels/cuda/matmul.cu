@@ -17,7 +17,8 @@
 
 static const int MMV_WARPS = 4;
 
-// x rows -> int8 codes and fp16-rounded scales per 32 values (ggml quantize_row_q8_0).
+// x rows -> int8 codes and fp16-rounded scales per 32 values, as the CPU
+// backend (and ggml's x86 quantize_row_q8_0) does: q = round-half-even(x * (127/amax)).
 __global__ void quantize_q8(const float *x, int8_t *xq, float *xd, int64_t blocks) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i >= blocks) return;
@@ -31,7 +32,8 @@ __global__ void quantize_q8(const float *x, int8_t *xq, float *xd, int64_t block
   }
 #pragma unroll
   for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
-  const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+  // 127/amax, not 1/(amax/127): the two differ by an ulp often enough to move a code at a rounding boundary.
+  const float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
   int packed[8];
 #pragma unroll
   for (int j = 0; j < 8; j++) {
