@@ -167,7 +167,7 @@ static int choose_splits(int64_t rows, int heads, int keys) {
 struct HostSegment { int64_t rowStart, rows, pos0; __half *k, *v; };
 
 // k and v rows (may be null to skip storing) go into the caches, then q attends.
-PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, const HostSegment *segs, int count, int64_t totalRows,
+PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, const HostSegment *segs, int count,
                                int heads, int kvHeads, int headDim, int headDimV, int window, float scale, const float *sinks, float *out) {
   if (headDim > MAX_HEAD_DIM || headDimV > MAX_HEAD_DIM || headDim % 2 != 0 || heads % kvHeads != 0) {
     psi_set_error("attention: head dims %d/%d (at most %d, K even) and %d/%d heads are not supported", headDim, headDimV, MAX_HEAD_DIM, heads, kvHeads);
@@ -215,7 +215,6 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
       if (PSI_LAUNCHED("attention merge")) return -1;
     }
   }
-  (void)totalRows;
   return 0;
 }
 

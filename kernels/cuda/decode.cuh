@@ -39,6 +39,31 @@ __host__ __device__ inline int split_code_bytes(int type) {
 }
 __host__ __device__ constexpr bool is_float_type(int type) { return type == T_F32 || type == T_F16 || type == T_BF16; }
 
+// Host dispatch from a runtime type id to the kernel templates: calls
+// f(TypeTag<T>{}) for the types with kernels (cuda-tensors.ts CUDA_TYPES),
+// else refuses naming `what`.
+template <int T>
+struct TypeTag { static constexpr int value = T; };
+
+template <class F>
+inline int with_type(int64_t type, const char *what, F &&f) {
+  switch (type) {
+    case T_F32: return f(TypeTag<T_F32>{});
+    case T_F16: return f(TypeTag<T_F16>{});
+    case T_BF16: return f(TypeTag<T_BF16>{});
+    case T_Q8_0: return f(TypeTag<T_Q8_0>{});
+    case T_Q4_0: return f(TypeTag<T_Q4_0>{});
+    case T_Q4_1: return f(TypeTag<T_Q4_1>{});
+    case T_Q5_0: return f(TypeTag<T_Q5_0>{});
+    case T_Q5_1: return f(TypeTag<T_Q5_1>{});
+    case T_MXFP4: return f(TypeTag<T_MXFP4>{});
+    case T_Q4_K: return f(TypeTag<T_Q4_K>{});
+    case T_Q5_K: return f(TypeTag<T_Q5_K>{});
+    case T_Q6_K: return f(TypeTag<T_Q6_K>{});
+    default: psi_set_error("%s: the CUDA backend has no kernel for ggml type %d", what, (int)type); return -1;
+  }
+}
+
 __device__ __forceinline__ float half_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 __device__ __forceinline__ int load_i32_bytes(const uint8_t *p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (p[3] << 24); }

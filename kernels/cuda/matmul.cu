@@ -291,21 +291,7 @@ static int matmul_type(const MatDesc &w, const float *x, int64_t rows, const Row
 
 int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
   if (w.cols % 32 != 0 && !is_float_type(w.type)) { psi_set_error("matmul: %lld columns are not whole blocks", (long long)w.cols); return -1; }
-  switch (w.type) {
-    case T_F32: return matmul_type<T_F32>(w, x, rows, map, bias, biasStride, y);
-    case T_F16: return matmul_type<T_F16>(w, x, rows, map, bias, biasStride, y);
-    case T_BF16: return matmul_type<T_BF16>(w, x, rows, map, bias, biasStride, y);
-    case T_Q8_0: return matmul_type<T_Q8_0>(w, x, rows, map, bias, biasStride, y);
-    case T_Q4_0: return matmul_type<T_Q4_0>(w, x, rows, map, bias, biasStride, y);
-    case T_Q4_1: return matmul_type<T_Q4_1>(w, x, rows, map, bias, biasStride, y);
-    case T_Q5_0: return matmul_type<T_Q5_0>(w, x, rows, map, bias, biasStride, y);
-    case T_Q5_1: return matmul_type<T_Q5_1>(w, x, rows, map, bias, biasStride, y);
-    case T_MXFP4: return matmul_type<T_MXFP4>(w, x, rows, map, bias, biasStride, y);
-    case T_Q4_K: return matmul_type<T_Q4_K>(w, x, rows, map, bias, biasStride, y);
-    case T_Q5_K: return matmul_type<T_Q5_K>(w, x, rows, map, bias, biasStride, y);
-    case T_Q6_K: return matmul_type<T_Q6_K>(w, x, rows, map, bias, biasStride, y);
-    default: psi_set_error("matmul: the CUDA backend has no kernel for ggml type %d", w.type); return -1;
-  }
+  return with_type(w.type, "matmul", [&](auto t) { return matmul_type<decltype(t)::value>(w, x, rows, map, bias, biasStride, y); });
 }
 
 int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
@@ -314,13 +300,9 @@ int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64
     psi_set_error("matmul_glu: takes grouped rows and gate/up weights of one type and shape");
     return -1;
   }
-  switch (gate.type) {
-#define GLU_CASE(T) case T: return launch_glu<T>(gate, up, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
-    GLU_CASE(T_F32) GLU_CASE(T_F16) GLU_CASE(T_BF16) GLU_CASE(T_Q8_0) GLU_CASE(T_Q4_0) GLU_CASE(T_Q4_1)
-    GLU_CASE(T_Q5_0) GLU_CASE(T_Q5_1) GLU_CASE(T_MXFP4) GLU_CASE(T_Q4_K) GLU_CASE(T_Q5_K) GLU_CASE(T_Q6_K)
-#undef GLU_CASE
-    default: psi_set_error("matmul_glu: the CUDA backend has no kernel for ggml type %d", (int)gate.type); return -1;
-  }
+  return with_type(gate.type, "matmul_glu", [&](auto t) {
+    return launch_glu<decltype(t)::value>(gate, up, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
+  });
 }
 
 bool psi_matmul_quantizes(const MatDesc &w, int64_t rows, const RowMap &map) {
@@ -359,12 +341,8 @@ PSI_EXPORT int psi_cuda_get_rows(const MatDesc *w, const int32_t *hostTokens, in
   if (!tokens) return -1;
   const int64_t per = is_float_type(w->type) ? w->cols : w->cols / 32;
   const unsigned grid = (unsigned)ceil_div(count * per, 128);
-  switch (w->type) {
-#define ROWS_CASE(T) case T: PSI_LAUNCH(grid, 128, get_rows<T>)(*w, tokens, count, out); break;
-    ROWS_CASE(T_F32) ROWS_CASE(T_F16) ROWS_CASE(T_BF16) ROWS_CASE(T_Q8_0) ROWS_CASE(T_Q4_0) ROWS_CASE(T_Q4_1)
-    ROWS_CASE(T_Q5_0) ROWS_CASE(T_Q5_1) ROWS_CASE(T_MXFP4) ROWS_CASE(T_Q4_K) ROWS_CASE(T_Q5_K) ROWS_CASE(T_Q6_K)
-#undef ROWS_CASE
-    default: psi_set_error("get_rows: the CUDA backend has no kernel for ggml type %d", w->type); return -1;
-  }
-  return PSI_LAUNCHED("get_rows");
+  return with_type(w->type, "get_rows", [&](auto t) {
+    PSI_LAUNCH(grid, 128, get_rows<decltype(t)::value>)(*w, tokens, count, out);
+    return PSI_LAUNCHED("get_rows");
+  });
 }

@@ -67,7 +67,7 @@ export class CudaBackend implements Backend {
    */
   useGraphs(on: boolean): void {
     this.graphs = on;
-    this.check(this.lib.psi_cuda_graphs(on ? 1 : 0), "CUDA graphs");
+    checkCuda(this.lib.psi_cuda_graphs(on ? 1 : 0), "CUDA graphs");
   }
 
   /** Decode steps captured into new graphs, and steps that replayed one. */
@@ -90,10 +90,6 @@ export class CudaBackend implements Backend {
     return new CudaActivation(rows, width, this.arena.take(rows * width * 4), this.arena.step);
   }
 
-  private check(status: number, what: string): void {
-    checkCuda(status, what);
-  }
-
   loadWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): Weight {
     const w = uploadWeight(name, type, dims, bytes);
     this.uploaded += bytes.byteLength;
@@ -106,13 +102,13 @@ export class CudaBackend implements Backend {
     const a = new CudaActivation(rows, width, 0, PERSISTENT);
     const address = deviceAlloc(values.byteLength, "upload", a);
     (a as { address: number }).address = address;
-    this.check(this.lib.psi_cuda_upload(dev(address), ptr(values), values.byteLength), "upload");
+    checkCuda(this.lib.psi_cuda_upload(dev(address), ptr(values), values.byteLength), "upload");
     return a;
   }
 
   download(x: Activation): Float32Array {
     const out = new Float32Array(x.rows * x.width);
-    this.check(this.lib.psi_cuda_download(ptr(out), dev(this.act(x, "download")), out.byteLength), "download");
+    checkCuda(this.lib.psi_cuda_download(ptr(out), dev(this.act(x, "download")), out.byteLength), "download");
     return out;
   }
 
@@ -122,7 +118,7 @@ export class CudaBackend implements Backend {
 
   argmaxRows(x: Activation): Int32Array {
     const out = new Int32Array(x.rows);
-    this.check(this.lib.psi_cuda_argmax_rows(dev(this.act(x, "argmaxRows")), x.rows, x.width, ptr(out)), "argmaxRows");
+    checkCuda(this.lib.psi_cuda_argmax_rows(dev(this.act(x, "argmaxRows")), x.rows, x.width, ptr(out)), "argmaxRows");
     const bad = out.indexOf(-1);
     if (bad >= 0) throw new PsionicError("sampler.bad-logits", `row ${bad} holds a non-finite logit; the forward pass produced a NaN or infinity`);
     return out;
@@ -137,9 +133,9 @@ export class CudaBackend implements Backend {
     if (tokens.length === 0) throw new PsionicError("backend.shape", "embed: no tokens");
     this.arena.beginStep();
     // A decode step is recorded from here and runs as one graph when its result is read.
-    if (this.graphs && tokens.length <= GRAPH_MAX_ROWS) this.check(this.lib.psi_cuda_record_begin(), "step start");
+    if (this.graphs && tokens.length <= GRAPH_MAX_ROWS) checkCuda(this.lib.psi_cuda_record_begin(), "step start");
     const out = this.output(tokens.length, t.cols);
-    this.check(this.lib.psi_cuda_get_rows(t.descPointer, ptr(tokens), tokens.length, dev(out.address)), "embed");
+    checkCuda(this.lib.psi_cuda_get_rows(t.descPointer, ptr(tokens), tokens.length, dev(out.address)), "embed");
     return out;
   }
 
@@ -150,7 +146,7 @@ export class CudaBackend implements Backend {
     if (rows.length === x.rows && rows.every((r, i) => r === i)) return x;
     if (rows.length === 0) throw new PsionicError("backend.shape", "takeRows: no rows");
     const out = this.output(rows.length, x.width);
-    this.check(this.lib.psi_cuda_take_rows(dev(src), ptr(Int32Array.from(rows)), rows.length, x.width, dev(out.address)), "takeRows");
+    checkCuda(this.lib.psi_cuda_take_rows(dev(src), ptr(Int32Array.from(rows)), rows.length, x.width, dev(out.address)), "takeRows");
     return out;
   }
 
@@ -160,7 +156,7 @@ export class CudaBackend implements Backend {
     let at = out.address;
     for (const p of parts) {
       const bytes = p.rows * width * 4;
-      this.check(this.lib.psi_cuda_copy(dev(at), dev(this.act(p, "concatRows")), bytes), "concatRows");
+      checkCuda(this.lib.psi_cuda_copy(dev(at), dev(this.act(p, "concatRows")), bytes), "concatRows");
       at += bytes;
     }
     return out;
@@ -172,7 +168,7 @@ export class CudaBackend implements Backend {
     const weight = w as CudaWeight | null;
     if (weight && weight.dims.reduce((a, b) => a * b, 1) !== groupWidth) throw new PsionicError("backend.shape", `rmsNorm: ${weight.name} does not have ${groupWidth} values`);
     const out = this.output(x.rows, x.width);
-    this.check(this.lib.psi_cuda_rms_norm(dev(src), weight ? dev(weight.vector()) : null, eps, x.rows, x.width, groupWidth, dev(out.address)), "rmsNorm");
+    checkCuda(this.lib.psi_cuda_rms_norm(dev(src), weight ? dev(weight.vector()) : null, eps, x.rows, x.width, groupWidth, dev(out.address)), "rmsNorm");
     return out;
   }
 
@@ -186,7 +182,7 @@ export class CudaBackend implements Backend {
     const out = this.output(x.rows, m.rows);
     const quantized = !FLOAT_TYPES.has(m.type);
     const reuse = quantized && this.lastQuantizedInput === x ? 1 : 0;
-    this.check(this.lib.psi_cuda_matmul(m.descPointer, dev(src), x.rows, b ? dev(b.vector()) : null, dev(out.address), reuse), `matmul ${m.name}`);
+    checkCuda(this.lib.psi_cuda_matmul(m.descPointer, dev(src), x.rows, b ? dev(b.vector()) : null, dev(out.address), reuse), `matmul ${m.name}`);
     if (quantized) this.lastQuantizedInput = x;
     return out;
   }
@@ -212,21 +208,21 @@ export class CudaBackend implements Backend {
     if (!(p.dims > 0 && p.dims % 2 === 0 && p.dims <= headDim)) throw new PsionicError("backend.shape", `rope: ${p.dims} rotated dims in heads of ${headDim}`);
     const out = this.output(x.rows, x.width);
     const factors = p.freqFactors ? dev((p.freqFactors as CudaWeight).vector()) : null;
-    this.check(this.lib.psi_cuda_rope(dev(src), dev(out.address), ptr(positions), x.rows, x.width / headDim, headDim, ptr(this.ropeBytes(p)), factors), "rope");
+    checkCuda(this.lib.psi_cuda_rope(dev(src), dev(out.address), ptr(positions), x.rows, x.width / headDim, headDim, ptr(this.ropeBytes(p)), factors), "rope");
     return out;
   }
 
   add(a: Activation, b: Activation): Activation {
     checkSameShape(a, b, "add");
     const out = this.output(a.rows, a.width);
-    this.check(this.lib.psi_cuda_add(dev(this.act(a, "add")), dev(this.act(b, "add")), dev(out.address), a.rows * a.width), "add");
+    checkCuda(this.lib.psi_cuda_add(dev(this.act(a, "add")), dev(this.act(b, "add")), dev(out.address), a.rows * a.width), "add");
     return out;
   }
 
   swiglu(gate: Activation, up: Activation): Activation {
     checkSameShape(gate, up, "swiglu");
     const out = this.output(gate.rows, gate.width);
-    this.check(this.lib.psi_cuda_swiglu(dev(this.act(gate, "swiglu")), dev(this.act(up, "swiglu")), dev(out.address), gate.rows * gate.width), "swiglu");
+    checkCuda(this.lib.psi_cuda_swiglu(dev(this.act(gate, "swiglu")), dev(this.act(up, "swiglu")), dev(out.address), gate.rows * gate.width), "swiglu");
     return out;
   }
 
@@ -243,7 +239,7 @@ export class CudaBackend implements Backend {
     const vec = (t?: Weight) => (t ? dev((t as CudaWeight).vector()) : null);
     this.lastQuantizedInput = null; // the expert products reuse the int8 scratch
     const out = this.output(x.rows, x.width);
-    this.check(this.lib.psi_cuda_moe(dev(src), x.rows, router.descPointer, vec(w.routerBias), gate.descPointer, vec(w.gateBias), up.descPointer, vec(w.upBias),
+    checkCuda(this.lib.psi_cuda_moe(dev(src), x.rows, router.descPointer, vec(w.routerBias), gate.descPointer, vec(w.gateBias), up.descPointer, vec(w.upBias),
       down.descPointer, vec(w.downBias), p.expertsUsed, p.activation.alpha, p.activation.limit, dev(out.address)), "moe");
     return out;
   }
@@ -263,7 +259,7 @@ export class CudaBackend implements Backend {
     if (!Number.isInteger(firstSlot) || firstSlot < 0 || firstSlot + x.rows > c.capacity) {
       throw new PsionicError("kv.overflow", `storeKV: slots ${firstSlot}..${firstSlot + x.rows - 1} outside a cache of ${c.capacity}`);
     }
-    this.check(this.lib.psi_cuda_store_rows(dev(this.act(x, "storeKV")), x.rows, x.width, dev(c.address), firstSlot), "storeKV");
+    checkCuda(this.lib.psi_cuda_store_rows(dev(this.act(x, "storeKV")), x.rows, x.width, dev(c.address), firstSlot), "storeKV");
   }
 
   attention(q: Activation, k: KVStorage, v: KVStorage, positions: Int32Array, p: AttentionParams): Activation {
@@ -300,7 +296,7 @@ export class CudaBackend implements Backend {
     });
     if (covered !== qa.rows) throw new PsionicError("backend.shape", `attention: segments cover ${covered} of ${qa.rows} rows`);
     const sinks = p.sinks ? dev((p.sinks as CudaWeight).vector()) : null;
-    this.check(this.lib.psi_cuda_attend(dev(q), k === null ? null : dev(k), v === null ? null : dev(v), ptr(table), segments.length, qa.rows,
+    checkCuda(this.lib.psi_cuda_attend(dev(q), k === null ? null : dev(k), v === null ? null : dev(v), ptr(table), segments.length,
       p.heads, p.kvHeads, p.headDimK, p.headDimV, p.window, p.scale, sinks, dev(out)), "attention");
   }
 }
