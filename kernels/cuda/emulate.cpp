@@ -55,6 +55,7 @@ thread_local Fiber *current = nullptr;
 thread_local void *scheduler_sp = nullptr;
 thread_local const std::function<void()> *kernel_body = nullptr;
 thread_local uint64_t warp_values[32][32];
+thread_local uint32_t warp_words[32][32][8];
 
 void yield(State waiting) {
   current->state = waiting;
@@ -93,6 +94,13 @@ uint64_t psi_emu_shuffle(uint64_t value, int src) {
   const uint64_t out = warp_values[current->warp][src];
   yield(WAIT_WARP);  // every lane has read before anyone writes again
   return out;
+}
+
+void psi_emu_warp_gather(const uint32_t *mine, int n, uint32_t all[32][8]) {
+  memcpy(warp_words[current->warp][current->lane], mine, n * sizeof(uint32_t));
+  yield(WAIT_WARP);  // every lane has written
+  for (int l = 0; l < 32; l++) memcpy(all[l], warp_words[current->warp][l], n * sizeof(uint32_t));
+  yield(WAIT_WARP);  // every lane has read before anyone writes again
 }
 
 double psi_emu_now_ms() {

@@ -21,6 +21,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 #define __shared__ static thread_local
 
 using std::max;
@@ -48,6 +49,8 @@ void __syncthreads();
 // Exchanges 8 bytes with lane `src` of the warp: every live lane of the warp must call it.
 uint64_t psi_emu_shuffle(uint64_t value, int src);
 int psi_emu_lane();
+// Every live lane of the warp passes n <= 8 words and gets all 32 lanes' words (all[lane][i]).
+void psi_emu_warp_gather(const uint32_t *mine, int n, uint32_t all[32][8]);
 
 template <class T>
 inline T psi_emu_shfl(T v, int src) {
@@ -113,6 +116,7 @@ inline __half __float2half_rn(float f) {
   return {(uint16_t)((sign >> 16) | (((bits >> 13) & 0x7c00) + (bits & 0x0fff)))};
 }
 inline __half __ushort_as_half(uint16_t u) { return {u}; }
+inline uint16_t __half_as_ushort(__half h) { return h.bits; }
 inline float2 __half22float2(__half2 h) { return {__half2float(h.x), __half2float(h.y)}; }
 inline float __bfloat162float(__nv_bfloat16 b) { return __uint_as_float((uint32_t)b.bits << 16); }
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {

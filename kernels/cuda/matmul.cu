@@ -5,15 +5,18 @@
 // 32 values to int8 with an fp16 scale, as ggml's q8_0 does on the CPU, and
 // multiplied with dp4a; float weights multiply float rows (rounded to the
 // weight's type first, as ggml's vec_dot does).
-// Many rows (prefill): the weight is expanded to fp16 and multiplied by
-// cuBLAS (loaded at run time, cublas.cu) with fp32 accumulation; without
-// cuBLAS the matrix-vector kernels run in chunks.
+// Many rows (prefill, from GEMM_MIN_ROWS): quantized weights go to the int8
+// tensor-core kernel (mmq.cuh), same arithmetic; float weights are expanded
+// to fp16 (F16 is used as it is) and multiplied by cuBLAS (loaded at run
+// time, cublas.cu) with fp32 accumulation, or without cuBLAS by the
+// matrix-vector kernels in chunks.
 // Expert products (MoE) take the rows grouped by expert: the same kernels,
 // each block reading one expert's slab for all the rows that chose it.
 #include <algorithm>
 #include "common.cuh"
 #include "decode.cuh"
 #include "matmul.cuh"
+#include "mmq.cuh"
 
 static const int MMV_WARPS = 4;
 
@@ -180,22 +183,11 @@ __global__ void mmv_glu(MatDesc gate, MatDesc up, const int8_t *xq, const float 
   });
 }
 
-// Weight slab -> fp16 rows, for the cuBLAS path.
+// F32/BF16 weight slab -> fp16 rows, for the cuBLAS path.
 template <int T>
 __global__ void expand_half(MatDesc w, const uint8_t *slab, __half *out) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if constexpr (is_float_type(T)) {
-    if (i < w.rows * w.cols) out[i] = __float2half_rn(float_weight<T>(slab, i));
-  } else {
-  const int64_t subs = w.cols / 32;
-  if (i >= w.rows * subs) return;
-  const int64_t n = i / subs, sb = i % subs;
-  Sub32 s;
-  load_sub<T>(slab, slab + w.scalesOffset, n, w.cols, sb, s);
-  __half *o = out + n * w.cols + sb * 32;
-#pragma unroll
-  for (int j = 0; j < 32; j++) o[j] = __float2half_rn((j < 16 ? s.a0 : s.a1) * (float)sub_code(s, j) + (j < 16 ? s.b0 : s.b1));
-  }
+  if (i < w.rows * w.cols) out[i] = __float2half_rn(float_weight<T>(slab, i));
 }
 
 __global__ void to_half(const float *x, __half *out, int64_t n) {
@@ -263,30 +255,45 @@ static int launch_glu(const MatDesc &gate, const MatDesc &up, const float *x, in
   return PSI_LAUNCHED("mmv_glu");
 }
 
+// Dense float weight times many rows on cuBLAS: y = fp16(x) fp16(W)^T (+ bias), fp32 sums.
+template <int T>
+static int cublas_product(const MatDesc &w, const float *x, int64_t rows, const float *bias, float *y) {
+  const int64_t total = w.rows * w.cols;
+  const __half *wh = reinterpret_cast<const __half *>(w.data);
+  if (T != T_F16) {
+    __half *expanded = (__half *)psi_scratch(2, total * sizeof(__half));
+    if (!expanded) return -1;
+    PSI_LAUNCH((unsigned)ceil_div(total, 256), 256, expand_half<T>)(w, w.data, expanded);
+    if (PSI_LAUNCHED("expand_half")) return -1;
+    wh = expanded;
+  }
+  __half *xh = (__half *)psi_scratch(3, rows * w.cols * sizeof(__half));
+  if (!xh) return -1;
+  PSI_LAUNCH((unsigned)ceil_div(rows * w.cols, 256), 256, to_half)(x, xh, rows * w.cols);
+  if (PSI_LAUNCHED("to_half")) return -1;
+  if (psi_cublas_gemm_f16(wh, xh, y, w.rows, rows, w.cols) != 0) return -1;
+  if (bias) {
+    PSI_LAUNCH((unsigned)ceil_div(rows * w.rows, 256), 256, add_bias_rows)(y, bias, rows, w.rows);
+    return PSI_LAUNCHED("add_bias_rows");
+  }
+  return 0;
+}
+
 template <int T>
 static int matmul_type(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
-  if (map.offsets) return launch_mmv<T, MMV_ROWS>(w, x, rows, map, bias, biasStride, y);
-  if (rows >= GEMM_MIN_ROWS && !map.exact && psi_cublas_available()) {
-    const int64_t total = w.rows * w.cols;
-    __half *wh = (__half *)psi_scratch(2, total * sizeof(__half));
-    __half *xh = (__half *)psi_scratch(3, rows * w.cols * sizeof(__half));
-    if (!wh || !xh) return -1;
-    const int64_t items = is_float_type(T) ? total : total / 32;
-    PSI_LAUNCH((unsigned)ceil_div(items, 256), 256, expand_half<T>)(w, w.data, wh);
-    if (PSI_LAUNCHED("expand_half")) return -1;
-    PSI_LAUNCH((unsigned)ceil_div(rows * w.cols, 256), 256, to_half)(x, xh, rows * w.cols);
-    if (PSI_LAUNCHED("to_half")) return -1;
-    if (psi_cublas_gemm_f16(wh, xh, y, w.rows, rows, w.cols) != 0) return -1;
-    if (bias) {
-      PSI_LAUNCH((unsigned)ceil_div(rows * w.rows, 256), 256, add_bias_rows)(y, bias, rows, w.rows);
-      return PSI_LAUNCHED("add_bias_rows");
-    }
-    return 0;
+  const bool many = (map.offsets && map.maxGroup ? map.maxGroup : rows) >= GEMM_MIN_ROWS;
+  if constexpr (is_float_type(T)) {
+    if (many && !map.offsets && !map.exact && psi_cublas_available()) return cublas_product<T>(w, x, rows, bias, y);
+  } else if (many) {
+    int8_t *xq;
+    float *xd;
+    if (quantized_rows<T>(x, rows, w.cols, map, &xq, &xd)) return -1;
+    return launch_mmq<T>(w, xq, xd, rows, map, bias, biasStride, y);
   }
+  if (map.offsets || rows > 4) return launch_mmv<T, MMV_ROWS>(w, x, rows, map, bias, biasStride, y);
   if (rows == 1) return launch_mmv<T, 1>(w, x, rows, map, bias, biasStride, y);
   if (rows == 2) return launch_mmv<T, 2>(w, x, rows, map, bias, biasStride, y);
-  if (rows <= 4) return launch_mmv<T, 4>(w, x, rows, map, bias, biasStride, y);
-  return launch_mmv<T, MMV_ROWS>(w, x, rows, map, bias, biasStride, y);
+  return launch_mmv<T, 4>(w, x, rows, map, bias, biasStride, y);
 }
 
 int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
@@ -305,8 +312,8 @@ int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64
   });
 }
 
-bool psi_matmul_quantizes(const MatDesc &w, int64_t rows, const RowMap &map) {
-  return !is_float_type((int)w.type) && (map.offsets || map.exact || rows < GEMM_MIN_ROWS || !psi_cublas_available());
+bool psi_matmul_quantizes(const MatDesc &w, int64_t, const RowMap &) {
+  return !is_float_type((int)w.type);
 }
 
 // x (rows x cols) times slab 0 of w, plus bias: y is rows x w.rows. `reuse`: the

@@ -17,10 +17,12 @@ struct MatDesc {
 
 // Rows up to which one matrix-vector pass serves them all.
 static const int MMV_ROWS = 8;
-// Rows from which a dense product goes to cuBLAS (when it is there), and
-// tokens up to which MoE experts are grouped on the device (moe.cu). Both are
-// past the largest recorded decode step (graph.cu, 64 rows), which stays on
-// psionic's kernels. For measurement, PSIONIC_CUDA_GEMM_MIN_ROWS and
+// Rows (dense, or in the largest expert group) from which a product takes the
+// many-row kernels: int8 tensor cores for quantized weights (mmq.cuh), cuBLAS
+// for float ones; and tokens up to which MoE routes and groups in one block
+// with the fused gate+up pass (moe.cu). Both are past the largest recorded
+// decode step (graph.cu, 64 rows), which stays on the matrix-vector kernels.
+// For measurement, PSIONIC_CUDA_GEMM_MIN_ROWS and
 // PSIONIC_CUDA_MOE_DEVICE_TOKENS move them (read once, at psi_cuda_init;
 // never below the decode step's 64 rows).
 extern int64_t GEMM_MIN_ROWS;
@@ -40,7 +42,8 @@ struct RowMap {
   int experts = 0;
   // Dense: rows each block takes (a multiple of the kernel's R; set by the launch).
   int blockRows = 0;
-  int unused = 0;
+  // Grouped: the most rows one expert can have (0: rows), which sizes the launch.
+  int maxGroup = 0;
   const int *offsets = nullptr;
   const int *sorted = nullptr;
 };

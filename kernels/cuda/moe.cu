@@ -2,11 +2,13 @@
 // (llama.cpp's build_moe_ffn: router logits + bias, top-k over the raw logits
 // with ties to the lower id, softmax over the k chosen, clamped SwiGLU, each
 // token's k results scaled and summed in selection order).
-// Up to MOE_DEVICE_TOKENS tokens (decode, batched decode; matmul.cuh): the (token, slot)
-// pairs are grouped by expert on the device and each chosen expert's weights
-// are read once for all its rows. More tokens (prefill): the ids come back to
-// the host and each expert multiplies its group as one dense product (cuBLAS
-// for large groups).
+// The (token, slot) pairs are grouped by expert on the device and each chosen
+// expert's weights are read once for all its rows: up to MOE_DEVICE_TOKENS
+// tokens (decode, batched decode; matmul.cuh) routing and grouping take one
+// block and gate+up one fused pass; more tokens (prefill) are routed in
+// parallel, grouped by one block, and quantized experts multiply their groups
+// on the tensor cores (mmq.cuh). Float experts over many tokens send the ids
+// to the host, and each expert's group is one cuBLAS product.
 #include <vector>
 #include "common.cuh"
 #include "matmul.cuh"
@@ -61,6 +63,28 @@ __global__ void route_group(const float *logits, int experts, int k, int tokens,
   }
 }
 
+// Slots grouped by expert, any count, in one block: offsets as route_group's;
+// within an expert's group the slots' order is arbitrary (each product row
+// depends only on its own slot).
+__global__ void group_slots(const int *ids, int slots, int experts, int *offsets, int *sorted) {
+  __shared__ int next[MAX_EXPERTS];
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) next[e] = 0;
+  __syncthreads();
+  for (int s = threadIdx.x; s < slots; s += blockDim.x) atomicAdd(&next[ids[s]], 1);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int running = 0;
+    for (int e = 0; e < experts; e++) {
+      const int count = next[e];
+      offsets[e] = next[e] = running;
+      running += count;
+    }
+    offsets[experts] = running;
+  }
+  __syncthreads();
+  for (int s = threadIdx.x; s < slots; s += blockDim.x) sorted[atomicAdd(&next[ids[s]], 1)] = s;
+}
+
 __global__ void swiglu_oai_kernel(const float *gate, const float *up, float *out, int64_t n, float alpha, float limit) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i < n) out[i] = swiglu_oai_value(gate[i], up[i], alpha, limit);
@@ -110,20 +134,32 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   exact.exact = true;
   if (psi_matmul(*router, x, tokens, exact, routerBias, 0, logits)) return -1;
 
-  if (tokens <= MOE_DEVICE_TOKENS) {
+  const bool few = tokens <= MOE_DEVICE_TOKENS;
+  const bool quantizedExperts = psi_matmul_quantizes(*gate, slots, RowMap{}) && psi_matmul_quantizes(*up, slots, RowMap{}) &&
+                                psi_matmul_quantizes(*down, slots, RowMap{});
+  if (few || quantizedExperts) {
     int *offsets = (int *)psi_scratch(12, (experts + 1) * sizeof(int));
     int *sorted = (int *)psi_scratch(13, slots * sizeof(int));
     if (!offsets || !sorted) return -1;
-    PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, sorted);
-    if (PSI_LAUNCHED("route_group")) return -1;
+    if (few) {
+      PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, sorted);
+      if (PSI_LAUNCHED("route_group")) return -1;
+    } else {
+      PSI_LAUNCH((unsigned)ceil_div(tokens, 64), 64, route_topk)(logits, experts, k, tokens, ids, weights);
+      if (PSI_LAUNCHED("route_topk")) return -1;
+      PSI_LAUNCH(1, 1024, group_slots)(ids, (int)slots, experts, offsets, sorted);
+      if (PSI_LAUNCHED("group_slots")) return -1;
+    }
     RowMap byToken;
     byToken.offsets = offsets; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
+    // A token chooses an expert at most once.
+    byToken.maxGroup = (int)tokens;
     // The router's product already left x's int8 rows in the scratch when its type is quantized too.
     byToken.quantized = psi_matmul_quantizes(*router, tokens, exact) && psi_matmul_quantizes(*gate, slots, byToken);
     RowMap bySlot = byToken;
     bySlot.inputDiv = 1;
     bySlot.quantized = false;
-    if (gate->type == up->type) {
+    if (gate->type == up->type && few) {
       if (psi_matmul_glu(*gate, *up, x, slots, byToken, gateBias, upBias, ff, alpha, limit, hidden)) return -1;
     } else {
       float *g = (float *)psi_scratch(8, slots * ff * sizeof(float));

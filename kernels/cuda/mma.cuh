@@ -1,0 +1,70 @@
+// Warp-wide tensor-core products (mma.sync, sm_80+) with the fragment layouts
+// of the PTX ISA ("Matrix Fragments for mma.m16n8k16"), written out here
+// because the kernels index fragments directly. In a warp, lane = 4g + t.
+//
+// int8, D (16x8, s32) += A (16x16, s8, row-major) B (16x8, s8, by column):
+//   a0: A row g,   k 4t..4t+3 (four int8, low byte first)
+//   a1: A row g+8, k 4t..4t+3
+//   b:  B column g, k 4t..4t+3
+// fp16, D (16x8, f32) += A (16x16, f16) B (16x8, f16):
+//   a[0]: A row g, k 2t..2t+1   a[1]: row g+8, k 2t..2t+1
+//   a[2]: A row g, k 2t+8..2t+9 a[3]: row g+8, k 2t+8..2t+9 (two f16, low half first)
+//   b[0]: B column g, k 2t..2t+1  b[1]: column g, k 2t+8..2t+9
+// Both: c[i] is D row g + 8*(i/2), column 2t + i%2.
+//
+// The CPU build (emulate.h) gathers the warp's fragments and computes each
+// lane's four results from the whole matrices laid out as above: the emulated
+// checks test the kernels' use of these layouts, and the GPU checks
+// (cuda-ops.cuda-check.ts) that the hardware's are the same.
+#pragma once
+#include "common.cuh"
+
+#ifdef PSI_EMULATE
+__device__ __forceinline__ void mma_s8_16816(int c[4], int a0, int a1, int b) {
+  const uint32_t mine[3] = {(uint32_t)a0, (uint32_t)a1, (uint32_t)b};
+  uint32_t all[32][8];
+  psi_emu_warp_gather(mine, 3, all);
+  const int lane = psi_emu_lane(), g = lane / 4, t = lane % 4;
+  for (int i = 0; i < 4; i++) {
+    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    for (int k = 0; k < 16; k++) {
+      const int8_t av = (int8_t)(all[(row % 8) * 4 + k / 4][row / 8] >> (8 * (k % 4)));
+      const int8_t bv = (int8_t)(all[col * 4 + k / 4][2] >> (8 * (k % 4)));
+      c[i] += (int)av * (int)bv;
+    }
+  }
+}
+__device__ __forceinline__ void mma_f16_16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
+  const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+  uint32_t all[32][8];
+  psi_emu_warp_gather(mine, 6, all);
+  const int lane = psi_emu_lane(), g = lane / 4, t = lane % 4;
+  for (int i = 0; i < 4; i++) {
+    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    float sum = c[i];
+    for (int k = 0; k < 16; k++) {
+      const uint32_t aw = all[(row % 8) * 4 + (k % 8) / 2][row / 8 + 2 * (k / 8)];
+      const uint32_t bw = all[col * 4 + (k % 8) / 2][4 + k / 8];
+      sum += __half2float(__ushort_as_half((uint16_t)(aw >> (16 * (k % 2))))) *
+             __half2float(__ushort_as_half((uint16_t)(bw >> (16 * (k % 2)))));
+    }
+    c[i] = sum;
+  }
+}
+#else
+__device__ __forceinline__ void mma_s8_16816(int c[4], int a0, int a1, int b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
+               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+               : "r"(a0), "r"(a1), "r"(b));
+}
+__device__ __forceinline__ void mma_f16_16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+
+// Two floats as one f16x2 word (the first in the low half), as the fp16 fragments hold them.
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  return (uint32_t)__half_as_ushort(__float2half_rn(lo)) | ((uint32_t)__half_as_ushort(__float2half_rn(hi)) << 16);
+}

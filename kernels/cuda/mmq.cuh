@@ -1,0 +1,193 @@
+// Products of many rows with a quantized weight on the tensor cores (prefill,
+// and MoE experts over many tokens): the same arithmetic as the decode
+// kernels (int8 activation codes times the weight's int8 codes per 32-value
+// sub-block, then the sub-block's scales), with the integer dot products
+// taken by int8 mma.sync instead of dp4a. No fp16 copy of the weight is made,
+// and expert rows come grouped by the device (RowMap offsets), so prefill
+// never waits for the host.
+//
+// A block takes 64 weight rows (outputs) x 64 input rows. Per stage of 4
+// sub-blocks (128 values of K) it decodes the weight rows into shared memory
+// as int8 codes with their scales, copies the activation codes, and each of
+// its 4 warps takes a 32 x 32 quarter: 2 x 4 mma tiles of 16 x 8 per half
+// sub-block, whose integer sums are scaled into float accumulators once per
+// sub-block (per half for Q6_K, whose scales are per 16 values).
+#pragma once
+#include "decode.cuh"
+#include "matmul.cuh"
+#include "mma.cuh"
+
+namespace mmq {
+const int BM = 64, BN = 64, SUBS = 4, THREADS = 128;
+// Bytes per shared row: 128 codes + 16, so the 32 lanes' 4-byte fragment reads
+// (row g, bytes 4t..) fall in 32 different banks.
+const int STRIDE = SUBS * 32 + 16;
+}  // namespace mmq
+
+// Q6_K scales each 16 values; the others one scale per 32.
+template <int T> __host__ __device__ constexpr bool mmq_half_scales() { return T == T_Q6_K; }
+// Types with an offset (value = a * code + b): the activation's code sum enters.
+template <int T> __host__ __device__ constexpr bool mmq_has_min() { return T == T_Q4_1 || T == T_Q5_1 || T == T_Q4_K || T == T_Q5_K; }
+
+template <int T>
+__global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, const float *xd, int64_t rows, RowMap map,
+                                                  const float *bias, int64_t biasStride, float *y) {
+  using namespace mmq;
+  __shared__ int4 wq4[BM * STRIDE / 16];
+  __shared__ int4 xq4[BN * STRIDE / 16];
+  __shared__ float wa[BM][SUBS][2], wb[BM][SUBS];
+  __shared__ float xds[BN][SUBS], xms[BN][SUBS];
+  __shared__ int64_t inRow[BN], outRow[BN];
+  int8_t *wqs = reinterpret_cast<int8_t *>(wq4), *xqs = reinterpret_cast<int8_t *>(xq4);
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int64_t n0 = (int64_t)blockIdx.x * BM;
+  // This block's input rows: a tile of the dense rows, or of expert blockIdx.z's group.
+  int e = 0;
+  int64_t first, count;
+  if (map.offsets) {
+    e = blockIdx.z;
+    first = map.offsets[e] + (int64_t)blockIdx.y * BN;
+    count = map.offsets[e + 1] - first;
+  } else {
+    first = (int64_t)blockIdx.y * BN;
+    count = rows - first;
+  }
+  if (count <= 0) return;
+  count = min(count, (int64_t)BN);
+  if (tid < BN) {
+    const int64_t slot = tid >= count ? -1 : map.offsets ? map.sorted[first + tid] : first + tid;
+    inRow[tid] = slot < 0 ? -1 : slot / map.inputDiv;
+    outRow[tid] = slot;
+  }
+  __syncthreads();
+
+  const int64_t K = w.cols, subs = K / 32;
+  const uint8_t *slab = w.data + e * w.slabStride;
+  const uint8_t *scales = slab + w.scalesOffset;
+  const int wm = (warp & 1) * 32, wn = (warp >> 1) * 32;
+  float acc[2][4][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+    for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) acc[mt][nt][i] = 0.f;
+
+  for (int64_t sb0 = 0; sb0 < subs; sb0 += SUBS) {
+    for (int i = tid; i < BM * SUBS; i += THREADS) {
+      const int r = i / SUBS, s = i % SUBS;
+      const int64_t n = n0 + r, sb = sb0 + s;
+      int4 *dst = reinterpret_cast<int4 *>(wqs + r * STRIDE + s * 32);
+      if (n < w.rows && sb < subs) {
+        Sub32 q;
+        load_sub<T>(slab, scales, n, K, sb, q);
+        dst[0] = make_int4(q.q[0], q.q[1], q.q[2], q.q[3]);
+        dst[1] = make_int4(q.q[4], q.q[5], q.q[6], q.q[7]);
+        wa[r][s][0] = q.a0; wa[r][s][1] = q.a1; wb[r][s] = q.b0;
+      } else {
+        dst[0] = dst[1] = make_int4(0, 0, 0, 0);
+        wa[r][s][0] = wa[r][s][1] = wb[r][s] = 0.f;
+      }
+    }
+    for (int i = tid; i < BN * SUBS * 2; i += THREADS) {
+      const int r = i / (SUBS * 2), h = i % (SUBS * 2);
+      const int64_t row = inRow[r], sb = sb0 + h / 2;
+      *reinterpret_cast<int4 *>(xqs + r * STRIDE + h * 16) =
+          row >= 0 && sb < subs ? *reinterpret_cast<const int4 *>(xq + row * K + sb * 32 + (h % 2) * 16) : make_int4(0, 0, 0, 0);
+    }
+    for (int i = tid; i < BN * SUBS; i += THREADS) {
+      const int r = i / SUBS, s = i % SUBS;
+      const int64_t row = inRow[r], sb = sb0 + s;
+      float d = 0.f, m = 0.f;
+      if (row >= 0 && sb < subs) {
+        d = xd[row * subs + sb];
+        if constexpr (mmq_has_min<T>()) {
+          const int4 *xp = reinterpret_cast<const int4 *>(xq + row * K + sb * 32);
+          int sum = 0;
+#pragma unroll
+          for (int j = 0; j < 2; j++) {
+            const int4 v = xp[j];
+            sum = __dp4a(0x01010101, v.x, sum); sum = __dp4a(0x01010101, v.y, sum);
+            sum = __dp4a(0x01010101, v.z, sum); sum = __dp4a(0x01010101, v.w, sum);
+          }
+          // ggml's q8_1 keeps d * sum(q) as fp16 for Q4_1/Q5_1 (as the decode kernels do).
+          m = T == T_Q4_1 || T == T_Q5_1 ? __half2float(__float2half_rn(d * (float)sum)) : d * (float)sum;
+        }
+      }
+      xds[r][s] = d; xms[r][s] = m;
+    }
+    __syncthreads();
+
+    const int stageSubs = (int)min((int64_t)SUBS, subs - sb0);
+    for (int s = 0; s < stageSubs; s++) {
+      int c[2][4][4];
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        if (h == 0 || mmq_half_scales<T>()) {
+#pragma unroll
+          for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+              for (int i = 0; i < 4; i++) c[mt][nt][i] = 0;
+        }
+        const int k = s * 32 + h * 16 + t * 4;
+        int a[2][2], b[4];
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++) {
+          a[mt][0] = *reinterpret_cast<const int *>(wqs + (wm + mt * 16 + g) * STRIDE + k);
+          a[mt][1] = *reinterpret_cast<const int *>(wqs + (wm + mt * 16 + g + 8) * STRIDE + k);
+        }
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++) b[nt] = *reinterpret_cast<const int *>(xqs + (wn + nt * 8 + g) * STRIDE + k);
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+          for (int nt = 0; nt < 4; nt++) mma_s8_16816(c[mt][nt], a[mt][0], a[mt][1], b[nt]);
+        if (h == 1 || mmq_half_scales<T>()) {
+#pragma unroll
+          for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+              const int r = wm + mt * 16 + g + 8 * (i / 2);
+              const float scale = wa[r][s][h], offset = wb[r][s];
+#pragma unroll
+              for (int nt = 0; nt < 4; nt++) {
+                const int col = wn + nt * 8 + 2 * t + i % 2;
+                float v = scale * xds[col][s] * (float)c[mt][nt][i];
+                if (mmq_has_min<T>()) v += offset * xms[col][s];
+                acc[mt][nt][i] += v;
+              }
+            }
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int64_t n = n0 + wm + mt * 16 + g + 8 * (i / 2);
+      if (n >= w.rows) continue;
+      const float bv = bias ? bias[e * biasStride + n] : 0.f;
+#pragma unroll
+      for (int nt = 0; nt < 4; nt++) {
+        const int col = wn + nt * 8 + 2 * t + i % 2;
+        if (col < count) y[outRow[col] * w.rows + n] = acc[mt][nt][i] + bv;
+      }
+    }
+}
+
+// Grid: weight-row tiles x input-row tiles (x experts when grouped, sized for
+// the largest group an expert can have; tiles past its group return at once).
+template <int T>
+int launch_mmq(const MatDesc &w, const int8_t *xq, const float *xd, int64_t rows, const RowMap &map,
+               const float *bias, int64_t biasStride, float *y) {
+  const int64_t inputRows = map.offsets && map.maxGroup ? map.maxGroup : rows;
+  const dim3 grid((unsigned)ceil_div(w.rows, mmq::BM), (unsigned)ceil_div(inputRows, mmq::BN), (unsigned)(map.offsets ? map.experts : 1));
+  PSI_LAUNCH(grid, mmq::THREADS, mmq_kernel<T>)(w, xq, xd, rows, map, bias, biasStride, y);
+  return PSI_LAUNCHED("mmq");
+}
