@@ -8,32 +8,11 @@
 // over the value dimensions; the warps then merge their partial results.
 // Few query rows over many keys (long-context decode) split the keys among
 // several blocks (flash-decoding): each writes its max, sum and weighted V,
-// and a second kernel merges the splits and the sink.
+// and a second kernel merges the splits and the sink. A batch with a segment
+// of FLASH_MIN_ROWS or more rows (a prompt) goes to flash.cuh instead.
 #include <algorithm>
-#include "common.cuh"
-
-static const int MAX_SEGMENTS = 32;
-static const int ATT_WARPS = 4;
-static const int MAX_HEAD_DIM = 256;
-static const int MAX_SPLITS = 32;
-
-// Passed by value and hashed byte for byte (common.cuh): no padding. The
-// first positions change every step, so they are staged, not part of the value.
-struct Segments {
-  int count;
-  int rowStart[MAX_SEGMENTS];
-  int rows[MAX_SEGMENTS];
-  int unused;
-  const int *pos0;
-  __half *k[MAX_SEGMENTS];
-  __half *v[MAX_SEGMENTS];
-};
-
-__device__ __forceinline__ int segment_of(const Segments &s, int row) {
-  int i = 0;
-  while (i + 1 < s.count && row >= s.rowStart[i + 1]) i++;
-  return i;
-}
+#include "attention.cuh"
+#include "flash.cuh"
 
 // Rows of k and v (float) into their segments' caches at slot pos0 + (row - rowStart).
 __global__ void store_kv(const float *k, const float *v, Segments s, int64_t kWidth, int64_t vWidth) {
@@ -43,14 +22,6 @@ __global__ void store_kv(const float *k, const float *v, Segments s, int64_t kWi
   for (int64_t i = threadIdx.x; i < kWidth; i += blockDim.x) s.k[seg][slot * kWidth + i] = __float2half_rn(k[row * kWidth + i]);
   for (int64_t i = threadIdx.x; i < vWidth; i += blockDim.x) s.v[seg][slot * vWidth + i] = __float2half_rn(v[row * vWidth + i]);
 }
-
-struct AttendArgs {
-  int heads, kvHeads, headDim, headDimV, window;
-  float scale;
-  // Key splits per (row, head); with more than one the block writes partials (part*) instead of out.
-  int splits, unused;
-  float *partMax, *partSum, *partAcc;
-};
 
 // Keys a split covers: the row's key range cut into `splits` runs of whole 32-key chunks.
 __device__ __forceinline__ void split_range(int first, int last, int split, int splits, int &begin, int &end) {
@@ -193,11 +164,17 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
                                                (int64_t)kvHeads * headDim, (int64_t)kvHeads * headDimV);
       if (PSI_LAUNCHED("store_kv")) return -1;
     }
-    // The longest key range of any row here decides the split.
-    int keys = 0;
+    // The longest key range of any row here decides the split; a segment of prompt rows, the flash kernel.
+    int keys = 0, maxSegmentRows = 0;
     for (int i = 0; i < s.count; i++) {
       const int lastPos = pos0[i] + s.rows[i] - 1;
       keys = max(keys, window > 0 ? min(window, lastPos + 1) : lastPos + 1);
+      maxSegmentRows = max(maxSegmentRows, s.rows[i]);
+    }
+    if (flash_fits(headDim, headDimV, maxSegmentRows)) {
+      const AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, 1, 0, nullptr, nullptr, nullptr};
+      if (launch_flash(q + firstRow * heads * headDim, s, a, maxSegmentRows, sinks, out + firstRow * heads * headDimV)) return -1;
+      continue;
     }
     AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, choose_splits(rows, heads, keys), 0, nullptr, nullptr, nullptr};
     if (a.splits > 1) {

@@ -166,6 +166,31 @@ describe("CUDA ops against the CPU backend", () => {
     }
   });
 
+  it("attention for prompts (the flash kernel): segments past one 64-row tile, continuing after stored rows, window and sinks", () => {
+    const heads = 4, kvHeads = 2, hd = 64;
+    const [sg, sc] = both("sinks", GGMLType.F32, [heads]);
+    for (const [window, withSinks] of [[0, false], [40, true]] as const) {
+      const caches = ([cuda, cpu] as Backend[]).map((b) => [0, 1, 2, 3].map(() => b.allocKV(256, kvHeads * hd, "f16")));
+      const params = (side: 0 | 1) => ({ heads, kvHeads, headDimK: hd, headDimV: hd, scale: 0.125, window, sinks: withSinks ? (side ? sc : sg) : undefined });
+      // Prompts of 70 and 17 rows, then 100 and 3 more rows after them.
+      for (const [lens, starts] of [[[70, 17], [0, 0]], [[100, 3], [70, 17]]] as const) {
+        const rows = lens[0] + lens[1];
+        const q = random(rows * heads * hd), k = random(rows * kvHeads * hd), v = random(rows * kvHeads * hd);
+        const outs = ([cuda, cpu] as Backend[]).map((b, side) => {
+          const [k0, v0, k1, v1] = caches[side]!;
+          const segs = [
+            { kCache: k0!, vCache: v0!, positions: Int32Array.from({ length: lens[0] }, (_, i) => starts[0] + i), rowStart: 0 },
+            { kCache: k1!, vCache: v1!, positions: Int32Array.from({ length: lens[1] }, (_, i) => starts[1] + i), rowStart: lens[0] },
+          ];
+          return b.download(b.attendSegments(b.upload(q, rows, heads * hd), b.upload(k, rows, kvHeads * hd), b.upload(v, rows, kvHeads * hd), segs, params(side as 0 | 1)));
+        });
+        const err = relError(outs[0]!, outs[1]!);
+        console.log(`flash attention window ${window} sinks ${withSinks} rows ${lens.join("+")} from ${starts.join("/")}: rel error ${err.toExponential(2)}`);
+        expect(err).toBeLessThan(5e-3);
+      }
+    }
+  });
+
   it("attention over a long context: decode rows split their keys among blocks (flash-decoding), with sinks and a window", () => {
     // Against float64 over the F16-rounded keys and values both caches hold (the CPU
     // backend's own one-token attention keeps an F16 running sum, as ggml's does).

@@ -1,0 +1,156 @@
+// Attention for prompt rows on the tensor cores (flash attention): a block
+// takes 64 query rows of one segment and one head, each of its 4 warps 16
+// rows. Keys and values come through shared memory 32 at a time (64 would
+// take 255 registers and spill); per tile a
+// warp takes S = Q K^T with fp16 mma (fp32 sums), masks (causal, window),
+// keeps each row's running max and sum, and adds P V with P rounded to fp16,
+// as llama.cpp's CUDA flash attention does. S's accumulator layout is the
+// layout of P as the next product's A operand (mma.cuh), so P never leaves
+// registers. Sinks enter the sum at the end, as in attention.cu.
+#pragma once
+#include "attention.cuh"
+#include "mma.cuh"
+
+namespace flash {
+const int BQ = 64, BK = 32, THREADS = 128;
+// Rows of the shared tiles are padded by 8 halves so a warp's 32-bit fragment
+// reads (row g, word t) fall in 32 different banks.
+const int PAD = 8;
+}  // namespace flash
+
+template <int D>
+__global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, AttendArgs a, const float *sinks, float *out) {
+  using namespace flash;
+  constexpr int KS = D + PAD, VS = BK + PAD;
+  __shared__ int4 ks4[BK * KS / 8];  // K tile, [key][dim]
+  __shared__ int4 vt4[D * VS / 8];   // V tile transposed, [dim][key]
+  const uint32_t *ks = reinterpret_cast<const uint32_t *>(ks4), *vt = reinterpret_cast<const uint32_t *>(vt4);
+  uint16_t *vth = reinterpret_cast<uint16_t *>(vt4);
+
+  const int seg = blockIdx.z, h = blockIdx.y, tile0 = blockIdx.x * BQ;
+  if (seg >= s.count || tile0 >= s.rows[seg]) return;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int segRows = s.rows[seg], pos0 = s.pos0[seg], rowStart = s.rowStart[seg];
+  const int kvh = h / (a.heads / a.kvHeads);
+  const int64_t width = (int64_t)a.kvHeads * D;
+  const __half *K = s.k[seg] + kvh * D, *V = s.v[seg] + kvh * D;
+
+  // This lane's two rows (segment-relative): r[0] = warp row g, r[1] = g + 8.
+  const int r[2] = {tile0 + warp * 16 + g, tile0 + warp * 16 + g + 8};
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int row = r[j % 2], dim = kk * 16 + 2 * t + 8 * (j / 2);
+      const float *qr = q + ((int64_t)(rowStart + row) * a.heads + h) * D + dim;
+      qf[kk][j] = row < segRows ? pack_half2(qr[0], qr[1]) : 0u;
+    }
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int j = 0; j < D / 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) o[j][i] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+  const int lastRow = min(segRows, tile0 + BQ) - 1;
+  const int first = a.window > 0 ? max(0, pos0 + tile0 - a.window + 1) : 0, last = pos0 + lastRow;
+  for (int kt = first; kt <= last; kt += BK) {
+    __syncthreads();  // the previous tile is used up
+    for (int i = tid; i < BK * D / 8; i += THREADS) {
+      const int key = i / (D / 8), c = (i % (D / 8)) * 8;
+      const bool in = kt + key <= last;
+      const int4 kv = in ? *reinterpret_cast<const int4 *>(K + (int64_t)(kt + key) * width + c) : make_int4(0, 0, 0, 0);
+      const int4 vv = in ? *reinterpret_cast<const int4 *>(V + (int64_t)(kt + key) * width + c) : make_int4(0, 0, 0, 0);
+      ks4[(key * KS + c) / 8] = kv;
+      const int words[4] = {vv.x, vv.y, vv.z, vv.w};
+#pragma unroll
+      for (int j = 0; j < 8; j++) vth[(c + j) * VS + key] = (uint16_t)((uint32_t)words[j / 2] >> (16 * (j % 2)));
+    }
+    __syncthreads();
+
+    float sc[BK / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++) {
+#pragma unroll
+      for (int i = 0; i < 4; i++) sc[nt][i] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; kk++) {
+        const uint32_t b[2] = {ks[((nt * 8 + g) * KS + kk * 16) / 2 + t], ks[((nt * 8 + g) * KS + kk * 16 + 8) / 2 + t]};
+        mma_f16_16816(sc[nt], qf[kk], b);
+      }
+    }
+    // Scale and mask; each row's tile max over its quad (the 4 lanes holding the row).
+    float tileMax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const int row = r[i / 2], pos = pos0 + row, key = kt + nt * 8 + 2 * t + i % 2;
+        const bool valid = row < segRows && key <= pos && (a.window <= 0 || key > pos - a.window);
+        sc[nt][i] = valid ? sc[nt][i] * a.scale : -INFINITY;
+        tileMax[i / 2] = fmaxf(tileMax[i / 2], sc[nt][i]);
+      }
+    float ref[2];
+#pragma unroll
+    for (int x = 0; x < 2; x++) {
+      tileMax[x] = fmaxf(tileMax[x], __shfl_xor_sync(0xffffffffu, tileMax[x], 1));
+      tileMax[x] = fmaxf(tileMax[x], __shfl_xor_sync(0xffffffffu, tileMax[x], 2));
+      const float mNew = fmaxf(m[x], tileMax[x]);
+      // A row with no key yet keeps 0 as its reference, so exp() sees no -inf - -inf.
+      ref[x] = mNew == -INFINITY ? 0.f : mNew;
+      const float correction = expf(m[x] - ref[x]);
+      l[x] *= correction;
+#pragma unroll
+      for (int j = 0; j < D / 8; j++) { o[j][2 * x] *= correction; o[j][2 * x + 1] *= correction; }
+      m[x] = mNew;
+    }
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        sc[nt][i] = expf(sc[nt][i] - ref[i / 2]);
+        l[i / 2] += sc[nt][i];
+      }
+    // P (16 rows x 32 keys) as A operands, 16 keys per product, times V^T's columns.
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+      const uint32_t p[4] = {pack_half2(sc[2 * kk][0], sc[2 * kk][1]), pack_half2(sc[2 * kk][2], sc[2 * kk][3]),
+                             pack_half2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]), pack_half2(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+      for (int j = 0; j < D / 8; j++) {
+        const uint32_t b[2] = {vt[((j * 8 + g) * VS + kk * 16) / 2 + t], vt[((j * 8 + g) * VS + kk * 16 + 8) / 2 + t]};
+        mma_f16_16816(o[j], p, b);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int x = 0; x < 2; x++) {
+    l[x] += __shfl_xor_sync(0xffffffffu, l[x], 1);
+    l[x] += __shfl_xor_sync(0xffffffffu, l[x], 2);
+    if (sinks) l[x] += expf(sinks[h] - m[x]);
+  }
+#pragma unroll
+  for (int j = 0; j < D / 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int row = r[i / 2];
+      if (row < segRows) out[((int64_t)(rowStart + row) * a.heads + h) * D + j * 8 + 2 * t + i % 2] = o[j][i] / l[i / 2];
+    }
+}
+
+// Whether a launch takes flash_attend: a segment with prompt-sized rows, and
+// head dims of 64 (every preset's; at 128 the registers would spill: 255 and
+// 300 bytes spilled per thread on sm_90, against 168 and none at 64).
+static const int FLASH_MIN_ROWS = 16;
+inline bool flash_fits(int headDim, int headDimV, int maxSegmentRows) {
+  return headDim == 64 && headDimV == 64 && maxSegmentRows >= FLASH_MIN_ROWS;
+}
+
+inline int launch_flash(const float *q, const Segments &s, const AttendArgs &a, int maxSegmentRows, const float *sinks, float *out) {
+  const dim3 grid((unsigned)ceil_div(maxSegmentRows, flash::BQ), (unsigned)a.heads, (unsigned)s.count);
+  PSI_LAUNCH(grid, flash::THREADS, flash_attend<64>)(q, s, a, sinks, out);
+  return PSI_LAUNCHED("flash attention");
+}
