@@ -247,8 +247,8 @@ if [ "$model_ok" = 1 ]; then
   # and decode without CUDA graphs (each op launched on its own), for the A/B.
   if [ "$backend" = cuda ]; then
     step "psionic bench (cuda, graphs off) tg128" "$bench_log" 60 env PSIONIC_CUDA_GRAPHS=0 bun src/cli/main.ts bench -m "$model" --backend cuda -p 0 -n 128 -r 2
-    # Prefill with experts grouped on the device and dense products on psionic's int8 kernels (no cuBLAS) for the A/B.
-    step "psionic bench (cuda, no cuBLAS) pp512" "$bench_log" 60 env PSIONIC_CUDA_MOE_DEVICE_TOKENS=512 PSIONIC_CUDA_GEMM_MIN_ROWS=513 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 0 -r 2
+    # Prefill with every product on the matrix-vector int8 kernels (no tensor-core mmq.cuh, no cuBLAS) for the A/B.
+    step "psionic bench (cuda, no mmq) pp512" "$bench_log" 60 env PSIONIC_CUDA_MOE_DEVICE_TOKENS=512 PSIONIC_CUDA_GEMM_MIN_ROWS=513 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 0 -r 2
     step "psionic cuda profile pp512 tg64" "$bench_log" 60 env PSIONIC_CUDA_PROFILE=1 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 64 -r 1
   fi
   if [ "$llama_ok" = 1 ]; then

@@ -158,6 +158,10 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
 }
 
 void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {
+  // PSIONIC_CUDA_EMU_NO_KERNELS=1: launches return at once, so a run times the host side
+  // alone (TypeScript, FFI, recording and graph bookkeeping); its results are meaningless.
+  static const bool noKernels = getenv("PSIONIC_CUDA_EMU_NO_KERNELS") && *getenv("PSIONIC_CUDA_EMU_NO_KERNELS") == '1';
+  if (noKernels) return;
   const int threads = (int)(block.x * block.y * block.z);
   if (threads <= 0 || threads > 1024) { fprintf(stderr, "psionic CUDA emulator: a block of %d threads\n", threads); abort(); }
   const uint64_t blocks = (uint64_t)grid.x * grid.y * grid.z;
