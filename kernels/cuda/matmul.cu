@@ -284,7 +284,9 @@ static int matmul_type(const MatDesc &w, const float *x, int64_t rows, const Row
   const bool many = (map.offsets && map.maxGroup ? map.maxGroup : rows) >= GEMM_MIN_ROWS;
   if constexpr (is_float_type(T)) {
     if (many && !map.offsets && !map.exact && psi_cublas_available()) return cublas_product<T>(w, x, rows, bias, y);
-  } else if (many) {
+  } else if (many && (map.offsets || w.rows >= 2 * mmq::BM)) {
+    // A narrow weight (the router's 32 rows) would give mmq a handful of blocks;
+    // the matrix-vector kernels split its rows among enough blocks instead.
     int8_t *xq;
     float *xd;
     if (quantized_rows<T>(x, rows, w.cols, map, &xq, &xd)) return -1;

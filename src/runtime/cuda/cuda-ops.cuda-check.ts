@@ -60,7 +60,9 @@ function matmulTolerance(type: GGMLType, rows: number): number {
   // Q4_1/Q5_1 multiply their min by fp16(d * sum(q)) as ggml's q8_1 (and llama.cpp's CUDA) keep it;
   // the CPU backend takes the AMX machine's order for them, which rounds elsewhere.
   if (type === GGMLType.Q4_1 || type === GGMLType.Q5_1) return 2e-3;
-  return K_QUANTS.has(type) ? 2e-2 : 1e-4; // the CPU quantizes K-quant activations per 256 (q8_K)
+  // The CPU quantizes K-quant activations per 256 (q8_K): about 5e-3 apart (up to 6.4e-3 over
+  // a few rows), so from 13 rows on a 1% slip still shows.
+  return K_QUANTS.has(type) ? (rows >= 13 ? 1e-2 : 2e-2) : 1e-4;
 }
 
 describe("CUDA ops against the CPU backend", () => {
@@ -73,11 +75,11 @@ describe("CUDA ops against the CPU backend", () => {
         compare(rows, K, (b, x, side) => b.matmul(x, side ? wc : wg, side ? bc : bg), matmulTolerance(type, rows), `matmul ${GGMLType[type]} x${rows}`);
       }
     });
-    // Past the tiles' edges: K of 11 sub-blocks (a partial stage of 4), 70 outputs (64 + 6), rows 65..130 (64 + 1, + 36, + 2).
+    // Past the tiles' edges: K of 11 sub-blocks (a partial stage of 4), 140 outputs (2 x 64 + 12), rows 65..130 (64 + 1, + 36, + 2).
     it(`matmul ${GGMLType[type]}: 65..130 rows (the many-row kernels), with bias`, () => {
-      const k = K_QUANTS.has(type) ? 768 : 352;
-      const [wg, wc] = both("w", type, [k, N]);
-      const [bg, bc] = both("b", GGMLType.F32, [N]);
+      const k = K_QUANTS.has(type) ? 768 : 352, n = 140;
+      const [wg, wc] = both("w", type, [k, n]);
+      const [bg, bc] = both("b", GGMLType.F32, [n]);
       for (const rows of [65, 100, 130]) {
         compare(rows, k, (b, x, side) => b.matmul(x, side ? wc : wg, side ? bc : bg), matmulTolerance(type, rows), `matmul ${GGMLType[type]} x${rows} (K ${k})`);
       }
