@@ -20,34 +20,18 @@
 
 static const int MMV_WARPS = 4;
 
-// x rows -> int8 codes and fp16-rounded scales per 32 values, as the CPU
-// backend (and ggml's x86 quantize_row_q8_0) does: q = round-half-even(x * (127/amax)).
+// x rows -> int8 codes and fp16-rounded scales per 32 values (quantize_block32).
 __global__ void quantize_q8(const float *x, int8_t *xq, float *xd, int64_t blocks) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i >= blocks) return;
   const float4 *src = reinterpret_cast<const float4 *>(x + i * 32);
   float v[32];
-  float amax = 0.f;
 #pragma unroll
   for (int j = 0; j < 8; j++) {
     const float4 f = src[j];
     v[4 * j] = f.x; v[4 * j + 1] = f.y; v[4 * j + 2] = f.z; v[4 * j + 3] = f.w;
   }
-#pragma unroll
-  for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
-  // 127/amax, not 1/(amax/127): the two differ by an ulp often enough to move a code at a rounding boundary.
-  const float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
-  int packed[8];
-#pragma unroll
-  for (int j = 0; j < 8; j++) {
-    packed[j] = 0;
-#pragma unroll
-    for (int k = 0; k < 4; k++) packed[j] |= ((int)rintf(v[4 * j + k] * id) & 0xff) << (8 * k);
-  }
-  int4 *dst = reinterpret_cast<int4 *>(xq + i * 32);
-  dst[0] = make_int4(packed[0], packed[1], packed[2], packed[3]);
-  dst[1] = make_int4(packed[4], packed[5], packed[6], packed[7]);
-  xd[i] = __half2float(__float2half_rn(d));
+  quantize_block32(v, xq + i * 32, xd + i);
 }
 
 template <int T>
@@ -200,6 +184,12 @@ __global__ void add_bias_rows(float *y, const float *bias, int64_t rows, int64_t
   if (i < rows * width) y[i] += bias[i % width];
 }
 
+int psi_quantized_scratch(int64_t rows, int64_t cols, int8_t **xq, float **xd) {
+  *xq = (int8_t *)psi_scratch(0, rows * cols);
+  *xd = (float *)psi_scratch(1, rows * cols / 32 * sizeof(float));
+  return *xq && *xd ? 0 : -1;
+}
+
 // The int8 rows of x the quantized kernels read (quantized now unless map.quantized says they are there).
 template <int T>
 static int quantized_rows(const float *x, int64_t rows, int64_t cols, const RowMap &map, int8_t **xq, float **xd) {
@@ -209,9 +199,7 @@ static int quantized_rows(const float *x, int64_t rows, int64_t cols, const RowM
     // Expert rows read input row row/inputDiv: quantize every input row once.
     const int64_t inputRows = map.offsets ? ceil_div(rows, map.inputDiv) : rows;
     const int64_t blocks = inputRows * cols / 32;
-    *xq = (int8_t *)psi_scratch(0, blocks * 32);
-    *xd = (float *)psi_scratch(1, blocks * sizeof(float));
-    if (!*xq || !*xd) return -1;
+    if (psi_quantized_scratch(inputRows, cols, xq, xd)) return -1;
     if (!map.quantized) {
       PSI_LAUNCH((unsigned)ceil_div(blocks, 128), 128, quantize_q8)(x, *xq, *xd, blocks);
       if (PSI_LAUNCHED("quantize_q8")) return -1;

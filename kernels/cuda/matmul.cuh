@@ -48,6 +48,33 @@ struct RowMap {
   const int *sorted = nullptr;
 };
 
+// One 32-value block of an activation row -> int8 codes and the fp16-rounded
+// scale, as the CPU backend (and ggml's x86 quantize_row_q8_0) does:
+// q = round-half-even(x * (127/amax)); 127/amax, not 1/(amax/127): the two
+// differ by an ulp often enough to move a code at a rounding boundary.
+__device__ __forceinline__ void quantize_block32(const float v[32], int8_t *q, float *d) {
+  float amax = 0.f;
+#pragma unroll
+  for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+  const float id = amax != 0.f ? 127.f / amax : 0.f;
+  int packed[8];
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    packed[j] = 0;
+#pragma unroll
+    for (int k = 0; k < 4; k++) packed[j] |= ((int)rintf(v[4 * j + k] * id) & 0xff) << (8 * k);
+  }
+  int4 *dst = reinterpret_cast<int4 *>(q);
+  dst[0] = make_int4(packed[0], packed[1], packed[2], packed[3]);
+  dst[1] = make_int4(packed[4], packed[5], packed[6], packed[7]);
+  *d = __half2float(__float2half_rn(amax / 127.f));
+}
+
+// The scratch where products find the int8 rows of their input (rows x cols
+// codes, a scale per 32): psi_matmul quantizes into it, and an op whose output
+// feeds products (RMSNorm) may fill it as it writes.
+int psi_quantized_scratch(int64_t rows, int64_t cols, int8_t **xq, float **xd);
+
 // y = x W^T + bias, rows as `map` says; an expert's bias is biasStride floats after the previous one's.
 int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y);
 

@@ -116,9 +116,10 @@ static int swiglu_oai(const float *gate, const float *up, float *out, int64_t n,
 }
 
 // x (tokens x d) -> out (tokens x d). gate/up are [d -> ff] x experts, down [ff -> d] x experts.
+// `reuse`: x's int8 rows are already in the products' scratch (its RMSNorm wrote them).
 PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *router, const float *routerBias,
                             const MatDesc *gate, const float *gateBias, const MatDesc *up, const float *upBias,
-                            const MatDesc *down, const float *downBias, int k, float alpha, float limit, float *out) {
+                            const MatDesc *down, const float *downBias, int k, float alpha, float limit, float *out, int reuse) {
   const int experts = (int)router->rows;
   const int64_t d = router->cols, ff = gate->rows, slots = tokens * k;
   if (experts > MAX_EXPERTS || k < 1 || k > 16 || k > experts) { psi_set_error("moe: %d of %d experts is not supported (k <= 16, experts <= %d)", k, experts, MAX_EXPERTS); return -1; }
@@ -132,7 +133,9 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   // decided by fp16 rounding would send a token to other experts.
   RowMap exact;
   exact.exact = true;
+  exact.quantized = reuse != 0;
   if (psi_matmul(*router, x, tokens, exact, routerBias, 0, logits)) return -1;
+  const bool xQuantized = reuse != 0 || psi_matmul_quantizes(*router, tokens, exact);
 
   const bool few = tokens <= MOE_DEVICE_TOKENS;
   const bool quantizedExperts = psi_matmul_quantizes(*gate, slots, RowMap{}) && psi_matmul_quantizes(*up, slots, RowMap{}) &&
@@ -154,8 +157,8 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     byToken.offsets = offsets; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
     // A token chooses an expert at most once.
     byToken.maxGroup = (int)tokens;
-    // The router's product already left x's int8 rows in the scratch when its type is quantized too.
-    byToken.quantized = psi_matmul_quantizes(*router, tokens, exact) && psi_matmul_quantizes(*gate, slots, byToken);
+    // x's int8 rows are in the scratch when its norm or the router's product put them there.
+    byToken.quantized = xQuantized && psi_matmul_quantizes(*gate, slots, byToken);
     RowMap bySlot = byToken;
     bySlot.inputDiv = 1;
     bySlot.quantized = false;

@@ -5,10 +5,9 @@
 #include "common.cuh"
 #include "matmul.cuh"
 
-__global__ void rms_norm_kernel(const float *x, const float *w, float eps, int64_t group, float *out) {
+// 1 / RMS of group blockIdx.x (the block's threads all get it).
+__device__ __forceinline__ float rms_scale(const float *src, int64_t group, float eps) {
   __shared__ float partial[32];
-  const int64_t g = blockIdx.x;
-  const float *src = x + g * group;
   float sum = 0.f;
   for (int64_t i = threadIdx.x; i < group; i += blockDim.x) sum += src[i] * src[i];
   sum = warp_sum(sum);
@@ -20,15 +19,51 @@ __global__ void rms_norm_kernel(const float *x, const float *w, float eps, int64
     if (threadIdx.x == 0) partial[0] = v;
   }
   __syncthreads();
-  const float scale = 1.0f / sqrtf(partial[0] / (float)group + eps);
+  return 1.0f / sqrtf(partial[0] / (float)group + eps);
+}
+
+__global__ void rms_norm_kernel(const float *x, const float *w, float eps, int64_t group, float *out) {
+  const int64_t g = blockIdx.x;
+  const float *src = x + g * group;
+  const float scale = rms_scale(src, group, eps);
   for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
     const float v = src[i] * scale;
     out[g * group + i] = w ? v * w[i] : v;
   }
 }
 
-// Each group of `group` values of every row, normalized, then scaled by weight (group values) when given.
-PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *weight, float eps, int64_t rows, int64_t width, int64_t group, float *out) {
+// Whole rows (width a multiple of 32), also written as the int8 rows products read
+// (matmul.cuh quantize_block32): one launch fewer before the next product.
+__global__ void rms_norm_q8_kernel(const float *x, const float *w, float eps, int64_t width, float *out, int8_t *xq, float *xd) {
+  const int64_t r = blockIdx.x;
+  const float *src = x + r * width;
+  const float scale = rms_scale(src, width, eps);
+  for (int64_t b = threadIdx.x; b < width / 32; b += blockDim.x) {
+    float v[32];
+#pragma unroll
+    for (int j = 0; j < 32; j++) {
+      const int64_t i = b * 32 + j;
+      const float n = src[i] * scale;
+      v[j] = w ? n * w[i] : n;
+      out[r * width + i] = v[j];
+    }
+    quantize_block32(v, xq + r * width + b * 32, xd + r * (width / 32) + b);
+  }
+}
+
+// Each group of `group` values of every row, normalized, then scaled by weight (group
+// values) when given. `quantize` (whole rows of whole 32-value blocks only): the output's
+// int8 rows go to the products' scratch too (psi_quantized_scratch).
+PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *weight, float eps, int64_t rows, int64_t width, int64_t group,
+                                 float *out, int quantize) {
+  if (quantize) {
+    if (group != width || width % 32 != 0) { psi_set_error("rms_norm: quantizing needs whole rows of 32-value blocks"); return -1; }
+    int8_t *xq;
+    float *xd;
+    if (psi_quantized_scratch(rows, width, &xq, &xd)) return -1;
+    PSI_LAUNCH((unsigned)rows, 128, rms_norm_q8_kernel)(x, weight, eps, width, out, xq, xd);
+    return PSI_LAUNCHED("rms_norm_q8");
+  }
   PSI_LAUNCH((unsigned)(rows * (width / group)), 256, rms_norm_kernel)(x, weight, eps, group, out);
   return PSI_LAUNCHED("rms_norm");
 }

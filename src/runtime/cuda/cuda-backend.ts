@@ -42,9 +42,10 @@ export class CudaBackend implements Backend {
   private uploaded = 0;
   private graphs = true;
   /**
-   * The input of the last product with a quantized weight: its int8 rows are
-   * still in the kernels' scratch, so the next product of the same input (q,
-   * k and v; gate and up) skips quantizing it again.
+   * The activation whose int8 rows are in the kernels' scratch: the input of
+   * the last product with a quantized weight, or a whole-row RMSNorm's output
+   * (which writes them as it normalizes). The next product of it (q, k and v;
+   * the router and experts) skips quantizing it again.
    */
   private lastQuantizedInput: Activation | null = null;
   private readonly onUpload?: (bytes: number) => void;
@@ -168,7 +169,10 @@ export class CudaBackend implements Backend {
     const weight = w as CudaWeight | null;
     if (weight && weight.dims.reduce((a, b) => a * b, 1) !== groupWidth) throw new PsionicError("backend.shape", `rmsNorm: ${weight.name} does not have ${groupWidth} values`);
     const out = this.output(x.rows, x.width);
-    checkCuda(this.lib.psi_cuda_rms_norm(dev(src), weight ? dev(weight.vector()) : null, eps, x.rows, x.width, groupWidth, dev(out.address)), "rmsNorm");
+    // A whole-row norm feeds products (q/k/v, the router, the head): it writes their int8 rows too.
+    const quantize = groupWidth === x.width && x.width % 32 === 0;
+    checkCuda(this.lib.psi_cuda_rms_norm(dev(src), weight ? dev(weight.vector()) : null, eps, x.rows, x.width, groupWidth, dev(out.address), quantize ? 1 : 0), "rmsNorm");
+    if (quantize) this.lastQuantizedInput = out;
     return out;
   }
 
@@ -237,10 +241,11 @@ export class CudaBackend implements Backend {
       throw new PsionicError("backend.shape", `moe: experts ${gate.name} [${gate.dims}], ${up.name} [${up.dims}], ${down.name} [${down.dims}] do not fit d=${x.width}, ${experts} experts`);
     }
     const vec = (t?: Weight) => (t ? dev((t as CudaWeight).vector()) : null);
+    const reuse = this.lastQuantizedInput === x ? 1 : 0;
     this.lastQuantizedInput = null; // the expert products reuse the int8 scratch
     const out = this.output(x.rows, x.width);
     checkCuda(this.lib.psi_cuda_moe(dev(src), x.rows, router.descPointer, vec(w.routerBias), gate.descPointer, vec(w.gateBias), up.descPointer, vec(w.upBias),
-      down.descPointer, vec(w.downBias), p.expertsUsed, p.activation.alpha, p.activation.limit, dev(out.address)), "moe");
+      down.descPointer, vec(w.downBias), p.expertsUsed, p.activation.alpha, p.activation.limit, dev(out.address), reuse), "moe");
     return out;
   }
 

@@ -92,11 +92,12 @@ describe("CUDA ops against the CPU backend", () => {
     });
   }
 
-  it("three products of one input (q, k, v) share its int8 rows, and a product of another input does not", () => {
+  it("three products of one input (q, k, v) share its int8 rows, a norm's output comes with its int8 rows, and a product of another input does not", () => {
     const ws = [GGMLType.Q8_0, GGMLType.MXFP4, GGMLType.F16, GGMLType.Q4_K].map((t, i) => both(`w${i}`, t, [K, N]));
     compare(3, K, (b, x, side) => {
       const y = b.rmsNorm(x, null, 1e-5);
-      const outs = ws.map(([wg, wc]) => b.matmul(x, side ? wc : wg));
+      const outs = [b.matmul(y, side ? ws[1]![1] : ws[1]![0])];
+      outs.push(...ws.map(([wg, wc]) => b.matmul(x, side ? wc : wg)));
       // A different input after the same input's products must be quantized afresh.
       outs.push(b.matmul(y, side ? ws[0]![1] : ws[0]![0]), b.matmul(x, side ? ws[1]![1] : ws[1]![0]));
       return b.concatRows(outs.map((o) => b.rmsNorm(o, null, 1e-5)));
