@@ -37,15 +37,28 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
 
   // This lane's two rows (segment-relative): r[0] = warp row g, r[1] = g + 8.
   const int r[2] = {tile0 + warp * 16 + g, tile0 + warp * 16 + g + 8};
-  uint32_t qf[D / 16][4];
+  // Q as fp16 A operands: in registers for D = 64; for D = 128 they would take
+  // 32 more registers and spill, so the block's Q tile waits in shared memory.
+  constexpr bool Q_IN_REGISTERS = D <= 64;
+  constexpr int QS = D + PAD;
+  __shared__ uint32_t qs[Q_IN_REGISTERS ? 1 : BQ * QS / 2];
+  uint32_t qf[Q_IN_REGISTERS ? D / 16 : 1][4];
+  if constexpr (Q_IN_REGISTERS) {
 #pragma unroll
-  for (int kk = 0; kk < D / 16; kk++)
+    for (int kk = 0; kk < D / 16; kk++)
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const int row = r[j % 2], dim = kk * 16 + 2 * t + 8 * (j / 2);
-      const float *qr = q + ((int64_t)(rowStart + row) * a.heads + h) * D + dim;
-      qf[kk][j] = row < segRows ? pack_half2(qr[0], qr[1]) : 0u;
+      for (int j = 0; j < 4; j++) {
+        const int row = r[j % 2], dim = kk * 16 + 2 * t + 8 * (j / 2);
+        const float *qr = q + ((int64_t)(rowStart + row) * a.heads + h) * D + dim;
+        qf[kk][j] = row < segRows ? pack_half2(qr[0], qr[1]) : 0u;
+      }
+  } else {
+    for (int i = tid; i < BQ * D / 2; i += THREADS) {
+      const int row = i / (D / 2), pair = i % (D / 2);
+      const float *qr = q + ((int64_t)(rowStart + tile0 + row) * a.heads + h) * D + 2 * pair;
+      qs[row * QS / 2 + pair] = tile0 + row < segRows ? pack_half2(qr[0], qr[1]) : 0u;
     }
+  }
 
   float o[D / 8][4];
 #pragma unroll
@@ -78,7 +91,13 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
 #pragma unroll
       for (int kk = 0; kk < D / 16; kk++) {
         const uint32_t b[2] = {ks[((nt * 8 + g) * KS + kk * 16) / 2 + t], ks[((nt * 8 + g) * KS + kk * 16 + 8) / 2 + t]};
-        mma_f16_16816(sc[nt], qf[kk], b);
+        if constexpr (Q_IN_REGISTERS) {
+          mma_f16_16816(sc[nt], qf[kk], b);
+        } else {
+          const int base = (warp * 16 + g) * QS / 2 + kk * 8 + t, down = 8 * QS / 2;
+          const uint32_t qa[4] = {qs[base], qs[base + down], qs[base + 4], qs[base + down + 4]};
+          mma_f16_16816(sc[nt], qa, b);
+        }
       }
     }
     // Scale and mask; each row's tile max over its quad (the 4 lanes holding the row).
@@ -142,15 +161,15 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
 }
 
 // Whether a launch takes flash_attend: a segment with prompt-sized rows, and
-// head dims of 64 (every preset's; at 128 the registers would spill: 255 and
-// 300 bytes spilled per thread on sm_90, against 168 and none at 64).
+// head dims of 64 (gpt-oss, small llamas) or 128 (llama 3 8B and most larger models).
 static const int FLASH_MIN_ROWS = 16;
 inline bool flash_fits(int headDim, int headDimV, int maxSegmentRows) {
-  return headDim == 64 && headDimV == 64 && maxSegmentRows >= FLASH_MIN_ROWS;
+  return headDim == headDimV && (headDim == 64 || headDim == 128) && maxSegmentRows >= FLASH_MIN_ROWS;
 }
 
 inline int launch_flash(const float *q, const Segments &s, const AttendArgs &a, int maxSegmentRows, const float *sinks, float *out) {
   const dim3 grid((unsigned)ceil_div(maxSegmentRows, flash::BQ), (unsigned)a.heads, (unsigned)s.count);
-  PSI_LAUNCH(grid, flash::THREADS, flash_attend<64>)(q, s, a, sinks, out);
+  if (a.headDim == 64) PSI_LAUNCH(grid, flash::THREADS, flash_attend<64>)(q, s, a, sinks, out);
+  else PSI_LAUNCH(grid, flash::THREADS, flash_attend<128>)(q, s, a, sinks, out);
   return PSI_LAUNCHED("flash attention");
 }
