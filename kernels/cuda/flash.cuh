@@ -160,9 +160,11 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
     }
 }
 
-// Whether a launch takes flash_attend: a segment with prompt-sized rows, and
-// head dims of 64 (gpt-oss, small llamas) or 128 (llama 3 8B and most larger models).
-static const int FLASH_MIN_ROWS = 16;
+// Whether a launch takes flash_attend: a segment of FLASH_MIN_ROWS rows or more
+// (16; PSIONIC_CUDA_FLASH_MIN_ROWS moves it, for measurement, read at
+// psi_cuda_init), and head dims of 64 (gpt-oss, small llamas) or 128 (llama 3
+// 8B and most larger models).
+extern int64_t FLASH_MIN_ROWS;
 inline bool flash_fits(int headDim, int headDimV, int maxSegmentRows) {
   return headDim == headDimV && (headDim == 64 || headDim == 128) && maxSegmentRows >= FLASH_MIN_ROWS;
 }

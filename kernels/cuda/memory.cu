@@ -53,6 +53,7 @@ static const size_t RING_BYTES = 8u << 20;
 
 int64_t GEMM_MIN_ROWS = 65;
 int64_t MOE_DEVICE_TOKENS = 64;
+int64_t FLASH_MIN_ROWS = 16;
 
 // A positive integer from the environment, at least `floor`; else `fallback`.
 static int64_t tuning(const char *name, int64_t fallback, int64_t floor) {
@@ -65,6 +66,7 @@ PSI_EXPORT int psi_cuda_init(int device) {
   if (stream) return 0;
   GEMM_MIN_ROWS = tuning("PSIONIC_CUDA_GEMM_MIN_ROWS", 65, 65);
   MOE_DEVICE_TOKENS = tuning("PSIONIC_CUDA_MOE_DEVICE_TOKENS", 64, 64);
+  FLASH_MIN_ROWS = tuning("PSIONIC_CUDA_FLASH_MIN_ROWS", 16, 2);
   if (psi_failed(cudaSetDevice(device), "cudaSetDevice")) return -1;
   if (psi_failed(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate")) return -1;
   if (psi_failed(cudaMallocHost(&ring_host, RING_BYTES), "cudaMallocHost (staging ring)")) return -1;

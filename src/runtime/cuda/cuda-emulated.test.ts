@@ -27,10 +27,11 @@ describe.skipIf(!cxx || process.arch !== "x64")("the CUDA kernels on the CPU emu
   it("the emulator library was built (a C++ compiler is here)", () => {
     expect(existsSync(emulator)).toBe(true);
   });
-  // The last run moves the prefill thresholds (matmul.cuh) so 65-512 rows take the grouped and dense int8 paths too.
+  // The last run moves the prefill thresholds (matmul.cuh, flash.cuh) so 65-512 rows take the
+  // matrix-vector kernels and prompts the one-row attention kernel too.
   const runs: [string, Record<string, string>][] = [
     ["cuda-ops.cuda-check.ts", {}], ["cuda-parity.cuda-check.ts", {}], ["cuda-serve.cuda-check.ts", {}],
-    ["cuda-ops.cuda-check.ts", { PSIONIC_CUDA_MOE_DEVICE_TOKENS: "512", PSIONIC_CUDA_GEMM_MIN_ROWS: "513" }],
+    ["cuda-ops.cuda-check.ts", { PSIONIC_CUDA_MOE_DEVICE_TOKENS: "512", PSIONIC_CUDA_GEMM_MIN_ROWS: "513", PSIONIC_CUDA_FLASH_MIN_ROWS: "100000" }],
   ];
   for (const [file, env] of runs) {
     const label = `${file}${Object.keys(env).length ? ` with ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`;

@@ -169,7 +169,7 @@ describe("CUDA ops against the CPU backend", () => {
     }
   });
 
-  it("attention for prompts (the flash kernel): heads of 64 and 128, segments past one 64-row tile, continuing after stored rows, window and sinks", () => {
+  it("attention for prompts (flash.cuh, or attention.cu past PSIONIC_CUDA_FLASH_MIN_ROWS): heads of 64 and 128, segments past one 64-row tile, continuing after stored rows, window and sinks", () => {
     const heads = 4, kvHeads = 2;
     const [sg, sc] = both("sinks", GGMLType.F32, [heads]);
     for (const [hd, window, withSinks] of [[64, 0, false], [64, 40, true], [128, 40, true]] as const) {
@@ -188,7 +188,7 @@ describe("CUDA ops against the CPU backend", () => {
           return b.download(b.attendSegments(b.upload(q, rows, heads * hd), b.upload(k, rows, kvHeads * hd), b.upload(v, rows, kvHeads * hd), segs, params(side as 0 | 1)));
         });
         const err = relError(outs[0]!, outs[1]!);
-        console.log(`flash attention head dim ${hd} window ${window} sinks ${withSinks} rows ${lens.join("+")} from ${starts.join("/")}: rel error ${err.toExponential(2)}`);
+        console.log(`prompt attention head dim ${hd} window ${window} sinks ${withSinks} rows ${lens.join("+")} from ${starts.join("/")}: rel error ${err.toExponential(2)}`);
         expect(err).toBeLessThan(5e-3);
       }
     }
