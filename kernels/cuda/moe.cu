@@ -90,13 +90,15 @@ __global__ void swiglu_oai_kernel(const float *gate, const float *up, float *out
   if (i < n) out[i] = swiglu_oai_value(gate[i], up[i], alpha, limit);
 }
 
-__global__ void weighted_sum(const float *expertOut, const float *weights, int k, int64_t tokens, int64_t width, float *out) {
+// Each token's k expert rows, weighted and summed in selection order, plus the residual when given.
+__global__ void weighted_sum(const float *expertOut, const float *weights, int k, int64_t tokens, int64_t width,
+                             const float *residual, float *out) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i >= tokens * width) return;
   const int64_t t = i / width, c = i % width;
   float v = 0.f;
   for (int j = 0; j < k; j++) v += weights[t * k + j] * expertOut[(t * k + j) * width + c];
-  out[i] = v;
+  out[i] = residual ? residual[i] + v : v;
 }
 
 __global__ void scatter_rows(const float *src, const int *index, int64_t count, int64_t width, float *dst) {
@@ -117,9 +119,11 @@ static int swiglu_oai(const float *gate, const float *up, float *out, int64_t n,
 
 // x (tokens x d) -> out (tokens x d). gate/up are [d -> ff] x experts, down [ff -> d] x experts.
 // `reuse`: x's int8 rows are already in the products' scratch (its RMSNorm wrote them).
+// `residual` (tokens x d, or null) is added to the result in the same pass.
 PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *router, const float *routerBias,
                             const MatDesc *gate, const float *gateBias, const MatDesc *up, const float *upBias,
-                            const MatDesc *down, const float *downBias, int k, float alpha, float limit, float *out, int reuse) {
+                            const MatDesc *down, const float *downBias, int k, float alpha, float limit, const float *residual,
+                            float *out, int reuse) {
   const int experts = (int)router->rows;
   const int64_t d = router->cols, ff = gate->rows, slots = tokens * k;
   if (experts > MAX_EXPERTS || k < 1 || k > 16 || k > experts) { psi_set_error("moe: %d of %d experts is not supported (k <= 16, experts <= %d)", k, experts, MAX_EXPERTS); return -1; }
@@ -209,6 +213,6 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     PSI_LAUNCH((unsigned)ceil_div(slots * d, 256), 256, scatter_rows)(xg, deviceOrder, slots, d, expertOut);
     if (PSI_LAUNCHED("scatter_rows")) return -1;
   }
-  PSI_LAUNCH((unsigned)ceil_div(tokens * d, 256), 256, weighted_sum)(expertOut, weights, k, tokens, d, out);
+  PSI_LAUNCH((unsigned)ceil_div(tokens * d, 256), 256, weighted_sum)(expertOut, weights, k, tokens, d, residual, out);
   return PSI_LAUNCHED("weighted_sum");
 }

@@ -22,49 +22,57 @@ __device__ __forceinline__ float rms_scale(const float *src, int64_t group, floa
   return 1.0f / sqrtf(partial[0] / (float)group + eps);
 }
 
-__global__ void rms_norm_kernel(const float *x, const float *w, float eps, int64_t group, float *out) {
+// Group blockIdx.x of x (plus `addend` when given: that sum is written to `sum`
+// and normalized), RMS-normalized and scaled by w. Q (whole rows of 32-value
+// blocks): the output's int8 rows are written too (matmul.cuh quantize_block32),
+// so the products that follow skip their quantize launch.
+template <bool Q>
+__global__ void rms_norm_kernel(const float *x, const float *addend, float *sum, const float *w, float eps, int64_t group,
+                                float *out, int8_t *xq, float *xd) {
   const int64_t g = blockIdx.x;
   const float *src = x + g * group;
+  if (addend) {
+    for (int64_t i = threadIdx.x; i < group; i += blockDim.x) sum[g * group + i] = src[i] + addend[g * group + i];
+    __syncthreads();  // the block's own global writes, read back below
+    src = sum + g * group;
+  }
   const float scale = rms_scale(src, group, eps);
-  for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
-    const float v = src[i] * scale;
-    out[g * group + i] = w ? v * w[i] : v;
-  }
-}
-
-// Whole rows (width a multiple of 32), also written as the int8 rows products read
-// (matmul.cuh quantize_block32): one launch fewer before the next product.
-__global__ void rms_norm_q8_kernel(const float *x, const float *w, float eps, int64_t width, float *out, int8_t *xq, float *xd) {
-  const int64_t r = blockIdx.x;
-  const float *src = x + r * width;
-  const float scale = rms_scale(src, width, eps);
-  for (int64_t b = threadIdx.x; b < width / 32; b += blockDim.x) {
-    float v[32];
+  if constexpr (Q) {
+    for (int64_t b = threadIdx.x; b < group / 32; b += blockDim.x) {
+      float v[32];
 #pragma unroll
-    for (int j = 0; j < 32; j++) {
-      const int64_t i = b * 32 + j;
-      const float n = src[i] * scale;
-      v[j] = w ? n * w[i] : n;
-      out[r * width + i] = v[j];
+      for (int j = 0; j < 32; j++) {
+        const int64_t i = b * 32 + j;
+        const float n = src[i] * scale;
+        v[j] = w ? n * w[i] : n;
+        out[g * group + i] = v[j];
+      }
+      quantize_block32(v, xq + g * group + b * 32, xd + g * (group / 32) + b);
     }
-    quantize_block32(v, xq + r * width + b * 32, xd + r * (width / 32) + b);
+  } else {
+    for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
+      const float v = src[i] * scale;
+      out[g * group + i] = w ? v * w[i] : v;
+    }
   }
 }
 
-// Each group of `group` values of every row, normalized, then scaled by weight (group
-// values) when given. `quantize` (whole rows of whole 32-value blocks only): the output's
-// int8 rows go to the products' scratch too (psi_quantized_scratch).
-PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *weight, float eps, int64_t rows, int64_t width, int64_t group,
-                                 float *out, int quantize) {
+// Each group of `group` values of every row (plus `addend`'s, when given: the sum goes
+// to `sum`), normalized, then scaled by weight (group values) when given. `quantize`
+// (whole rows of 32-value blocks only): the output's int8 rows go to the products'
+// scratch too (psi_quantized_scratch).
+PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *addend, float *sum, const float *weight, float eps,
+                                 int64_t rows, int64_t width, int64_t group, float *out, int quantize) {
+  if (addend && !sum) { psi_set_error("rms_norm: an addend needs a sum buffer"); return -1; }
   if (quantize) {
     if (group != width || width % 32 != 0) { psi_set_error("rms_norm: quantizing needs whole rows of 32-value blocks"); return -1; }
     int8_t *xq;
     float *xd;
     if (psi_quantized_scratch(rows, width, &xq, &xd)) return -1;
-    PSI_LAUNCH((unsigned)rows, 128, rms_norm_q8_kernel)(x, weight, eps, width, out, xq, xd);
+    PSI_LAUNCH((unsigned)rows, 128, rms_norm_kernel<true>)(x, addend, sum, weight, eps, width, out, xq, xd);
     return PSI_LAUNCHED("rms_norm_q8");
   }
-  PSI_LAUNCH((unsigned)(rows * (width / group)), 256, rms_norm_kernel)(x, weight, eps, group, out);
+  PSI_LAUNCH((unsigned)(rows * (width / group)), 256, rms_norm_kernel<false>)(x, addend, sum, weight, eps, group, out, (int8_t *)nullptr, (float *)nullptr);
   return PSI_LAUNCHED("rms_norm");
 }
 

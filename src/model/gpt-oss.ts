@@ -3,7 +3,7 @@
 // the layers hparams marks (every other layer, starting with layer 0, by
 // default), a post-attention RMS norm, and a biased router over SwiGLU experts
 // with biases and the clamped activation (alpha 1.702, limit 7).
-import type { Activation, MoEWeights, Weight } from "../runtime/backend.ts";
+import { addMoE, addThenNorm, type Activation, type MoEWeights, type Weight } from "../runtime/backend.ts";
 import { attentionBlock, bindAttention, ropeParams, type AttentionWeights } from "./attention-block.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { BatchPlan } from "./batch-plan.ts";
@@ -72,9 +72,8 @@ export function gptOssForward(
     const rope = ropeParams(hp, windowed ? hp.rope.freqBaseSwa : hp.rope.freqBase);
     const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
     const attnOut = attentionBlock(backend, hp, layer.attention, il, segments, attnIn, positions, rope, windowed ? hp.slidingWindow : 0);
-    x = backend.add(x, attnOut);
-    const moeIn = backend.rmsNorm(x, layer.postAttentionNorm, hp.rmsEps);
-    x = backend.add(x, backend.moe(moeIn, layer.experts, { expertsUsed: hp.expertsUsed, activation: SWIGLU_OAI }));
+    const { sum, normed: moeIn } = addThenNorm(backend, x, attnOut, layer.postAttentionNorm, hp.rmsEps);
+    x = addMoE(backend, sum, moeIn, layer.experts, { expertsUsed: hp.expertsUsed, activation: SWIGLU_OAI });
   });
   x = LayerPlacement.move(x, backend, (backend = placement.at(hp.layers)));
   const normed = backend.rmsNorm(backend.takeRows(x, outputRows), weights.outputNorm, hp.rmsEps);

@@ -3,7 +3,7 @@
 // optional Q/K/V/O biases (qwen2 has Q/K/V biases), per-head RMS norm of Q and
 // K before RoPE (qwen3), a SwiGLU FFN, and an output head that is
 // token_embd when the file has no output.weight.
-import type { Activation, RopeParams, Weight } from "../runtime/backend.ts";
+import { addThenNorm, type Activation, type RopeParams, type Weight } from "../runtime/backend.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { BatchPlan } from "./batch-plan.ts";
 import type { ForwardOutput } from "./model.ts";
@@ -74,8 +74,8 @@ export function llamaForward(
     const rope = ropes[il]!;
     const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
     const attnOut = attentionBlock(backend, hp, layer.attention, il, segments, attnIn, positions, rope, 0);
-    x = backend.add(x, attnOut);
-    const ffnIn = backend.rmsNorm(x, layer.ffnNorm, hp.rmsEps);
+    const { sum, normed: ffnIn } = addThenNorm(backend, x, attnOut, layer.ffnNorm, hp.rmsEps);
+    x = sum;
     const gate = backend.matmul(ffnIn, layer.gate, layer.gateBias);
     const up = backend.matmul(ffnIn, layer.up, layer.upBias);
     x = backend.add(x, backend.matmul(backend.swiglu(gate, up), layer.down, layer.downBias));

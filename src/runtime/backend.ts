@@ -119,6 +119,15 @@ export interface Backend {
   swiglu(gate: Activation, up: Activation): Activation;
   /** Router, selected experts only, weighted sum. */
   moe(x: Activation, weights: MoEWeights, params: MoEParams): Activation;
+  /**
+   * Fused forms of two steps every layer takes, for backends where each op is
+   * a launch (the same values as the steps one by one). Optional: the model
+   * calls them through addThenNorm and addMoE, which fall back to the steps.
+   */
+  /** a + b, and that sum RMS-normalized (whole rows) and scaled by `weight`. */
+  addRmsNorm?(a: Activation, b: Activation, weight: Weight | null, eps: number): { sum: Activation; normed: Activation };
+  /** residual + moe(x). */
+  moeAdd?(residual: Activation, x: Activation, weights: MoEWeights, params: MoEParams): Activation;
 
   allocKV(capacity: number, width: number, precision: KVPrecision): KVStorage;
   /** Writes the rows of x into slots firstSlot, firstSlot+1, ... */
@@ -134,6 +143,18 @@ export interface Backend {
    * them as `attention` does. Output rows line up with q's.
    */
   attendSegments(q: Activation, k: Activation, v: Activation, segments: readonly AttentionSegment[], params: AttentionParams): Activation;
+}
+
+/** a + b and its RMS norm, in one op where the backend has it. */
+export function addThenNorm(b: Backend, a: Activation, c: Activation, weight: Weight | null, eps: number): { sum: Activation; normed: Activation } {
+  if (b.addRmsNorm) return b.addRmsNorm(a, c, weight, eps);
+  const sum = b.add(a, c);
+  return { sum, normed: b.rmsNorm(sum, weight, eps) };
+}
+
+/** residual + moe(x), in one op where the backend has it. */
+export function addMoE(b: Backend, residual: Activation, x: Activation, weights: MoEWeights, params: MoEParams): Activation {
+  return b.moeAdd ? b.moeAdd(residual, x, weights, params) : b.add(residual, b.moe(x, weights, params));
 }
 
 /** One sequence's rows of a batch and the caches they use. */

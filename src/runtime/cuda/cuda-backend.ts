@@ -164,16 +164,28 @@ export class CudaBackend implements Backend {
   }
 
   rmsNorm(x: Activation, w: Weight | null, eps: number, groupWidth = x.width): Activation {
+    return this.norm(x, null, w, eps, groupWidth).normed;
+  }
+
+  addRmsNorm(a: Activation, b: Activation, w: Weight | null, eps: number): { sum: Activation; normed: Activation } {
+    checkSameShape(a, b, "addRmsNorm");
+    return this.norm(a, b, w, eps, a.width) as { sum: Activation; normed: Activation };
+  }
+
+  /** (x + addend when given), RMS-normalized per group; a whole-row norm also writes its int8 rows. */
+  private norm(x: Activation, addend: Activation | null, w: Weight | null, eps: number, groupWidth: number): { sum: Activation | null; normed: Activation } {
     const src = this.act(x, "rmsNorm");
     if (!(Number.isInteger(groupWidth) && groupWidth > 0 && x.width % groupWidth === 0)) throw new PsionicError("backend.shape", `rmsNorm: groups of ${groupWidth} do not divide rows of ${x.width}`);
     const weight = w as CudaWeight | null;
     if (weight && weight.dims.reduce((a, b) => a * b, 1) !== groupWidth) throw new PsionicError("backend.shape", `rmsNorm: ${weight.name} does not have ${groupWidth} values`);
+    const sum = addend ? this.output(x.rows, x.width) : null;
     const out = this.output(x.rows, x.width);
     // A whole-row norm feeds products (q/k/v, the router, the head): it writes their int8 rows too.
     const quantize = groupWidth === x.width && x.width % 32 === 0;
-    checkCuda(this.lib.psi_cuda_rms_norm(dev(src), weight ? dev(weight.vector()) : null, eps, x.rows, x.width, groupWidth, dev(out.address), quantize ? 1 : 0), "rmsNorm");
+    checkCuda(this.lib.psi_cuda_rms_norm(dev(src), addend ? dev(this.act(addend, "addRmsNorm")) : null, sum ? dev(sum.address) : null,
+      weight ? dev(weight.vector()) : null, eps, x.rows, x.width, groupWidth, dev(out.address), quantize ? 1 : 0), "rmsNorm");
     if (quantize) this.lastQuantizedInput = out;
-    return out;
+    return { sum, normed: out };
   }
 
   matmul(x: Activation, w: Weight, bias?: Weight): Activation {
@@ -231,6 +243,16 @@ export class CudaBackend implements Backend {
   }
 
   moe(x: Activation, w: MoEWeights, p: MoEParams): Activation {
+    return this.experts(null, x, w, p);
+  }
+
+  moeAdd(residual: Activation, x: Activation, w: MoEWeights, p: MoEParams): Activation {
+    checkSameShape(residual, x, "moeAdd");
+    return this.experts(residual, x, w, p);
+  }
+
+  /** moe(x), plus the residual in the same pass when given. */
+  private experts(residual: Activation | null, x: Activation, w: MoEWeights, p: MoEParams): Activation {
     const src = this.act(x, "moe");
     const router = w.router as CudaWeight, gate = w.gate as CudaWeight, up = w.up as CudaWeight, down = w.down as CudaWeight;
     if (router.cols !== x.width) throw new PsionicError("backend.shape", `moe: input width ${x.width}, router ${router.name} rows of ${router.cols}`);
@@ -245,7 +267,8 @@ export class CudaBackend implements Backend {
     this.lastQuantizedInput = null; // the expert products reuse the int8 scratch
     const out = this.output(x.rows, x.width);
     checkCuda(this.lib.psi_cuda_moe(dev(src), x.rows, router.descPointer, vec(w.routerBias), gate.descPointer, vec(w.gateBias), up.descPointer, vec(w.upBias),
-      down.descPointer, vec(w.downBias), p.expertsUsed, p.activation.alpha, p.activation.limit, dev(out.address), reuse), "moe");
+      down.descPointer, vec(w.downBias), p.expertsUsed, p.activation.alpha, p.activation.limit,
+      residual ? dev(this.act(residual, "moeAdd")) : null, dev(out.address), reuse), "moe");
     return out;
   }
 

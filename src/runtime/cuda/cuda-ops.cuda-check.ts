@@ -5,7 +5,7 @@
 import { describe, expect, it } from "bun:test";
 import { encodeTensor } from "../../gguf/quant/codecs.ts";
 import { GGMLType } from "../../gguf/types.ts";
-import type { Activation, Backend, RopeParams, Weight } from "../backend.ts";
+import { addMoE, addThenNorm, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { SeededRng } from "../rng.ts";
 import { CudaBackend } from "./cuda-backend.ts";
@@ -119,6 +119,17 @@ describe("CUDA ops against the CPU backend", () => {
     expect(ids[1]).toBe(17);
     v[5] = NaN;
     expect(() => cuda.argmaxRows(cuda.upload(v, rows, width))).toThrow(/row 0 holds a non-finite logit/);
+  });
+
+  it("add + rmsNorm in one op (addThenNorm: the CUDA backend's addRmsNorm, the CPU's two ops), then products of the norm", () => {
+    const [wg, wc] = both("norm", GGMLType.F32, [256]);
+    const [mg, mc] = both("w", GGMLType.Q8_0, [256, 256]);
+    for (const rows of [1, 5, 70]) {
+      compare(rows, 256, (b, x, s) => {
+        const { sum, normed } = addThenNorm(b, x, b.rmsNorm(x, null, 1e-5), s ? wc : wg, 1e-5);
+        return b.concatRows([sum, normed, b.matmul(normed, s ? mc : mg)]);
+      }, 1e-4, `addThenNorm x${rows}`);
+    }
   });
 
   it("rmsNorm (whole rows and groups), add, swiglu, takeRows, concatRows", () => {
@@ -261,6 +272,13 @@ describe("CUDA ops against the CPU backend", () => {
       const [dbg, dbc] = both("down.bias", GGMLType.F32, [d, experts]);
       const params = { expertsUsed: 4, activation: { kind: "swiglu-oai" as const, alpha: 1.702, limit: 7 } };
       const floatExperts = FLOAT_TYPES.includes(gateType!);
+      // With the residual in the same op (addMoE: the CUDA backend's moeAdd, the CPU's moe then add).
+      for (const tokens of [3, 100]) {
+        compare(tokens, d, (b, x, s) => addMoE(b, b.rmsNorm(x, null, 1e-5), x, s
+          ? { router: rc, routerBias: rbc, gate: gc, gateBias: gbc, up: uc, upBias: ubc, down: dc, downBias: dbc }
+          : { router: rg, routerBias: rbg, gate: gg, gateBias: gbg, up: ug, upBias: ubg, down: dg, downBias: dbg }, params),
+          tokens > 64 && floatExperts ? 3e-2 : 2e-3, `moe + residual ${label} x${tokens}`);
+      }
       for (const tokens of [1, 3, 9, 40, 100, 200]) {
         compare(tokens, d, (b, x, s) => b.moe(x, s
           ? { router: rc, routerBias: rbc, gate: gc, gateBias: gbc, up: uc, upBias: ubc, down: dc, downBias: dbc }
