@@ -23,7 +23,7 @@ const cudaSymbols = {
   psi_cuda_matmul: { args: [p, p, i64, p, p, i32], returns: i32 },
   psi_cuda_get_rows: { args: [p, p, i64, p], returns: i32 },
   psi_cuda_rms_norm: { args: [p, p, p, p, f32, i64, i64, i64, p, i32], returns: i32 },
-  psi_cuda_rope: { args: [p, p, p, i64, i64, i64, p, p], returns: i32 },
+  psi_cuda_rope: { args: [p, p, i64, p, p, i64, p, i64, i64, p, p], returns: i32 },
   psi_cuda_add: { args: [p, p, p, i64], returns: i32 },
   psi_cuda_swiglu: { args: [p, p, p, i64], returns: i32 },
   psi_cuda_take_rows: { args: [p, p, i64, i64, p], returns: i32 },

@@ -82,46 +82,61 @@ struct RopeArgs {
   int32_t mode, nDims;
 };
 
-__global__ void rope_kernel(const float *x, float *out, const int *pos, int64_t rows, int64_t heads, int64_t headDim,
-                            RopeArgs p, const float *factors, float corr0, float corr1, float thetaScale) {
-  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  const int64_t half = p.nDims / 2, pairs = rows * half;
-  if (i >= pairs) {
-    // Pass-through values beyond n_dims: one thread per (row, head, value).
-    const int64_t rest = headDim - p.nDims, j = i - pairs;
-    if (rest <= 0 || j >= rows * heads * rest) return;
-    const int64_t rh = j / rest, v = p.nDims + j % rest;
-    out[rh * headDim + v] = x[rh * headDim + v];
-    return;
+// Largest rotated pair count per head (head dims up to 512).
+static const int ROPE_MAX_PAIRS = 256;
+
+// One block per row: the row's cos/sin per rotated pair (theta built by repeated
+// multiplication, as ggml builds it) once into shared memory, then every head of
+// x (and of x2, when given: q and k of one row take the same angles) rotated.
+__global__ void rope_kernel(const float *x, float *out, int64_t heads, const float *x2, float *out2, int64_t heads2,
+                            const int *pos, int64_t headDim, RopeArgs p, const float *factors, float corr0, float corr1, float thetaScale) {
+  __shared__ float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
+  const int64_t t = blockIdx.x, half = p.nDims / 2;
+  for (int64_t pair = threadIdx.x; pair < half; pair += blockDim.x) {
+    float theta = (float)pos[t];
+    for (int64_t k = 0; k < pair; k++) theta *= thetaScale;
+    const float extrap = theta / (factors ? factors[pair] : 1.0f);
+    const float interp = p.freqScale * extrap;
+    float th = interp, mscale = p.attnFactor;
+    if (p.extFactor != 0.0f) {
+      const float span = corr1 - corr0 > 0.001f ? corr1 - corr0 : 0.001f;
+      const float rampY = ((float)pair - corr0) / span;
+      const float ramp = 1 - (rampY < 0 ? 0 : rampY > 1 ? 1 : rampY);
+      const float mix = ramp * p.extFactor;
+      th = fmaf(interp, 1 - mix, extrap * mix);
+      mscale *= fmaf(0.1f, logf(1.0f / p.freqScale), 1.0f);
+    }
+    cs[pair] = cosf(th) * mscale;
+    sn[pair] = sinf(th) * mscale;
   }
-  const int64_t t = i / half, pair = i % half;
-  float theta = (float)pos[t];
-  for (int64_t k = 0; k < pair; k++) theta *= thetaScale;
-  const float extrap = theta / (factors ? factors[pair] : 1.0f);
-  const float interp = p.freqScale * extrap;
-  float th = interp, mscale = p.attnFactor;
-  if (p.extFactor != 0.0f) {
-    const float span = corr1 - corr0 > 0.001f ? corr1 - corr0 : 0.001f;
-    const float rampY = ((float)pair - corr0) / span;
-    const float ramp = 1 - (rampY < 0 ? 0 : rampY > 1 ? 1 : rampY);
-    const float mix = ramp * p.extFactor;
-    th = fmaf(interp, 1 - mix, extrap * mix);
-    mscale *= fmaf(0.1f, logf(1.0f / p.freqScale), 1.0f);
-  }
-  const float c = cosf(th) * mscale, s = sinf(th) * mscale;
-  const int64_t a = p.mode == 2 ? pair : 2 * pair, b = p.mode == 2 ? pair + half : 2 * pair + 1;
-  for (int64_t h = 0; h < heads; h++) {
-    const float *src = x + (t * heads + h) * headDim;
-    float *dst = out + (t * heads + h) * headDim;
-    const float x0 = src[a], x1 = src[b];
-    dst[a] = fmaf(x0, c, -(x1 * s));
-    dst[b] = fmaf(x0, s, x1 * c);
+  __syncthreads();
+  for (int which = 0; which < 2; which++) {
+    const float *src = which ? x2 : x;
+    float *dst = which ? out2 : out;
+    const int64_t n = which ? heads2 : heads;
+    if (!src) continue;
+    src += t * n * headDim;
+    dst += t * n * headDim;
+    for (int64_t i = threadIdx.x; i < n * headDim; i += blockDim.x) {
+      const int64_t h = i / headDim, v = i % headDim;
+      const float *hs = src + h * headDim;
+      if (v >= p.nDims) { dst[i] = hs[v]; continue; }  // past the rotated dims: as it is
+      // Each pair (a, b) once, from its first member: normal pairs 2j, 2j+1; NeoX j, j + half.
+      const bool first = p.mode == 2 ? v < half : v % 2 == 0;
+      if (!first) continue;
+      const int64_t pair = p.mode == 2 ? v : v / 2, a = v, b = p.mode == 2 ? v + half : v + 1;
+      const float x0 = hs[a], x1 = hs[b], c = cs[pair], s = sn[pair];
+      dst[h * headDim + a] = fmaf(x0, c, -(x1 * s));
+      dst[h * headDim + b] = fmaf(x0, s, x1 * c);
+    }
   }
 }
 
-// mode: 0 normal, 2 NeoX (ggml's ids).
-PSI_EXPORT int psi_cuda_rope(const float *x, float *out, const int32_t *hostPositions, int64_t rows, int64_t heads, int64_t headDim,
-                             const RopeArgs *p, const float *factors) {
+// mode: 0 normal, 2 NeoX (ggml's ids). x2/out2 (heads2 heads of the same rows), when
+// given, are rotated by the same angles in the same launch (q and k).
+PSI_EXPORT int psi_cuda_rope(const float *x, float *out, int64_t heads, const float *x2, float *out2, int64_t heads2,
+                             const int32_t *hostPositions, int64_t rows, int64_t headDim, const RopeArgs *p, const float *factors) {
+  if (p->nDims / 2 > ROPE_MAX_PAIRS) { psi_set_error("rope: %d rotated dims (at most %d)", p->nDims, 2 * ROPE_MAX_PAIRS); return -1; }
   const int *pos = (const int *)psi_stage(hostPositions, rows * sizeof(int32_t));
   if (!pos) return -1;
   const float pi = 3.14159265358979323846f;
@@ -129,8 +144,7 @@ PSI_EXPORT int psi_cuda_rope(const float *x, float *out, const int32_t *hostPosi
   const float end = ceilf(p->nDims * logf(p->nCtxOrig / (p->betaSlow * 2 * pi)) / (2 * logf(p->freqBase)));
   const float corr0 = start > 0 ? start : 0, corr1 = end < p->nDims - 1 ? end : (float)(p->nDims - 1);
   const float thetaScale = powf(p->freqBase, -2.0f / p->nDims);
-  const int64_t total = rows * (p->nDims / 2) + rows * heads * (headDim - p->nDims);
-  PSI_LAUNCH((unsigned)ceil_div(total, 128), 128, rope_kernel)(x, out, pos, rows, heads, headDim, *p, factors, corr0, corr1, thetaScale);
+  PSI_LAUNCH((unsigned)rows, 256, rope_kernel)(x, out, heads, x2, out2, heads2, pos, headDim, *p, factors, corr0, corr1, thetaScale);
   return PSI_LAUNCHED("rope");
 }
 

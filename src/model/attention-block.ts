@@ -2,7 +2,7 @@
 // projections (separate or fused, each with an optional bias), optional
 // per-head Q/K RMS norm, RoPE, the KV cache write, attention, and the output
 // projection. Shapes: x is (tokens, d); Q is (tokens, heads * headDimK).
-import type { Activation, Backend, RopeParams, Weight } from "../runtime/backend.ts";
+import { ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../runtime/backend.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { WeightBinder } from "./weights.ts";
 import type { SegmentRows } from "./batch-plan.ts";
@@ -66,8 +66,7 @@ export function attentionBlock(
   const v = backend.matmul(x, w.v, w.vBias);
   if (w.qNorm) q = backend.rmsNorm(q, w.qNorm, hp.rmsEps, headDim);
   if (w.kNorm) k = backend.rmsNorm(k, w.kNorm, hp.rmsEps, headDim);
-  q = backend.rope(q, positions, headDim, rope);
-  k = backend.rope(k, positions, headDim, rope);
+  ({ q, k } = ropeQK(backend, q, k, positions, headDim, rope));
   const params = {
     heads: hp.heads, kvHeads: hp.kvHeads, headDimK: head.k, headDimV: head.v,
     scale: Math.fround(1 / Math.sqrt(headDim)), window, sinks: w.sinks,

@@ -128,6 +128,8 @@ export interface Backend {
   addRmsNorm?(a: Activation, b: Activation, weight: Weight | null, eps: number): { sum: Activation; normed: Activation };
   /** residual + moe(x). */
   moeAdd?(residual: Activation, x: Activation, weights: MoEWeights, params: MoEParams): Activation;
+  /** rope of q and of k, rows of the same tokens at the same positions. */
+  ropeQK?(q: Activation, k: Activation, positions: Int32Array, headDim: number, params: RopeParams): { q: Activation; k: Activation };
 
   allocKV(capacity: number, width: number, precision: KVPrecision): KVStorage;
   /** Writes the rows of x into slots firstSlot, firstSlot+1, ... */
@@ -150,6 +152,12 @@ export function addThenNorm(b: Backend, a: Activation, c: Activation, weight: We
   if (b.addRmsNorm) return b.addRmsNorm(a, c, weight, eps);
   const sum = b.add(a, c);
   return { sum, normed: b.rmsNorm(sum, weight, eps) };
+}
+
+/** rope of q and of k (the same tokens), in one op where the backend has it. */
+export function ropeQK(b: Backend, q: Activation, k: Activation, positions: Int32Array, headDim: number, params: RopeParams): { q: Activation; k: Activation } {
+  if (b.ropeQK) return b.ropeQK(q, k, positions, headDim, params);
+  return { q: b.rope(q, positions, headDim, params), k: b.rope(k, positions, headDim, params) };
 }
 
 /** residual + moe(x), in one op where the backend has it. */

@@ -218,14 +218,27 @@ export class CudaBackend implements Backend {
   }
 
   rope(x: Activation, positions: Int32Array, headDim: number, p: RopeParams): Activation {
-    const src = this.act(x, "rope");
-    if (positions.length !== x.rows) throw new PsionicError("backend.shape", `rope: ${positions.length} positions for ${x.rows} rows`);
-    if (!(Number.isInteger(headDim) && headDim > 0 && x.width % headDim === 0)) throw new PsionicError("backend.shape", `rope: heads of ${headDim} do not divide rows of ${x.width}`);
+    return this.rotate(x, null, positions, headDim, p).q;
+  }
+
+  ropeQK(q: Activation, k: Activation, positions: Int32Array, headDim: number, p: RopeParams): { q: Activation; k: Activation } {
+    const out = this.rotate(q, k, positions, headDim, p);
+    return { q: out.q, k: out.k! };
+  }
+
+  /** q (and k, when given: rows of the same tokens) rotated in one launch. */
+  private rotate(q: Activation, k: Activation | null, positions: Int32Array, headDim: number, p: RopeParams): { q: Activation; k: Activation | null } {
+    for (const x of k ? [q, k] : [q]) {
+      if (positions.length !== x.rows) throw new PsionicError("backend.shape", `rope: ${positions.length} positions for ${x.rows} rows`);
+      if (!(Number.isInteger(headDim) && headDim > 0 && x.width % headDim === 0)) throw new PsionicError("backend.shape", `rope: heads of ${headDim} do not divide rows of ${x.width}`);
+    }
     if (!(p.dims > 0 && p.dims % 2 === 0 && p.dims <= headDim)) throw new PsionicError("backend.shape", `rope: ${p.dims} rotated dims in heads of ${headDim}`);
-    const out = this.output(x.rows, x.width);
+    const qOut = this.output(q.rows, q.width), kOut = k ? this.output(k.rows, k.width) : null;
     const factors = p.freqFactors ? dev((p.freqFactors as CudaWeight).vector()) : null;
-    checkCuda(this.lib.psi_cuda_rope(dev(src), dev(out.address), ptr(positions), x.rows, x.width / headDim, headDim, ptr(this.ropeBytes(p)), factors), "rope");
-    return out;
+    checkCuda(this.lib.psi_cuda_rope(dev(this.act(q, "rope")), dev(qOut.address), q.width / headDim,
+      k ? dev(this.act(k, "rope")) : null, kOut ? dev(kOut.address) : null, k ? k.width / headDim : 0,
+      ptr(positions), q.rows, headDim, ptr(this.ropeBytes(p)), factors), "rope");
+    return { q: qOut, k: kOut };
   }
 
   add(a: Activation, b: Activation): Activation {

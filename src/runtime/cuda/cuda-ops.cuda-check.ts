@@ -5,7 +5,7 @@
 import { describe, expect, it } from "bun:test";
 import { encodeTensor } from "../../gguf/quant/codecs.ts";
 import { GGMLType } from "../../gguf/types.ts";
-import { addMoE, addThenNorm, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
+import { addMoE, addThenNorm, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { SeededRng } from "../rng.ts";
 import { CudaBackend } from "./cuda-backend.ts";
@@ -141,15 +141,22 @@ describe("CUDA ops against the CPU backend", () => {
     compare(6, 96, (b, x) => b.concatRows([b.takeRows(x, [5, 0, 2]), b.takeRows(x, [1, 1])]), 0, "takeRows + concatRows");
   });
 
+  const selectValues = new Float32Array(256 * 128);
+  for (let i = 0; i < 128; i++) selectValues[i * 256 + i] = 1;
+  const [selectG, selectC] = both("select", GGMLType.F32, [256, 128], selectValues);
   const ropes: [string, RopeParams][] = [
     ["normal", { dims: 64, mode: "normal", freqBase: 10000, freqScale: 1, extFactor: 0, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
     ["neox, partial dims", { dims: 32, mode: "neox", freqBase: 1e6, freqScale: 1, extFactor: 0, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
     ["YaRN x32 (gpt-oss)", { dims: 64, mode: "neox", freqBase: 150000, freqScale: 1 / 32, extFactor: 1, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
   ];
   for (const [label, params] of ropes) {
-    it(`rope ${label}`, () => {
+    it(`rope ${label}, and q with k in one op (ropeQK)`, () => {
       const positions = Int32Array.of(0, 1, 7, 300, 4095, 20000);
       compare(6, 4 * 64, (b, x) => b.rope(x, positions, 64, params), 1e-5, `rope ${label}`);
+      // k: 2 heads, the first half of each q row's values (an exact F32 selection).
+      for (const part of ["q", "k"] as const) {
+        compare(6, 4 * 64, (b, x, side) => ropeQK(b, x, b.matmul(x, side ? selectC : selectG), positions, 64, params)[part], 1e-5, `ropeQK ${label}: ${part}`);
+      }
     });
   }
 
