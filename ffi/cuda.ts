@@ -21,6 +21,7 @@ const cudaSymbols = {
   psi_cuda_sync: { args: [], returns: i32 },
   psi_cuda_repack: { args: [i32, p, p, i64, i64, i64], returns: i32 },
   psi_cuda_matmul: { args: [p, p, i64, p, p, i32], returns: i32 },
+  psi_cuda_matmul_many: { args: [p, p, p, i32, p, i64, i32], returns: i32 },
   psi_cuda_get_rows: { args: [p, p, i64, p], returns: i32 },
   psi_cuda_rms_norm: { args: [p, p, p, p, f32, i64, i64, i64, p, i32], returns: i32 },
   psi_cuda_rope: { args: [p, p, i64, p, p, i64, p, i64, i64, p, p], returns: i32 },

@@ -150,6 +150,37 @@ __global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x
   });
 }
 
+// Up to MANY_MAX weights of one type and width multiplied by the same rows in one
+// launch (q, k and v; gate and up): the blocks of weight i are blocks[i] .. blocks[i+1]-1.
+// Passed by value and hashed byte for byte (common.cuh): no padding.
+static const int MANY_MAX = 3;
+struct Many {
+  MatDesc w[MANY_MAX];
+  const float *bias[MANY_MAX];
+  float *y[MANY_MAX];
+  int blocks[MANY_MAX + 1];
+  int count, unused;
+};
+
+template <int T, int R>
+__global__ void mmv_many(Many m, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map) {
+  int i = 0;
+  while (i + 1 < m.count && (int)blockIdx.x >= m.blocks[i + 1]) i++;
+  const MatDesc w = m.w[i];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t n = (int64_t)(blockIdx.x - m.blocks[i]) * MMV_WARPS + warp;
+  if (n >= w.rows) return;
+  const float *bias = m.bias[i];
+  float *y = m.y[i];
+  each_chunk<R>(map, rows, [&](int, const int64_t *inRow, const int64_t *outRow, int nr) {
+    float acc[R];
+    mmv_dot<T, R>(w, w.data, n, lane, xq, xd, x, inRow, nr, acc);
+    const float b = bias ? bias[n] : 0.f;
+#pragma unroll
+    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = acc[r] + b;
+  });
+}
+
 // hidden = swiglu_oai(x gate^T + gateBias, x up^T + upBias): both products in one pass over the rows.
 template <int T, int R>
 __global__ void mmv_glu(MatDesc gate, MatDesc up, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
@@ -299,6 +330,53 @@ int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64
   }
   return with_type(gate.type, "matmul_glu", [&](auto t) {
     return launch_glu<decltype(t)::value>(gate, up, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
+  });
+}
+
+template <int T, int R>
+static int launch_many(Many m, const float *x, int64_t rows, RowMap map) {
+  m.blocks[0] = 0;
+  for (int i = 0; i < m.count; i++) m.blocks[i + 1] = m.blocks[i] + (int)ceil_div(m.w[i].rows, MMV_WARPS);
+  const int64_t across = m.blocks[m.count], chunks = ceil_div(rows, R);
+  int64_t down = std::min(chunks, std::max<int64_t>(1, ceil_div(TARGET_BLOCKS, across)));
+  map.blockRows = (int)(ceil_div(chunks, down) * R);
+  down = ceil_div(rows, map.blockRows);
+  int8_t *xq;
+  float *xd;
+  if (quantized_rows<T>(x, rows, m.w[0].cols, map, &xq, &xd)) return -1;
+  PSI_LAUNCH(dim3((unsigned)across, (unsigned)down), 32 * MMV_WARPS, mmv_many<T, R>)(m, xq, xd, x, rows, map);
+  return PSI_LAUNCHED("mmv_many");
+}
+
+// x (rows x cols) times `count` weights of one type and width, each plus its bias (or
+// null), into ys[i]: one launch for the matrix-vector rows (up to GEMM_MIN_ROWS - 1),
+// else one product after another (sharing x's quantization). `reuse` as psi_cuda_matmul's.
+PSI_EXPORT int psi_cuda_matmul_many(const MatDesc *const *ws, const float *const *biases, float *const *ys, int count,
+                                    const float *x, int64_t rows, int reuse) {
+  if (count < 1 || count > MANY_MAX) { psi_set_error("matmul_many: %d weights (1 to %d)", count, MANY_MAX); return -1; }
+  for (int i = 1; i < count; i++) {
+    if (ws[i]->type != ws[0]->type || ws[i]->cols != ws[0]->cols) { psi_set_error("matmul_many: weights of one type and width only"); return -1; }
+  }
+  if (ws[0]->cols % 32 != 0 && !is_float_type(ws[0]->type)) { psi_set_error("matmul: %lld columns are not whole blocks", (long long)ws[0]->cols); return -1; }
+  RowMap map;
+  map.quantized = reuse != 0;
+  if (rows >= GEMM_MIN_ROWS) {
+    for (int i = 0; i < count; i++) {
+      if (psi_matmul(*ws[i], x, rows, map, biases[i], 0, ys[i])) return -1;
+      map.quantized = psi_matmul_quantizes(*ws[i], rows, map);
+    }
+    return 0;
+  }
+  Many m;
+  memset(&m, 0, sizeof m);
+  m.count = count;
+  for (int i = 0; i < count; i++) { m.w[i] = *ws[i]; m.bias[i] = biases[i]; m.y[i] = ys[i]; }
+  return with_type(ws[0]->type, "matmul_many", [&](auto t) {
+    constexpr int T = decltype(t)::value;
+    if (rows == 1) return launch_many<T, 1>(m, x, rows, map);
+    if (rows == 2) return launch_many<T, 2>(m, x, rows, map);
+    if (rows <= 4) return launch_many<T, 4>(m, x, rows, map);
+    return launch_many<T, MMV_ROWS>(m, x, rows, map);
   });
 }
 

@@ -2,7 +2,7 @@
 // projections (separate or fused, each with an optional bias), optional
 // per-head Q/K RMS norm, RoPE, the KV cache write, attention, and the output
 // projection. Shapes: x is (tokens, d); Q is (tokens, heads * headDimK).
-import { ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../runtime/backend.ts";
+import { products, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../runtime/backend.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { WeightBinder } from "./weights.ts";
 import type { SegmentRows } from "./batch-plan.ts";
@@ -61,9 +61,8 @@ export function attentionBlock(
 ): Activation {
   const head = headDims(hp);
   const headDim = head.k;
-  let q = backend.matmul(x, w.q, w.qBias);
-  let k = backend.matmul(x, w.k, w.kBias);
-  const v = backend.matmul(x, w.v, w.vBias);
+  const [q0, k0, v] = products(backend, x, [{ w: w.q, bias: w.qBias }, { w: w.k, bias: w.kBias }, { w: w.v, bias: w.vBias }]) as [Activation, Activation, Activation];
+  let q = q0, k = k0;
   if (w.qNorm) q = backend.rmsNorm(q, w.qNorm, hp.rmsEps, headDim);
   if (w.kNorm) k = backend.rmsNorm(k, w.kNorm, hp.rmsEps, headDim);
   ({ q, k } = ropeQK(backend, q, k, positions, headDim, rope));

@@ -3,7 +3,7 @@
 // optional Q/K/V/O biases (qwen2 has Q/K/V biases), per-head RMS norm of Q and
 // K before RoPE (qwen3), a SwiGLU FFN, and an output head that is
 // token_embd when the file has no output.weight.
-import { addThenNorm, type Activation, type RopeParams, type Weight } from "../runtime/backend.ts";
+import { addThenNorm, products, type Activation, type RopeParams, type Weight } from "../runtime/backend.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { BatchPlan } from "./batch-plan.ts";
 import type { ForwardOutput } from "./model.ts";
@@ -76,8 +76,7 @@ export function llamaForward(
     const attnOut = attentionBlock(backend, hp, layer.attention, il, segments, attnIn, positions, rope, 0);
     const { sum, normed: ffnIn } = addThenNorm(backend, x, attnOut, layer.ffnNorm, hp.rmsEps);
     x = sum;
-    const gate = backend.matmul(ffnIn, layer.gate, layer.gateBias);
-    const up = backend.matmul(ffnIn, layer.up, layer.upBias);
+    const [gate, up] = products(backend, ffnIn, [{ w: layer.gate, bias: layer.gateBias }, { w: layer.up, bias: layer.upBias }]) as [Activation, Activation];
     x = backend.add(x, backend.matmul(backend.swiglu(gate, up), layer.down, layer.downBias));
   });
   x = LayerPlacement.move(x, backend, (backend = placement.at(hp.layers)));

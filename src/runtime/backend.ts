@@ -128,6 +128,8 @@ export interface Backend {
   addRmsNorm?(a: Activation, b: Activation, weight: Weight | null, eps: number): { sum: Activation; normed: Activation };
   /** residual + moe(x). */
   moeAdd?(residual: Activation, x: Activation, weights: MoEWeights, params: MoEParams): Activation;
+  /** x times each weight (plus its bias): q, k and v; gate and up. */
+  matmuls?(x: Activation, products: readonly Product[]): Activation[];
   /** rope of q and of k, rows of the same tokens at the same positions. */
   ropeQK?(q: Activation, k: Activation, positions: Int32Array, headDim: number, params: RopeParams): { q: Activation; k: Activation };
 
@@ -152,6 +154,17 @@ export function addThenNorm(b: Backend, a: Activation, c: Activation, weight: We
   if (b.addRmsNorm) return b.addRmsNorm(a, c, weight, eps);
   const sum = b.add(a, c);
   return { sum, normed: b.rmsNorm(sum, weight, eps) };
+}
+
+/** A weight and its optional bias, for matmuls. */
+export interface Product {
+  w: Weight;
+  bias?: Weight;
+}
+
+/** x times each weight, in one op where the backend has it. */
+export function products(b: Backend, x: Activation, list: readonly Product[]): Activation[] {
+  return b.matmuls ? b.matmuls(x, list) : list.map((p) => b.matmul(x, p.w, p.bias));
 }
 
 /** rope of q and of k (the same tokens), in one op where the backend has it. */

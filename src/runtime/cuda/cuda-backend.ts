@@ -17,7 +17,7 @@ import { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
 import { checkConcat, checkSameShape, ownedActivation, PERSISTENT } from "../backend.ts";
 import type {
-  Activation, AttentionParams, AttentionSegment, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, RopeParams, Weight,
+  Activation, AttentionParams, AttentionSegment, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, Product, RopeParams, Weight,
 } from "../backend.ts";
 import { CudaActivation, CudaKV, CudaWeight, DeviceArena, deviceAlloc, dev, uploadWeight } from "./cuda-tensors.ts";
 
@@ -201,6 +201,30 @@ export class CudaBackend implements Backend {
     checkCuda(this.lib.psi_cuda_matmul(m.descPointer, dev(src), x.rows, b ? dev(b.vector()) : null, dev(out.address), reuse), `matmul ${m.name}`);
     if (quantized) this.lastQuantizedInput = x;
     return out;
+  }
+
+  matmuls(x: Activation, list: readonly Product[]): Activation[] {
+    const first = list[0]?.w as CudaWeight | undefined;
+    // One launch for weights of one type and width (kernels/cuda/matmul.cu psi_cuda_matmul_many).
+    const together = first !== undefined && list.length <= 3 && first.dims.length === 2 &&
+      list.every(({ w }) => (w as CudaWeight).type === first.type && (w as CudaWeight).cols === first.cols && (w as CudaWeight).dims.length === 2);
+    if (!together) return list.map(({ w, bias }) => this.matmul(x, w, bias));
+    const src = this.act(x, "matmul");
+    if (x.width !== first.cols) throw new PsionicError("backend.shape", `matmul ${first.name}: input width ${x.width}, weight rows of ${first.cols}`);
+    const outs = list.map(({ w, bias }) => {
+      const m = w as CudaWeight, b = bias as CudaWeight | undefined;
+      if (b && b.dims.reduce((a, c) => a * c, 1) !== m.rows) throw new PsionicError("backend.shape", `matmul ${m.name}: bias ${b.name} does not have ${m.rows} values`);
+      return this.output(x.rows, m.rows);
+    });
+    const quantized = !FLOAT_TYPES.has(first.type);
+    const reuse = quantized && this.lastQuantizedInput === x ? 1 : 0;
+    const table = (values: (number | null)[]) => BigUint64Array.from(values, (v) => BigInt(v ?? 0));
+    const descs = table(list.map(({ w }) => (w as CudaWeight).descPointer as unknown as number));
+    const biases = table(list.map(({ bias }) => (bias ? (bias as CudaWeight).vector() : null)));
+    const ys = table(outs.map((o) => o.address));
+    checkCuda(this.lib.psi_cuda_matmul_many(ptr(descs), ptr(biases), ptr(ys), list.length, dev(src), x.rows, reuse), `matmul ${list.map(({ w }) => (w as CudaWeight).name).join(", ")}`);
+    if (quantized) this.lastQuantizedInput = x;
+    return outs;
   }
 
   // RopeArgs (kernels/cuda/ops.cu): eight floats, then mode and dims as int32.

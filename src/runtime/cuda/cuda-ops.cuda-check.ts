@@ -5,7 +5,7 @@
 import { describe, expect, it } from "bun:test";
 import { encodeTensor } from "../../gguf/quant/codecs.ts";
 import { GGMLType } from "../../gguf/types.ts";
-import { addMoE, addThenNorm, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
+import { addMoE, addThenNorm, products, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { SeededRng } from "../rng.ts";
 import { CudaBackend } from "./cuda-backend.ts";
@@ -119,6 +119,18 @@ describe("CUDA ops against the CPU backend", () => {
     expect(ids[1]).toBe(17);
     v[5] = NaN;
     expect(() => cuda.argmaxRows(cuda.upload(v, rows, width))).toThrow(/row 0 holds a non-finite logit/);
+  });
+
+  it("products of one input with three weights in one op (q, k, v; the products helper) as three matmuls, with biases", () => {
+    for (const type of [GGMLType.Q8_0, GGMLType.MXFP4, GGMLType.F16]) {
+      const ws = [70, 20, 36].map((n, i) => [both(`w${i}`, type, [K, n]), both(`b${i}`, GGMLType.F32, [n])] as const);
+      for (const rows of [1, 5, 40, 100]) {
+        for (let i = 0; i < 3; i++) {
+          compare(rows, K, (b, x, side) => products(b, x, ws.map(([w, bias]) => ({ w: w[side], bias: bias[side] })))[i]!,
+            matmulTolerance(type, rows), `products ${GGMLType[type]} x${rows} [${i}]`);
+        }
+      }
+    }
   });
 
   it("add + rmsNorm in one op (addThenNorm: the CUDA backend's addRmsNorm, the CPU's two ops), then products of the norm", () => {
