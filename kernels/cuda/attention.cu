@@ -30,6 +30,23 @@ __device__ __forceinline__ void split_range(int first, int last, int split, int 
   end = min(last, begin + per * 32 - 1);
 }
 
+// One head's output values value(d), d < headDimV, to out[o + d] by the block; with
+// a.xq, also as the int8 rows the output projection reads (headDimV a multiple of 32:
+// each warp takes whole 32-value blocks, quantize_warp32).
+template <class F>
+__device__ __forceinline__ void store_head(const AttendArgs &a, int64_t o, float *out, F &&value) {
+  if (a.xq) {
+    const int lane = threadIdx.x % 32;
+    for (int d0 = threadIdx.x - lane; d0 < a.headDimV; d0 += blockDim.x) {
+      const float v = value(d0 + lane);
+      out[o + d0 + lane] = v;
+      quantize_warp32(v, lane, a.xq + o + d0, a.xd + (o + d0) / 32);
+    }
+  } else {
+    for (int d = threadIdx.x; d < a.headDimV; d += blockDim.x) out[o + d] = value(d);
+  }
+}
+
 __global__ void attend(const float *q, Segments s, AttendArgs a, const float *sinks, float *out) {
   __shared__ float qs[MAX_HEAD_DIM];
   __shared__ float wm[ATT_WARPS], wl[ATT_WARPS];
@@ -102,11 +119,11 @@ __global__ void attend(const float *q, Segments s, AttendArgs a, const float *si
     return;
   }
   if (sinks) L += expf(sinks[h] - M);
-  for (int d = threadIdx.x; d < a.headDimV; d += blockDim.x) {
+  store_head(a, ((int64_t)row * a.heads + h) * a.headDimV, out, [&](int d) {
     float v = 0.f;
     for (int w = 0; w < ATT_WARPS; w++) v += wm[w] == -INFINITY ? 0.f : wacc[w][d] * expf(wm[w] - M);
-    out[((int64_t)row * a.heads + h) * a.headDimV + d] = v / L;
-  }
+    return v / L;
+  });
 }
 
 // Merges the key splits of each (row, head) (blockIdx.x, blockIdx.y) and the sink.
@@ -118,11 +135,11 @@ __global__ void merge_splits(AttendArgs a, const float *sinks, float *out) {
   float L = 0.f;
   for (int i = 0; i < a.splits; i++) L += a.partMax[base + i] == -INFINITY ? 0.f : a.partSum[base + i] * expf(a.partMax[base + i] - M);
   if (sinks) L += expf(sinks[h] - M);
-  for (int d = threadIdx.x; d < a.headDimV; d += blockDim.x) {
+  store_head(a, ((int64_t)row * a.heads + h) * a.headDimV, out, [&](int d) {
     float v = 0.f;
     for (int i = 0; i < a.splits; i++) v += a.partMax[base + i] == -INFINITY ? 0.f : a.partAcc[(base + i) * a.headDimV + d] * expf(a.partMax[base + i] - M);
-    out[((int64_t)row * a.heads + h) * a.headDimV + d] = v / L;
-  }
+    return v / L;
+  });
 }
 
 // Key splits for a launch of `rows` x `heads` blocks whose longest key range is `keys`:
@@ -139,11 +156,18 @@ struct HostSegment { int64_t rowStart, rows, pos0; __half *k, *v; };
 
 // k and v rows (may be null to skip storing) go into the caches, then q attends.
 PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, const HostSegment *segs, int count,
-                               int heads, int kvHeads, int headDim, int headDimV, int window, float scale, const float *sinks, float *out) {
+                               int heads, int kvHeads, int headDim, int headDimV, int window, float scale, const float *sinks, float *out,
+                               int quantize) {
   if (headDim > MAX_HEAD_DIM || headDimV > MAX_HEAD_DIM || headDim % 2 != 0 || heads % kvHeads != 0) {
     psi_set_error("attention: head dims %d/%d (at most %d, K even) and %d/%d heads are not supported", headDim, headDimV, MAX_HEAD_DIM, heads, kvHeads);
     return -1;
   }
+  if (quantize && headDimV % 32 != 0) { psi_set_error("attention: quantizing the output needs heads of whole 32-value blocks"); return -1; }
+  // With `quantize`, the output's int8 rows go to the products' scratch too (for the output projection).
+  const int64_t width = (int64_t)heads * headDimV, allRows = count > 0 ? segs[count - 1].rowStart + segs[count - 1].rows - segs[0].rowStart : 0;
+  int8_t *xq = nullptr;
+  float *xd = nullptr;
+  if (quantize && psi_quantized_scratch(allRows, width, &xq, &xd)) return -1;
   for (int base = 0; base < count; base += MAX_SEGMENTS) {
     Segments s;
     memset(&s, 0, sizeof s);
@@ -171,12 +195,15 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
       keys = max(keys, window > 0 ? min(window, lastPos + 1) : lastPos + 1);
       maxSegmentRows = max(maxSegmentRows, s.rows[i]);
     }
+    const int64_t at = firstRow - segs[0].rowStart;
     if (flash_fits(headDim, headDimV, maxSegmentRows)) {
-      const AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, 1, 0, nullptr, nullptr, nullptr};
-      if (launch_flash(q + firstRow * heads * headDim, s, a, maxSegmentRows, sinks, out + firstRow * heads * headDimV)) return -1;
+      const AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, 1, 0, nullptr, nullptr, nullptr, nullptr, nullptr};
+      if (launch_flash(q + firstRow * heads * headDim, s, a, maxSegmentRows, sinks, out + firstRow * width)) return -1;
+      if (quantize && psi_quantize_into(out + firstRow * width, rows * width / 32, xq + at * width, xd + at * width / 32)) return -1;
       continue;
     }
-    AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, choose_splits(rows, heads, keys), 0, nullptr, nullptr, nullptr};
+    AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, choose_splits(rows, heads, keys), 0, nullptr, nullptr, nullptr,
+                    quantize ? xq + at * width : nullptr, quantize ? xd + at * width / 32 : nullptr};
     if (a.splits > 1) {
       const int64_t parts = rows * heads * a.splits;
       a.partMax = (float *)psi_scratch(15, parts * sizeof(float));

@@ -3,6 +3,7 @@
 // launch's attention parameters.
 #pragma once
 #include "common.cuh"
+#include "matmul.cuh"
 
 static const int MAX_SEGMENTS = 32;
 static const int ATT_WARPS = 4;
@@ -33,5 +34,8 @@ struct AttendArgs {
   // Key splits per (row, head); with more than one the block writes partials (part*) instead of out.
   int splits, unused;
   float *partMax, *partSum, *partAcc;
+  // When set, the output is also written as int8 rows with a scale per 32 (quantize_warp32).
+  int8_t *xq;
+  float *xd;
 };
 

@@ -215,6 +215,11 @@ __global__ void add_bias_rows(float *y, const float *bias, int64_t rows, int64_t
   if (i < rows * width) y[i] += bias[i % width];
 }
 
+int psi_quantize_into(const float *x, int64_t blocks, int8_t *xq, float *xd) {
+  PSI_LAUNCH((unsigned)ceil_div(blocks, 128), 128, quantize_q8)(x, xq, xd, blocks);
+  return PSI_LAUNCHED("quantize_q8");
+}
+
 int psi_quantized_scratch(int64_t rows, int64_t cols, int8_t **xq, float **xd) {
   *xq = (int8_t *)psi_scratch(0, rows * cols);
   *xd = (float *)psi_scratch(1, rows * cols / 32 * sizeof(float));
@@ -231,10 +236,7 @@ static int quantized_rows(const float *x, int64_t rows, int64_t cols, const RowM
     const int64_t inputRows = map.offsets ? ceil_div(rows, map.inputDiv) : rows;
     const int64_t blocks = inputRows * cols / 32;
     if (psi_quantized_scratch(inputRows, cols, xq, xd)) return -1;
-    if (!map.quantized) {
-      PSI_LAUNCH((unsigned)ceil_div(blocks, 128), 128, quantize_q8)(x, *xq, *xd, blocks);
-      if (PSI_LAUNCHED("quantize_q8")) return -1;
-    }
+    if (!map.quantized && psi_quantize_into(x, blocks, *xq, *xd)) return -1;
   }
   return 0;
 }

@@ -70,6 +70,18 @@ __device__ __forceinline__ void quantize_block32(const float v[32], int8_t *q, f
   *d = __half2float(__float2half_rn(amax / 127.f));
 }
 
+// quantize_block32's arithmetic for 32 consecutive values held one per lane by a
+// whole warp: codes to q[0..31], the scale to *d.
+__device__ __forceinline__ void quantize_warp32(float v, int lane, int8_t *q, float *d) {
+  const float amax = warp_max(fabsf(v));
+  const float id = amax != 0.f ? 127.f / amax : 0.f;
+  q[lane] = (int8_t)((int)rintf(v * id) & 0xff);
+  if (lane == 0) *d = __half2float(__float2half_rn(amax / 127.f));
+}
+
+// `blocks` 32-value blocks of x quantized into xq/xd (quantize_block32).
+int psi_quantize_into(const float *x, int64_t blocks, int8_t *xq, float *xd);
+
 // The scratch where products find the int8 rows of their input (rows x cols
 // codes, a scale per 32): psi_matmul quantizes into it, and an op whose output
 // feeds products (RMSNorm) may fill it as it writes.

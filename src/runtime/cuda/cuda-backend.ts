@@ -329,7 +329,7 @@ export class CudaBackend implements Backend {
 
   attention(q: Activation, k: KVStorage, v: KVStorage, positions: Int32Array, p: AttentionParams): Activation {
     const out = this.output(q.rows, p.heads * p.headDimV);
-    this.attend(this.act(q, "attention"), null, null, q, [{ kCache: k, vCache: v, positions, rowStart: 0 }], p, out.address);
+    this.attend(this.act(q, "attention"), null, null, q, [{ kCache: k, vCache: v, positions, rowStart: 0 }], p, out);
     return out;
   }
 
@@ -337,12 +337,16 @@ export class CudaBackend implements Backend {
     if (k.rows !== q.rows || v.rows !== q.rows) throw new PsionicError("backend.shape", `attendSegments: ${q.rows} queries, ${k.rows} keys, ${v.rows} values`);
     const out = this.output(q.rows, p.heads * p.headDimV);
     const ordered = [...segments].sort((a, b) => a.rowStart - b.rowStart);
-    this.attend(this.act(q, "attendSegments"), this.act(k, "attendSegments"), this.act(v, "attendSegments"), q, ordered, p, out.address);
+    this.attend(this.act(q, "attendSegments"), this.act(k, "attendSegments"), this.act(v, "attendSegments"), q, ordered, p, out);
     return out;
   }
 
-  /** One launch per run of contiguous segments; k and v rows (when given) are stored first. */
-  private attend(q: number, k: number | null, v: number | null, qa: Activation, segments: readonly AttentionSegment[], p: AttentionParams, out: number): void {
+  /**
+   * One launch per run of contiguous segments; k and v rows (when given) are
+   * stored first. Heads of whole 32-value blocks also leave the output's int8
+   * rows for the output projection.
+   */
+  private attend(q: number, k: number | null, v: number | null, qa: Activation, segments: readonly AttentionSegment[], p: AttentionParams, out: CudaActivation): void {
     if (qa.width !== p.heads * p.headDimK) throw new PsionicError("backend.shape", `attention: q rows of ${qa.width} do not fit ${p.heads} heads of ${p.headDimK}`);
     if (p.heads % p.kvHeads !== 0) throw new PsionicError("backend.shape", `attention: ${p.heads} heads do not share ${p.kvHeads} KV heads evenly`);
     const table = new BigInt64Array(segments.length * 5);
@@ -361,7 +365,9 @@ export class CudaBackend implements Backend {
     });
     if (covered !== qa.rows) throw new PsionicError("backend.shape", `attention: segments cover ${covered} of ${qa.rows} rows`);
     const sinks = p.sinks ? dev((p.sinks as CudaWeight).vector()) : null;
+    const quantize = p.headDimV % 32 === 0;
     checkCuda(this.lib.psi_cuda_attend(dev(q), k === null ? null : dev(k), v === null ? null : dev(v), ptr(table), segments.length,
-      p.heads, p.kvHeads, p.headDimK, p.headDimV, p.window, p.scale, sinks, dev(out)), "attention");
+      p.heads, p.kvHeads, p.headDimK, p.headDimV, p.window, p.scale, sinks, dev(out.address), quantize ? 1 : 0), "attention");
+    if (quantize) this.lastQuantizedInput = out;
   }
 }

@@ -172,9 +172,11 @@ describe("CUDA ops against the CPU backend", () => {
     });
   }
 
-  it("attention: two sequences in one batch, GQA, sliding window and sinks, over stored and new rows", () => {
+  it("attention: two sequences in one batch, GQA, sliding window and sinks, over stored and new rows; the output projection after it", () => {
     const heads = 8, kvHeads = 2, hd = 64;
     const [sg, sc] = both("sinks", GGMLType.F32, [heads]);
+    // The CUDA backend's attention leaves its output's int8 rows for this product.
+    const [og, oc] = both("attn_output", GGMLType.Q8_0, [heads * hd, heads * hd]);
     for (const window of [0, 5]) {
       for (const withSinks of [false, true]) {
         const caches = ([cuda, cpu] as Backend[]).map((b) => [b.allocKV(64, kvHeads * hd, "f16"), b.allocKV(64, kvHeads * hd, "f16"), b.allocKV(64, kvHeads * hd, "f16"), b.allocKV(64, kvHeads * hd, "f16")] as const);
@@ -189,11 +191,16 @@ describe("CUDA ops against the CPU backend", () => {
               { kCache: k0, vCache: v0, positions: Int32Array.from({ length: lens[0] }, (_, i) => starts[0] + i), rowStart: 0 },
               { kCache: k1, vCache: v1, positions: Int32Array.from({ length: lens[1] }, (_, i) => starts[1] + i), rowStart: lens[0] },
             ];
-            return b.download(b.attendSegments(b.upload(q, rows, heads * hd), b.upload(k, rows, kvHeads * hd), b.upload(v, rows, kvHeads * hd), segs, params(side as 0 | 1)));
+            const attended = b.attendSegments(b.upload(q, rows, heads * hd), b.upload(k, rows, kvHeads * hd), b.upload(v, rows, kvHeads * hd), segs, params(side as 0 | 1));
+            return b.download(b.concatRows([attended, b.matmul(attended, side ? oc : og)]));
           });
-          const err = relError(outs[0]!, outs[1]!);
-          console.log(`attention window ${window} sinks ${withSinks} rows ${rows}: rel error ${err.toExponential(2)}`);
+          // The attention's own 3-6e-4 moves int8 codes of the projection's input here and there.
+          const split = rows * heads * hd;
+          const err = relError(outs[0]!.subarray(0, split), outs[1]!.subarray(0, split));
+          const projected = relError(outs[0]!.subarray(split), outs[1]!.subarray(split));
+          console.log(`attention window ${window} sinks ${withSinks} rows ${rows}: rel error ${err.toExponential(2)}, output projection ${projected.toExponential(2)}`);
           expect(err).toBeLessThan(5e-3);
+          expect(projected).toBeLessThan(2e-2);
         }
       }
     }
@@ -232,6 +239,7 @@ describe("CUDA ops against the CPU backend", () => {
     const [sg] = both("sinks", GGMLType.F32, [heads], sinkValues);
     const k = random(filled * kvHeads * hd), v = random(filled * kvHeads * hd);
     const kh = k.map(Math.f16round), vh = v.map(Math.f16round);
+    const [projection] = both("attn_output", GGMLType.Q8_0, [heads * hd, 96]);
     for (const window of [0, 1000]) {
       for (const rows of [1, 2]) {
         const q = random(rows * heads * hd);
@@ -239,8 +247,12 @@ describe("CUDA ops against the CPU backend", () => {
         const kc = cuda.allocKV(filled, kvHeads * hd, "f16"), vc = cuda.allocKV(filled, kvHeads * hd, "f16");
         cuda.storeKV(kc, cuda.upload(k, filled, kvHeads * hd), 0);
         cuda.storeKV(vc, cuda.upload(v, filled, kvHeads * hd), 0);
-        const ours = cuda.download(cuda.attention(cuda.upload(q, rows, heads * hd), kc, vc, positions,
-          { heads, kvHeads, headDimK: hd, headDimV: hd, scale: 0.125, window, sinks: sg }));
+        const attended = cuda.attention(cuda.upload(q, rows, heads * hd), kc, vc, positions,
+          { heads, kvHeads, headDimK: hd, headDimV: hd, scale: 0.125, window, sinks: sg });
+        // The int8 rows the merge of the splits left are those a fresh quantization of its output gives.
+        const projected = cuda.download(cuda.matmul(attended, projection));
+        const ours = cuda.download(attended);
+        expect(relError(projected, cuda.download(cuda.matmul(cuda.upload(ours, rows, heads * hd), projection)))).toBe(0);
         const ref = new Float32Array(rows * heads * hd);
         for (let r = 0; r < rows; r++) {
           for (let h = 0; h < heads; h++) {
