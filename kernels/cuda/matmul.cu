@@ -243,6 +243,8 @@ static int quantized_rows(const float *x, int64_t rows, int64_t cols, const RowM
 
 // Blocks enough to fill the GPU (about two per multiprocessor of an H100).
 static const int64_t TARGET_BLOCKS = 264;
+// Rows from which a weight of TARGET_BLOCKS mmq tiles or more goes to mmq.
+static const int64_t MMQ_WIDE_ROWS = 16;
 
 template <int T, int R>
 static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &given, const float *bias, int64_t biasStride, float *y) {
@@ -305,9 +307,13 @@ static int matmul_type(const MatDesc &w, const float *x, int64_t rows, const Row
   const bool many = (map.offsets && map.maxGroup ? map.maxGroup : rows) >= GEMM_MIN_ROWS;
   if constexpr (is_float_type(T)) {
     if (many && !map.offsets && !map.exact && psi_cublas_available()) return cublas_product<T>(w, x, rows, bias, y);
-  } else if (many && (map.offsets || w.rows >= 2 * mmq::BM)) {
+  } else if ((many && (map.offsets || w.rows >= 2 * mmq::BM)) ||
+             (!map.offsets && rows >= MMQ_WIDE_ROWS && ceil_div(w.rows, mmq::BM) * ceil_div(rows, mmq::BN) >= TARGET_BLOCKS)) {
     // A narrow weight (the router's 32 rows) would give mmq a handful of blocks;
-    // the matrix-vector kernels split its rows among enough blocks instead.
+    // the matrix-vector kernels split its rows among enough blocks instead. Below
+    // GEMM_MIN_ROWS a weight wide enough to fill the GPU with tiles (the output head
+    // in batched decode) still goes to mmq: the matrix-vector kernels would read the
+    // rows' activations again for every 4 outputs.
     int8_t *xq;
     float *xd;
     if (quantized_rows<T>(x, rows, w.cols, map, &xq, &xd)) return -1;

@@ -121,6 +121,12 @@ describe("CUDA ops against the CPU backend", () => {
     expect(() => cuda.argmaxRows(cuda.upload(v, rows, width))).toThrow(/row 0 holds a non-finite logit/);
   });
 
+  it("a weight wide enough to fill the GPU with tiles (an output head): 16 and 40 rows on the tensor cores, 8 on the matrix-vector kernels", () => {
+    const k = 64, n = 264 * 64 + 40;
+    const [wg, wc] = both("head", GGMLType.Q8_0, [k, n]);
+    for (const rows of [8, 16, 40]) compare(rows, k, (b, x, side) => b.matmul(x, side ? wc : wg), 1e-4, `wide matmul Q8_0 x${rows} (${n} outputs)`);
+  });
+
   it("products of one input with three weights in one op (q, k, v; the products helper) as three matmuls, with biases", () => {
     for (const type of [GGMLType.Q8_0, GGMLType.MXFP4, GGMLType.F16]) {
       const ws = [70, 20, 36].map((n, i) => [both(`w${i}`, type, [K, n]), both(`b${i}`, GGMLType.F32, [n])] as const);
