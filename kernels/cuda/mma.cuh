@@ -6,6 +6,8 @@
 //   a0: A row g,   k 4t..4t+3 (four int8, low byte first)
 //   a1: A row g+8, k 4t..4t+3
 //   b:  B column g, k 4t..4t+3
+// int8 with k = 32 (twice the work per instruction): the k = 16 layout for k
+// 0..15 (a[0], a[1], b[0]) and again for k 16..31 (a[2], a[3], b[1]).
 // fp16, D (16x8, f32) += A (16x16, f16) B (16x8, f16):
 //   a[0]: A row g, k 2t..2t+1   a[1]: row g+8, k 2t..2t+1
 //   a[2]: A row g, k 2t+8..2t+9 a[3]: row g+8, k 2t+8..2t+9 (two f16, low half first)
@@ -34,6 +36,20 @@ __device__ __forceinline__ void mma_s8_16816(int c[4], int a0, int a1, int b) {
     }
   }
 }
+__device__ __forceinline__ void mma_s8_16832(int c[4], const int a[4], const int b[2]) {
+  const uint32_t mine[6] = {(uint32_t)a[0], (uint32_t)a[1], (uint32_t)a[2], (uint32_t)a[3], (uint32_t)b[0], (uint32_t)b[1]};
+  uint32_t all[32][8];
+  psi_emu_warp_gather(mine, 6, all);
+  const int lane = psi_emu_lane(), g = lane / 4, t = lane % 4;
+  for (int i = 0; i < 4; i++) {
+    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    for (int k = 0; k < 32; k++) {
+      const int8_t av = (int8_t)(all[(row % 8) * 4 + (k % 16) / 4][row / 8 + 2 * (k / 16)] >> (8 * (k % 4)));
+      const int8_t bv = (int8_t)(all[col * 4 + (k % 16) / 4][4 + k / 16] >> (8 * (k % 4)));
+      c[i] += (int)av * (int)bv;
+    }
+  }
+}
 __device__ __forceinline__ void mma_f16_16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
   const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
   uint32_t all[32][8];
@@ -56,6 +72,11 @@ __device__ __forceinline__ void mma_s8_16816(int c[4], int a0, int a1, int b) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
                : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
                : "r"(a0), "r"(a1), "r"(b));
+}
+__device__ __forceinline__ void mma_s8_16832(int c[4], const int a[4], const int b[2]) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 __device__ __forceinline__ void mma_f16_16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"

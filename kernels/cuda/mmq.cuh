@@ -9,9 +9,9 @@
 // A block takes 64 weight rows (outputs) x 64 input rows. Per stage of 4
 // sub-blocks (128 values of K) it decodes the weight rows into shared memory
 // as int8 codes with their scales, copies the activation codes, and each of
-// its 4 warps takes a 32 x 32 quarter: 2 x 4 mma tiles of 16 x 8 per half
-// sub-block, whose integer sums are scaled into float accumulators once per
-// sub-block (per half for Q6_K, whose scales are per 16 values).
+// its 4 warps takes a 32 x 32 quarter: 2 x 4 mma tiles of 16 x 8 per
+// sub-block (m16n8k32), whose integer sums are scaled into float accumulators
+// once per sub-block (Q6_K, whose scales are per 16 values: m16n8k16 per half).
 #pragma once
 #include "decode.cuh"
 #include "matmul.cuh"
@@ -121,46 +121,59 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
 
     const int stageSubs = (int)min((int64_t)SUBS, subs - sb0);
     for (int s = 0; s < stageSubs; s++) {
-      int c[2][4][4];
+      // One k32 product per tile for a sub-block with one scale; Q6_K takes each
+      // half (its own scale) as a k16 product. The integer sums then scale into acc.
+      constexpr int PASSES = mmq_half_scales<T>() ? 2 : 1;
 #pragma unroll
-      for (int h = 0; h < 2; h++) {
-        if (h == 0 || mmq_half_scales<T>()) {
-#pragma unroll
-          for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-              for (int i = 0; i < 4; i++) c[mt][nt][i] = 0;
-        }
-        const int k = s * 32 + h * 16 + t * 4;
-        int a[2][2], b[4];
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++) {
-          a[mt][0] = *reinterpret_cast<const int *>(wqs + (wm + mt * 16 + g) * STRIDE + k);
-          a[mt][1] = *reinterpret_cast<const int *>(wqs + (wm + mt * 16 + g + 8) * STRIDE + k);
-        }
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++) b[nt] = *reinterpret_cast<const int *>(xqs + (wn + nt * 8 + g) * STRIDE + k);
+      for (int h = 0; h < PASSES; h++) {
+        int c[2][4][4];
 #pragma unroll
         for (int mt = 0; mt < 2; mt++)
 #pragma unroll
-          for (int nt = 0; nt < 4; nt++) mma_s8_16816(c[mt][nt], a[mt][0], a[mt][1], b[nt]);
-        if (h == 1 || mmq_half_scales<T>()) {
+          for (int nt = 0; nt < 4; nt++)
 #pragma unroll
-          for (int mt = 0; mt < 2; mt++)
+            for (int i = 0; i < 4; i++) c[mt][nt][i] = 0;
+        const int k = s * 32 + h * 16 + t * 4;
+        const auto word = [](const int8_t *p) { return *reinterpret_cast<const int *>(p); };
+        if constexpr (PASSES == 2) {
+          int b[4];
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-              const int r = wm + mt * 16 + g + 8 * (i / 2);
-              const float scale = wa[r][s][h], offset = wb[r][s];
+          for (int nt = 0; nt < 4; nt++) b[nt] = word(xqs + (wn + nt * 8 + g) * STRIDE + k);
 #pragma unroll
-              for (int nt = 0; nt < 4; nt++) {
-                const int col = wn + nt * 8 + 2 * t + i % 2;
-                float v = scale * xds[col][s] * (float)c[mt][nt][i];
-                if (mmq_has_min<T>()) v += offset * xms[col][s];
-                acc[mt][nt][i] += v;
-              }
-            }
+          for (int mt = 0; mt < 2; mt++) {
+            const int a0 = word(wqs + (wm + mt * 16 + g) * STRIDE + k), a1 = word(wqs + (wm + mt * 16 + g + 8) * STRIDE + k);
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) mma_s8_16816(c[mt][nt], a0, a1, b[nt]);
+          }
+        } else {
+          int b[4][2];
+#pragma unroll
+          for (int nt = 0; nt < 4; nt++) {
+            b[nt][0] = word(xqs + (wn + nt * 8 + g) * STRIDE + k);
+            b[nt][1] = word(xqs + (wn + nt * 8 + g) * STRIDE + k + 16);
+          }
+#pragma unroll
+          for (int mt = 0; mt < 2; mt++) {
+            const int8_t *top = wqs + (wm + mt * 16 + g) * STRIDE + k, *bottom = top + 8 * STRIDE;
+            const int a[4] = {word(top), word(bottom), word(top + 16), word(bottom + 16)};
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) mma_s8_16832(c[mt][nt], a, b[nt]);
+          }
         }
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+          for (int i = 0; i < 4; i++) {
+            const int r = wm + mt * 16 + g + 8 * (i / 2);
+            const float scale = wa[r][s][h], offset = wb[r][s];
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+              const int col = wn + nt * 8 + 2 * t + i % 2;
+              float v = scale * xds[col][s] * (float)c[mt][nt][i];
+              if (mmq_has_min<T>()) v += offset * xms[col][s];
+              acc[mt][nt][i] += v;
+            }
+          }
       }
     }
     __syncthreads();
