@@ -64,12 +64,14 @@ export function gptOssForward(
   placement: LayerPlacement, hp: HyperParameters, weights: GptOssWeights, plan: BatchPlan, output: ForwardOutput,
 ): Activation {
   const { tokens, positions, segments, outputRows } = plan;
+  // Two rope settings for all layers: one object each, so backends that key their argument bytes by it build them once.
+  const ropes = { windowed: ropeParams(hp, hp.rope.freqBaseSwa), full: ropeParams(hp, hp.rope.freqBase) };
   let backend = placement.at(0);
   let x = backend.embed(weights.tokenEmbedding, tokens);
   weights.layers.forEach((layer, il) => {
     x = LayerPlacement.move(x, backend, (backend = placement.at(il)));
     const windowed = hp.swaLayers[il]!;
-    const rope = ropeParams(hp, windowed ? hp.rope.freqBaseSwa : hp.rope.freqBase);
+    const rope = windowed ? ropes.windowed : ropes.full;
     const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
     const attnOut = attentionBlock(backend, hp, layer.attention, il, segments, attnIn, positions, rope, windowed ? hp.slidingWindow : 0);
     const { sum, normed: moeIn } = addThenNorm(backend, x, attnOut, layer.postAttentionNorm, hp.rmsEps);

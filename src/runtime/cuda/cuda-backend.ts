@@ -31,6 +31,12 @@ export interface CudaBackendOptions {
 }
 
 const FLOAT_TYPES = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16]);
+
+/** Writes a non-negative integer (an address, a count) as the little-endian 64-bit entry i of a table of uint32 pairs (no BigInt). */
+function setAddress(table: Uint32Array, i: number, address: number): void {
+  table[2 * i] = address % 0x100000000;
+  table[2 * i + 1] = Math.floor(address / 0x100000000);
+}
 /** Largest step recorded as a graph: decode and batched decode (kernels/cuda/matmul.cuh keeps these off cuBLAS). */
 const GRAPH_MAX_ROWS = 64;
 
@@ -48,6 +54,8 @@ export class CudaBackend implements Backend {
    * the router and experts) skips quantizing it again.
    */
   private lastQuantizedInput: Activation | null = null;
+  /** Nine 64-bit addresses for matmuls' pointer tables, reused call after call. */
+  private readonly addressTable = new Uint32Array(18);
   private readonly onUpload?: (bytes: number) => void;
 
   constructor(options: CudaBackendOptions = {}) {
@@ -218,11 +226,15 @@ export class CudaBackend implements Backend {
     });
     const quantized = !FLOAT_TYPES.has(first.type);
     const reuse = quantized && this.lastQuantizedInput === x ? 1 : 0;
-    const table = (values: (number | null)[]) => BigUint64Array.from(values, (v) => BigInt(v ?? 0));
-    const descs = table(list.map(({ w }) => (w as CudaWeight).descPointer as unknown as number));
-    const biases = table(list.map(({ bias }) => (bias ? (bias as CudaWeight).vector() : null)));
-    const ys = table(outs.map((o) => o.address));
-    checkCuda(this.lib.psi_cuda_matmul_many(ptr(descs), ptr(biases), ptr(ys), list.length, dev(src), x.rows, reuse), `matmul ${list.map(({ w }) => (w as CudaWeight).name).join(", ")}`);
+    // Three tables of up to three addresses (descriptors, biases, outputs) as the C side's pointer arrays.
+    const table = this.addressTable;
+    list.forEach(({ w, bias }, i) => {
+      setAddress(table, i, (w as CudaWeight).descPointer as unknown as number);
+      setAddress(table, 3 + i, bias ? (bias as CudaWeight).vector() : 0);
+      setAddress(table, 6 + i, outs[i]!.address);
+    });
+    const at = ptr(table) as unknown as number;
+    checkCuda(this.lib.psi_cuda_matmul_many(dev(at), dev(at + 24), dev(at + 48), list.length, dev(src), x.rows, reuse), "matmul (q, k, v / gate, up)");
     if (quantized) this.lastQuantizedInput = x;
     return outs;
   }
@@ -349,7 +361,8 @@ export class CudaBackend implements Backend {
   private attend(q: number, k: number | null, v: number | null, qa: Activation, segments: readonly AttentionSegment[], p: AttentionParams, out: CudaActivation): void {
     if (qa.width !== p.heads * p.headDimK) throw new PsionicError("backend.shape", `attention: q rows of ${qa.width} do not fit ${p.heads} heads of ${p.headDimK}`);
     if (p.heads % p.kvHeads !== 0) throw new PsionicError("backend.shape", `attention: ${p.heads} heads do not share ${p.kvHeads} KV heads evenly`);
-    const table = new BigInt64Array(segments.length * 5);
+    // HostSegment (kernels/cuda/attention.cu): five int64 fields per segment, as uint32 pairs.
+    const table = new Uint32Array(segments.length * 10);
     let covered = 0;
     segments.forEach((s, i) => {
       const kc = this.cache(s.kCache, "attention"), vc = this.cache(s.vCache, "attention");
@@ -361,7 +374,7 @@ export class CudaBackend implements Backend {
       if (first < 0 || first + n > kc.capacity) throw new PsionicError("kv.overflow", `attention: positions ${first}..${first + n - 1} outside a cache of ${kc.capacity}`);
       if (s.rowStart !== covered) throw new PsionicError("backend.shape", `attention: segment rows start at ${s.rowStart}, expected ${covered}`);
       covered += n;
-      table.set([BigInt(s.rowStart), BigInt(n), BigInt(first), BigInt(kc.address), BigInt(vc.address)], i * 5);
+      [s.rowStart, n, first, kc.address, vc.address].forEach((value, field) => setAddress(table, i * 5 + field, value));
     });
     if (covered !== qa.rows) throw new PsionicError("backend.shape", `attention: segments cover ${covered} of ${qa.rows} rows`);
     const sinks = p.sinks ? dev((p.sinks as CudaWeight).vector()) : null;
