@@ -246,19 +246,21 @@ static const int64_t TARGET_BLOCKS = 264;
 // Rows from which a weight of TARGET_BLOCKS mmq tiles or more goes to mmq.
 static const int64_t MMQ_WIDE_ROWS = 16;
 
+// Dense rows: as few row blocks as fill the GPU, each taking map.blockRows rows (set
+// here, a multiple of R): a wide weight (many outputs) takes every row in each
+// block, a narrow one (the router) splits the rows. Returns the row blocks.
+static int64_t dense_row_blocks(int64_t across, int64_t rows, int R, RowMap &map) {
+  const int64_t chunks = ceil_div(rows, R);
+  const int64_t down = std::min(chunks, std::max<int64_t>(1, ceil_div(TARGET_BLOCKS, across)));
+  map.blockRows = (int)(ceil_div(chunks, down) * R);
+  return ceil_div(rows, map.blockRows);
+}
+
 template <int T, int R>
 static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &given, const float *bias, int64_t biasStride, float *y) {
   RowMap map = given;
   const int64_t across = ceil_div(w.rows, MMV_WARPS);
-  int64_t down = map.offsets ? map.experts : 1;
-  if (!map.offsets) {
-    // As few row blocks as fill the GPU: a wide weight (many outputs) takes every
-    // row in each block, a narrow one (the router) splits the rows.
-    const int64_t chunks = ceil_div(rows, R);
-    down = std::min(chunks, std::max<int64_t>(1, ceil_div(TARGET_BLOCKS, across)));
-    map.blockRows = (int)(ceil_div(chunks, down) * R);
-    down = ceil_div(rows, map.blockRows);
-  }
+  const int64_t down = map.offsets ? map.experts : dense_row_blocks(across, rows, R, map);
   const dim3 grid((unsigned)across, (unsigned)down);
   int8_t *xq;
   float *xd;
@@ -345,10 +347,7 @@ template <int T, int R>
 static int launch_many(Many m, const float *x, int64_t rows, RowMap map) {
   m.blocks[0] = 0;
   for (int i = 0; i < m.count; i++) m.blocks[i + 1] = m.blocks[i] + (int)ceil_div(m.w[i].rows, MMV_WARPS);
-  const int64_t across = m.blocks[m.count], chunks = ceil_div(rows, R);
-  int64_t down = std::min(chunks, std::max<int64_t>(1, ceil_div(TARGET_BLOCKS, across)));
-  map.blockRows = (int)(ceil_div(chunks, down) * R);
-  down = ceil_div(rows, map.blockRows);
+  const int64_t across = m.blocks[m.count], down = dense_row_blocks(across, rows, R, map);
   int8_t *xq;
   float *xd;
   if (quantized_rows<T>(x, rows, m.w[0].cols, map, &xq, &xd)) return -1;

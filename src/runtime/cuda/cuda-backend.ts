@@ -37,6 +37,7 @@ function setAddress(table: Uint32Array, i: number, address: number): void {
   table[2 * i] = address % 0x100000000;
   table[2 * i + 1] = Math.floor(address / 0x100000000);
 }
+
 /** Largest step recorded as a graph: decode and batched decode (kernels/cuda/matmul.cuh keeps these off cuBLAS). */
 const GRAPH_MAX_ROWS = 64;
 
@@ -196,13 +197,18 @@ export class CudaBackend implements Backend {
     return { sum, normed: out };
   }
 
-  matmul(x: Activation, w: Weight, bias?: Weight): Activation {
-    const src = this.act(x, "matmul");
-    const m = w as CudaWeight;
+  /** x times w's rows (a 2-D weight of x's width) plus a bias of one value per output: refused otherwise. */
+  private checkProduct(x: Activation, w: Weight, bias?: Weight): { m: CudaWeight; b: CudaWeight | undefined } {
+    const m = w as CudaWeight, b = bias as CudaWeight | undefined;
     if (m.dims.length !== 2) throw new PsionicError("backend.shape", `matmul ${m.name}: a ${m.dims.length}-D weight is not a matrix`);
     if (x.width !== m.cols) throw new PsionicError("backend.shape", `matmul ${m.name}: input width ${x.width}, weight rows of ${m.cols}`);
-    const b = bias as CudaWeight | undefined;
     if (b && b.dims.reduce((a, c) => a * c, 1) !== m.rows) throw new PsionicError("backend.shape", `matmul ${m.name}: bias ${b.name} does not have ${m.rows} values`);
+    return { m, b };
+  }
+
+  matmul(x: Activation, w: Weight, bias?: Weight): Activation {
+    const src = this.act(x, "matmul");
+    const { m, b } = this.checkProduct(x, w, bias);
     const out = this.output(x.rows, m.rows);
     const quantized = !FLOAT_TYPES.has(m.type);
     const reuse = quantized && this.lastQuantizedInput === x ? 1 : 0;
@@ -214,16 +220,11 @@ export class CudaBackend implements Backend {
   matmuls(x: Activation, list: readonly Product[]): Activation[] {
     const first = list[0]?.w as CudaWeight | undefined;
     // One launch for weights of one type and width (kernels/cuda/matmul.cu psi_cuda_matmul_many).
-    const together = first !== undefined && list.length <= 3 && first.dims.length === 2 &&
-      list.every(({ w }) => (w as CudaWeight).type === first.type && (w as CudaWeight).cols === first.cols && (w as CudaWeight).dims.length === 2);
+    const together = first !== undefined && list.length <= 3 &&
+      list.every(({ w }) => (w as CudaWeight).type === first.type && (w as CudaWeight).cols === first.cols);
     if (!together) return list.map(({ w, bias }) => this.matmul(x, w, bias));
     const src = this.act(x, "matmul");
-    if (x.width !== first.cols) throw new PsionicError("backend.shape", `matmul ${first.name}: input width ${x.width}, weight rows of ${first.cols}`);
-    const outs = list.map(({ w, bias }) => {
-      const m = w as CudaWeight, b = bias as CudaWeight | undefined;
-      if (b && b.dims.reduce((a, c) => a * c, 1) !== m.rows) throw new PsionicError("backend.shape", `matmul ${m.name}: bias ${b.name} does not have ${m.rows} values`);
-      return this.output(x.rows, m.rows);
-    });
+    const outs = list.map(({ w, bias }) => this.output(x.rows, this.checkProduct(x, w, bias).m.rows));
     const quantized = !FLOAT_TYPES.has(first.type);
     const reuse = quantized && this.lastQuantizedInput === x ? 1 : 0;
     // Three tables of up to three addresses (descriptors, biases, outputs) as the C side's pointer arrays.
