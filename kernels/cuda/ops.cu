@@ -2,6 +2,7 @@
 // CPU kernels (kernels/cpu/ops_*.c) where it decides rounding: RMSNorm,
 // RoPE (normal/NeoX, YaRN, frequency factors, theta built by repeated
 // multiplication as ggml builds it), add, SwiGLU, row gathers.
+#include <algorithm>
 #include "common.cuh"
 #include "matmul.cuh"
 
@@ -188,44 +189,82 @@ PSI_EXPORT int psi_cuda_take_rows(const float *src, const int32_t *hostRows, int
 
 // Per row: the index of the largest value (ties to the lowest index), or -1
 // when the row holds a NaN or +inf (a broken forward pass), for greedy
-// decoding that reads back one int per row instead of the logits.
-__global__ void argmax_rows(const float *x, int64_t width, int *out) {
+// decoding that reads back one int per row instead of the logits. Two passes,
+// so a 201,088-wide row is read by many blocks at once (one block alone would
+// walk it 256 values at a time): ARGMAX_PARTS blocks per row each take a
+// contiguous part, then one warp per row merges the parts.
+static const int ARGMAX_PARTS = 64;
+
+// Whether (ov, oi) beats (v, i): a larger value, or an equal one at a lower index; i < 0 is none yet.
+__device__ __forceinline__ bool argmax_better(float ov, int oi, float v, int i) {
+  return oi >= 0 && (i < 0 || ov > v || (ov == v && oi < i));
+}
+
+// Part blockIdx.x of row blockIdx.y: its best value and index, or index -2 when it holds a NaN or +inf.
+__global__ void argmax_parts(const float *x, int64_t width, float *partValue, int *partIndex) {
   __shared__ float best[256];
   __shared__ int at[256];
   __shared__ int broken;
-  const float *row = x + blockIdx.x * width;
+  const int64_t per = (width + gridDim.x - 1) / gridDim.x, first = blockIdx.x * per, end = min(width, first + per);
+  const float *row = x + blockIdx.y * width;
   if (threadIdx.x == 0) broken = 0;
   __syncthreads();
   float v = -INFINITY;
   int i = -1;
-  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+  for (int64_t j = first + threadIdx.x; j < end; j += blockDim.x) {
     const float value = row[j];
     if (!(value < INFINITY)) broken = 1;
-    if (value > v || i < 0) { v = value; i = (int)j; }
+    if (argmax_better(value, (int)j, v, i)) { v = value; i = (int)j; }
   }
   best[threadIdx.x] = v;
   at[threadIdx.x] = i;
   __syncthreads();
   for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
-    if (threadIdx.x < stride) {
-      const float ov = best[threadIdx.x + stride];
-      const int oi = at[threadIdx.x + stride];
-      if (oi >= 0 && (at[threadIdx.x] < 0 || ov > best[threadIdx.x] || (ov == best[threadIdx.x] && oi < at[threadIdx.x]))) {
-        best[threadIdx.x] = ov;
-        at[threadIdx.x] = oi;
-      }
+    if (threadIdx.x < stride && argmax_better(best[threadIdx.x + stride], at[threadIdx.x + stride], best[threadIdx.x], at[threadIdx.x])) {
+      best[threadIdx.x] = best[threadIdx.x + stride];
+      at[threadIdx.x] = at[threadIdx.x + stride];
     }
     __syncthreads();
   }
-  if (threadIdx.x == 0) out[blockIdx.x] = broken ? -1 : at[0];
+  if (threadIdx.x == 0) {
+    partValue[blockIdx.y * gridDim.x + blockIdx.x] = best[0];
+    partIndex[blockIdx.y * gridDim.x + blockIdx.x] = broken ? -2 : at[0];
+  }
+}
+
+// One warp per row (blockIdx.x) merges its `parts` parts.
+__global__ void argmax_merge(const float *partValue, const int *partIndex, int parts, int *out) {
+  const int lane = threadIdx.x;
+  float v = -INFINITY;
+  int i = -1;
+  bool broken = false;
+  for (int p = lane; p < parts; p += 32) {
+    const float pv = partValue[blockIdx.x * parts + p];
+    const int pi = partIndex[blockIdx.x * parts + p];
+    broken |= pi == -2;
+    if (argmax_better(pv, pi, v, i)) { v = pv; i = pi; }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+    if (argmax_better(ov, oi, v, i)) { v = ov; i = oi; }
+  }
+  for (int o = 16; o > 0; o >>= 1) broken |= __shfl_xor_sync(0xffffffffu, (int)broken, o) != 0;
+  if (lane == 0) out[blockIdx.x] = broken ? -1 : i;
 }
 
 // Writes each row's argmax to hostOut (rows ints); synchronizes.
 PSI_EXPORT int psi_cuda_argmax_rows(const float *x, int64_t rows, int64_t width, int32_t *hostOut) {
+  const int parts = (int)std::min<int64_t>(ARGMAX_PARTS, ceil_div(width, 256));
   int *ids = (int *)psi_scratch(14, rows * sizeof(int));
-  if (!ids) return -1;
-  PSI_LAUNCH((unsigned)rows, 256, argmax_rows)(x, width, ids);
-  if (PSI_LAUNCHED("argmax_rows")) return -1;
+  float *partValue = (float *)psi_scratch(18, rows * parts * sizeof(float));
+  int *partIndex = (int *)psi_scratch(19, rows * parts * sizeof(int));
+  if (!ids || !partValue || !partIndex) return -1;
+  PSI_LAUNCH(dim3((unsigned)parts, (unsigned)rows), 256, argmax_parts)(x, width, partValue, partIndex);
+  if (PSI_LAUNCHED("argmax_parts")) return -1;
+  PSI_LAUNCH((unsigned)rows, 32, argmax_merge)(partValue, partIndex, parts, ids);
+  if (PSI_LAUNCHED("argmax_merge")) return -1;
   if (psi_flush_recording()) return -1;
   if (psi_failed(cudaMemcpyAsync(hostOut, ids, rows * sizeof(int), cudaMemcpyDeviceToHost, psi_stream()), "argmax download")) return -1;
   return psi_failed(cudaStreamSynchronize(psi_stream()), "argmax (sync): an earlier kernel failed") ? -1 : 0;
