@@ -71,9 +71,7 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *slab, i
   } else {
     const int64_t subs = K / 32;
     const uint8_t *scales = slab + w.scalesOffset;
-    for (int64_t sb = lane; sb < subs; sb += 32) {
-      Sub32 s;
-      load_sub<T>(slab, scales, n, K, sb, s);
+    const auto accumulate = [&](const Sub32 &s, int64_t sb) {
 #pragma unroll
       for (int r = 0; r < R; r++) {
         if (r >= nr) break;
@@ -96,6 +94,21 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *slab, i
         }
         acc[r] += d * v + offset;
       }
+    };
+    // Two sub-blocks a step, both loaded before either is used: a decode row is
+    // 2-4 sub-blocks per lane, and each lane then has two weight loads in flight.
+    int64_t sb = lane;
+    for (; sb + 32 < subs; sb += 64) {
+      Sub32 s0, s1;
+      load_sub<T>(slab, scales, n, K, sb, s0);
+      load_sub<T>(slab, scales, n, K, sb + 32, s1);
+      accumulate(s0, sb);
+      accumulate(s1, sb + 32);
+    }
+    if (sb < subs) {
+      Sub32 s;
+      load_sub<T>(slab, scales, n, K, sb, s);
+      accumulate(s, sb);
     }
   }
 #pragma unroll

@@ -75,6 +75,12 @@ describe("CUDA ops against the CPU backend", () => {
         compare(rows, K, (b, x, side) => b.matmul(x, side ? wc : wg, side ? bc : bg), matmulTolerance(type, rows), `matmul ${GGMLType[type]} x${rows}`);
       }
     });
+    // Rows of 90-96 sub-blocks (gpt-oss's 2880): lanes take two sub-blocks a step, then the rest one at a time.
+    it(`matmul ${GGMLType[type]}: 1..8 rows of a wide K (${K_QUANTS.has(type) ? 3072 : 2880})`, () => {
+      const k = K_QUANTS.has(type) ? 3072 : 2880;
+      const [wg, wc] = both("w", type, [k, 40]);
+      for (const rows of [1, 3, 8]) compare(rows, k, (b, x, side) => b.matmul(x, side ? wc : wg), matmulTolerance(type, rows), `matmul ${GGMLType[type]} x${rows} (K ${k})`);
+    });
     // Past the tiles' edges: K of 11 sub-blocks (a partial stage of 4), 140 outputs (2 x 64 + 12), rows 65..130 (64 + 1, + 36, + 2).
     it(`matmul ${GGMLType[type]}: 65..130 rows (the many-row kernels), with bias`, () => {
       const k = K_QUANTS.has(type) ? 768 : 352, n = 140;
