@@ -3,12 +3,16 @@
 // (kernels/cuda/profile.cu): "busy" is the op's own device time, "idle" the
 // time the GPU waited before it started (the host had not launched it yet),
 // "host" the wall time the call took on the host. Products are split by
-// weight name (blk.N. removed) so the table says which matrix costs what.
+// weight name (blk.N. removed) so the table says which matrix costs what. An op
+// that falls back to another wrapped op (matmuls of mixed types) is counted as
+// the inner op.
 import { cudaKernels } from "../../../ffi/cuda.ts";
-import type { Weight } from "../backend.ts";
+import type { Product, Weight } from "../backend.ts";
 import type { CudaBackend } from "./cuda-backend.ts";
 
-const OPS = ["embed", "takeRows", "concatRows", "rmsNorm", "matmul", "rope", "add", "swiglu", "moe", "storeKV", "attention", "attendSegments", "download", "upload"] as const;
+const OPS = ["embed", "takeRows", "concatRows", "rmsNorm", "addRmsNorm", "matmul", "matmuls", "rope", "ropeQK", "add", "swiglu", "moe", "moeAdd",
+  "storeKV", "attention", "attendSegments", "argmaxRows", "download", "upload"] as const;
+const weightName = (w: Weight) => w.name.replace(/^blk\.\d+\./, "");
 const COLLECT_EVERY = 50_000;
 
 export function profileBackend(backend: CudaBackend): void {
@@ -42,7 +46,8 @@ export function profileBackend(backend: CudaBackend): void {
   for (const op of OPS) {
     const original = target[op]!.bind(backend);
     target[op] = (...args: unknown[]) => {
-      const label = op === "matmul" ? `matmul ${(args[1] as Weight).name.replace(/^blk\.\d+\./, "")}` : op;
+      const label = op === "matmul" ? `matmul ${weightName(args[1] as Weight)}`
+        : op === "matmuls" ? `matmuls ${(args[1] as Product[]).map((p) => weightName(p.w).replace(/\.weight$/, "")).join("+")}` : op;
       const id = idOf(label);
       if (op === "download" && marks > COLLECT_EVERY) collect();
       const start = performance.now();
