@@ -84,6 +84,23 @@ describe("CUDA backend against the CPU backend: teacher-forced greedy generation
   }
 });
 
+describe("CUDA backend: the device profile", () => {
+  it("PSIONIC_CUDA_PROFILE=1 prints device time per op at exit, the fused ops by name", async () => {
+    const path = join(dir, "oss-profile.gguf");
+    synthesize({ preset: { arch: "gpt-oss", name: "tiny" }, type: GGMLType.MXFP4, seed: 7 }, path);
+    const root = join(import.meta.dir, "../../..");
+    const child = Bun.spawn([process.execPath, "src/cli/main.ts", "generate", "--backend", "cuda", "-m", path, "-p", "The fox", "-n", "3", "--temp", "0"], {
+      cwd: root, stdout: "pipe", stderr: "pipe", env: { ...process.env, PSIONIC_CUDA_PROFILE: "1" },
+    });
+    const [err, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    expect(code).toBe(0);
+    expect(err).toContain("psionic cuda profile");
+    for (const op of ["matmuls attn_q+attn_k+attn_v", "addRmsNorm", "moeAdd", "ropeQK", "attendSegments", "matmul output.weight"]) {
+      expect(err).toMatch(new RegExp(`^${op.replace(/[.+]/g, "\\$&")} +\\d+ `, "m"));
+    }
+  }, 300_000);
+});
+
 describe("CUDA backend: -ngl, batches, greedy on the device", () => {
   it("the engine's batched greedy steps pick on the device the tokens host sampling picks", async () => {
     const path = join(dir, "oss-engine.gguf");
