@@ -298,7 +298,7 @@ template <int T>
 static int cublas_product(const MatDesc &w, const float *x, int64_t rows, const float *bias, float *y) {
   const int64_t total = w.rows * w.cols;
   const __half *wh = reinterpret_cast<const __half *>(w.data);
-  if (T != T_F16) {
+  if constexpr (T != T_F16) {
     __half *expanded = (__half *)psi_scratch(2, total * sizeof(__half));
     if (!expanded) return -1;
     PSI_LAUNCH((unsigned)ceil_div(total, 256), 256, expand_half<T>)(w, w.data, expanded);
@@ -383,7 +383,7 @@ PSI_EXPORT int psi_cuda_matmul_many(const MatDesc *const *ws, const float *const
   if (rows >= GEMM_MIN_ROWS) {
     for (int i = 0; i < count; i++) {
       if (psi_matmul(*ws[i], x, rows, map, biases[i], 0, ys[i])) return -1;
-      map.quantized = psi_matmul_quantizes(*ws[i], rows, map);
+      map.quantized = psi_matmul_quantizes(*ws[i]);
     }
     return 0;
   }
@@ -400,7 +400,7 @@ PSI_EXPORT int psi_cuda_matmul_many(const MatDesc *const *ws, const float *const
   });
 }
 
-bool psi_matmul_quantizes(const MatDesc &w, int64_t, const RowMap &) {
+bool psi_matmul_quantizes(const MatDesc &w) {
   return !is_float_type((int)w.type);
 }
 

@@ -99,8 +99,8 @@ __device__ __forceinline__ float swiglu_oai_value(float gate, float up, float al
 // hidden = swiglu_oai(x gate^T + gateBias, x up^T + upBias) for grouped rows (map.offsets), in one launch.
 int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
                    const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden);
-// Whether psi_matmul(w, x, rows, map) leaves x's int8 rows in the scratch (so the next product of x may reuse them).
-bool psi_matmul_quantizes(const MatDesc &w, int64_t rows, const RowMap &map);
+// Whether a product with w leaves x's int8 rows in the scratch (so the next product of x may reuse them): every quantized type.
+bool psi_matmul_quantizes(const MatDesc &w);
 
 bool psi_cublas_available();
 // y (n x m, row-major, fp32) = x (n x k, fp16) times w (m x k, fp16) transposed.

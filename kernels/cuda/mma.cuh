@@ -22,20 +22,6 @@
 #include "common.cuh"
 
 #ifdef PSI_EMULATE
-__device__ __forceinline__ void mma_s8_16816(int c[4], int a0, int a1, int b) {
-  const uint32_t mine[3] = {(uint32_t)a0, (uint32_t)a1, (uint32_t)b};
-  uint32_t all[32][8];
-  psi_emu_warp_gather(mine, 3, all);
-  const int lane = psi_emu_lane(), g = lane / 4, t = lane % 4;
-  for (int i = 0; i < 4; i++) {
-    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
-    for (int k = 0; k < 16; k++) {
-      const int8_t av = (int8_t)(all[(row % 8) * 4 + k / 4][row / 8] >> (8 * (k % 4)));
-      const int8_t bv = (int8_t)(all[col * 4 + k / 4][2] >> (8 * (k % 4)));
-      c[i] += (int)av * (int)bv;
-    }
-  }
-}
 __device__ __forceinline__ void mma_s8_16832(int c[4], const int a[4], const int b[2]) {
   const uint32_t mine[6] = {(uint32_t)a[0], (uint32_t)a[1], (uint32_t)a[2], (uint32_t)a[3], (uint32_t)b[0], (uint32_t)b[1]};
   uint32_t all[32][8];
@@ -49,6 +35,11 @@ __device__ __forceinline__ void mma_s8_16832(int c[4], const int a[4], const int
       c[i] += (int)av * (int)bv;
     }
   }
+}
+// k = 16 is k = 32's first half (the layouts above), the second half zero.
+__device__ __forceinline__ void mma_s8_16816(int c[4], int a0, int a1, int b) {
+  const int a[4] = {a0, a1, 0, 0}, bk[2] = {b, 0};
+  mma_s8_16832(c, a, bk);
 }
 __device__ __forceinline__ void mma_f16_16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
   const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};

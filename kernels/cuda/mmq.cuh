@@ -66,13 +66,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
   const uint8_t *slab = w.data + e * w.slabStride;
   const uint8_t *scales = slab + w.scalesOffset;
   const int wm = (warp & 1) * 32, wn = (warp >> 1) * 32;
-  float acc[2][4][4];
-#pragma unroll
-  for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-    for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-      for (int i = 0; i < 4; i++) acc[mt][nt][i] = 0.f;
+  float acc[2][4][4] = {};
 
   for (int64_t sb0 = 0; sb0 < subs; sb0 += SUBS) {
     for (int i = tid; i < BM * SUBS; i += THREADS) {
@@ -126,13 +120,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
       constexpr int PASSES = mmq_half_scales<T>() ? 2 : 1;
 #pragma unroll
       for (int h = 0; h < PASSES; h++) {
-        int c[2][4][4];
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-          for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) c[mt][nt][i] = 0;
+        int c[2][4][4] = {};
         const int k = s * 32 + h * 16 + t * 4;
         const auto word = [](const int8_t *p) { return *reinterpret_cast<const int *>(p); };
         if constexpr (PASSES == 2) {

@@ -40,15 +40,13 @@ __global__ void route_topk(const float *logits, int experts, int k, int64_t toke
   if (t < tokens) topk_softmax(logits + t * experts, experts, k, ids + t * k, weights + t * k);
 }
 
-// Routing and grouping in one block: each token's top-k and weights, then a
-// stable counting sort of the slots by expert: offsets[e] .. offsets[e+1]-1
-// index sorted[], which holds slot numbers. tokens <= MOE_DEVICE_TOKENS.
-__global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *sorted) {
-  __shared__ int next[MAX_EXPERTS];
-  for (int t = threadIdx.x; t < tokens; t += blockDim.x) topk_softmax(logits + (int64_t)t * experts, experts, k, ids + t * k, weights + t * k);
+// Counts each expert's slots into next[] and writes offsets (experts + 1, an
+// exclusive prefix sum): offsets[e] .. offsets[e+1]-1 is expert e's group in
+// sorted[]. On return (the whole block calls it) next[e] = offsets[e], the
+// first free place of e's group.
+__device__ __forceinline__ void count_slots(const int *ids, int slots, int experts, int *next, int *offsets) {
   for (int e = threadIdx.x; e < experts; e += blockDim.x) next[e] = 0;
   __syncthreads();
-  const int slots = tokens * k;
   for (int s = threadIdx.x; s < slots; s += blockDim.x) atomicAdd(&next[ids[s]], 1);
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -59,8 +57,19 @@ __global__ void route_group(const float *logits, int experts, int k, int tokens,
       running += count;
     }
     offsets[experts] = running;
-    for (int s = 0; s < slots; s++) sorted[next[ids[s]]++] = s;
   }
+  __syncthreads();
+}
+
+// Routing and grouping in one block: each token's top-k and weights, then a
+// stable counting sort of the slots by expert into sorted[], which holds slot
+// numbers (count_slots' offsets). tokens <= MOE_DEVICE_TOKENS.
+__global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *sorted) {
+  __shared__ int next[MAX_EXPERTS];
+  for (int t = threadIdx.x; t < tokens; t += blockDim.x) topk_softmax(logits + (int64_t)t * experts, experts, k, ids + t * k, weights + t * k);
+  const int slots = tokens * k;
+  count_slots(ids, slots, experts, next, offsets);
+  if (threadIdx.x == 0) for (int s = 0; s < slots; s++) sorted[next[ids[s]]++] = s;
 }
 
 // Slots grouped by expert, any count, in one block: offsets as route_group's;
@@ -68,20 +77,7 @@ __global__ void route_group(const float *logits, int experts, int k, int tokens,
 // depends only on its own slot).
 __global__ void group_slots(const int *ids, int slots, int experts, int *offsets, int *sorted) {
   __shared__ int next[MAX_EXPERTS];
-  for (int e = threadIdx.x; e < experts; e += blockDim.x) next[e] = 0;
-  __syncthreads();
-  for (int s = threadIdx.x; s < slots; s += blockDim.x) atomicAdd(&next[ids[s]], 1);
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int running = 0;
-    for (int e = 0; e < experts; e++) {
-      const int count = next[e];
-      offsets[e] = next[e] = running;
-      running += count;
-    }
-    offsets[experts] = running;
-  }
-  __syncthreads();
+  count_slots(ids, slots, experts, next, offsets);
   for (int s = threadIdx.x; s < slots; s += blockDim.x) sorted[atomicAdd(&next[ids[s]], 1)] = s;
 }
 
@@ -139,11 +135,10 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   exact.exact = true;
   exact.quantized = reuse != 0;
   if (psi_matmul(*router, x, tokens, exact, routerBias, 0, logits)) return -1;
-  const bool xQuantized = reuse != 0 || psi_matmul_quantizes(*router, tokens, exact);
+  const bool xQuantized = reuse != 0 || psi_matmul_quantizes(*router);
 
   const bool few = tokens <= MOE_DEVICE_TOKENS;
-  const bool quantizedExperts = psi_matmul_quantizes(*gate, slots, RowMap{}) && psi_matmul_quantizes(*up, slots, RowMap{}) &&
-                                psi_matmul_quantizes(*down, slots, RowMap{});
+  const bool quantizedExperts = psi_matmul_quantizes(*gate) && psi_matmul_quantizes(*up) && psi_matmul_quantizes(*down);
   if (few || quantizedExperts) {
     int *offsets = (int *)psi_scratch(12, (experts + 1) * sizeof(int));
     int *sorted = (int *)psi_scratch(13, slots * sizeof(int));
@@ -162,7 +157,7 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     // A token chooses an expert at most once.
     byToken.maxGroup = (int)tokens;
     // x's int8 rows are in the scratch when its norm or the router's product put them there.
-    byToken.quantized = xQuantized && psi_matmul_quantizes(*gate, slots, byToken);
+    byToken.quantized = xQuantized && psi_matmul_quantizes(*gate);
     RowMap bySlot = byToken;
     bySlot.inputDiv = 1;
     bySlot.quantized = false;
@@ -173,7 +168,7 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
       float *u = (float *)psi_scratch(9, slots * ff * sizeof(float));
       if (!g || !u) return -1;
       if (psi_matmul(*gate, x, slots, byToken, gateBias, ff, g)) return -1;
-      byToken.quantized = psi_matmul_quantizes(*gate, slots, byToken) && psi_matmul_quantizes(*up, slots, byToken);
+      byToken.quantized = psi_matmul_quantizes(*gate) && psi_matmul_quantizes(*up);
       if (psi_matmul(*up, x, slots, byToken, upBias, ff, u)) return -1;
       if (swiglu_oai(g, u, hidden, slots * ff, alpha, limit)) return -1;
     }
