@@ -6,6 +6,7 @@
 // is a kernel bug (deadlock on a GPU too): reported, then the process aborts.
 // Blocks are shared out among one worker per core; a block's fibers all run
 // on the worker that took it (so `__shared__` is thread_local). x86-64 only.
+// Vector loads and stores check their alignment (emulate.h).
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -118,10 +119,16 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
     f.lane = t % 32;
     start(f);
   }
+  // PSIONIC_CUDA_EMU_ORDER=reverse runs the fibers last to first between waits. A
+  // kernel that reads shared memory another thread wrote without a barrier
+  // between gets the value only in one of the two orders (the GPU promises
+  // neither), so running the checks both ways exposes the race.
+  static const bool reverse = getenv("PSIONIC_CUDA_EMU_ORDER") && strcmp(getenv("PSIONIC_CUDA_EMU_ORDER"), "reverse") == 0;
   int live = threads;
   while (live > 0) {
     bool ran = false;
-    for (int t = 0; t < threads; t++) {
+    for (int i = 0; i < threads; i++) {
+      const int t = reverse ? threads - 1 - i : i;
       if (fibers[t].state != RUNNABLE) continue;
       current = &fibers[t];
       psi_emu_switch(&scheduler_sp, current->sp);
@@ -155,6 +162,14 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
     }
   }
   current = nullptr;
+}
+
+void psi_emu_misaligned(const void *p, int align, const char *type) {
+  const PsiFiberCoords *c = current ? &current->coords : nullptr;
+  fprintf(stderr, "psionic CUDA emulator: misaligned address: %s at %p needs %d-byte alignment", type, p, align);
+  if (c) fprintf(stderr, " (block (%u,%u,%u), thread (%u,%u,%u))", c->block.x, c->block.y, c->block.z, c->thread.x, c->thread.y, c->thread.z);
+  fprintf(stderr, "\n");
+  abort();
 }
 
 void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {

@@ -32,10 +32,30 @@ struct dim3 {
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 struct uint3 { unsigned x, y, z; };
-struct int4 { int x, y, z, w; };
-struct float4 { float x, y, z, w; };
-struct float2 { float x, y; };
-inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
+// The vector types keep CUDA's alignment, and a load or store of one through
+// a misaligned address is reported and aborts, as the GPU faults on it
+// ("misaligned address") where an x86 load would quietly succeed.
+[[noreturn]] void psi_emu_misaligned(const void *p, int align, const char *type);
+template <int A>
+inline void psi_emu_aligned(const void *p, const char *type) {
+  if ((uintptr_t)p % A) psi_emu_misaligned(p, A, type);
+}
+#define PSI_EMU_VECTOR(NAME, A, T, ...)                                                     \
+  struct alignas(A) NAME {                                                                  \
+    T __VA_ARGS__;                                                                          \
+    NAME() = default;                                                                       \
+    NAME(const NAME &o) { psi_emu_aligned<A>(&o, #NAME); memcpy((void *)this, &o, A); }     \
+    NAME &operator=(const NAME &o) {                                                        \
+      psi_emu_aligned<A>(this, #NAME);                                                      \
+      psi_emu_aligned<A>(&o, #NAME);                                                        \
+      memcpy((void *)this, &o, A);                                                          \
+      return *this;                                                                         \
+    }                                                                                       \
+  };
+PSI_EMU_VECTOR(int4, 16, int, x, y, z, w)
+PSI_EMU_VECTOR(float4, 16, float, x, y, z, w)
+PSI_EMU_VECTOR(float2, 8, float, x, y)
+inline int4 make_int4(int x, int y, int z, int w) { int4 v; v.x = x; v.y = y; v.z = z; v.w = w; return v; }
 
 // The running fiber's coordinates (emulate.cpp).
 struct PsiFiberCoords { uint3 thread, block; dim3 blockDim, gridDim; };
@@ -96,7 +116,7 @@ inline int __vsubss4(int a, int b) {
 
 // fp16 and bf16, with the hardware's round-to-nearest-even conversions.
 struct __half { uint16_t bits; };
-struct __half2 { __half x, y; };
+PSI_EMU_VECTOR(__half2, 4, __half, x, y)
 struct __nv_bfloat16 { uint16_t bits; };
 
 inline float __half2float(__half h) {
@@ -117,7 +137,12 @@ inline __half __float2half_rn(float f) {
 }
 inline __half __ushort_as_half(uint16_t u) { return {u}; }
 inline uint16_t __half_as_ushort(__half h) { return h.bits; }
-inline float2 __half22float2(__half2 h) { return {__half2float(h.x), __half2float(h.y)}; }
+inline float2 __half22float2(__half2 h) {
+  float2 f;
+  f.x = __half2float(h.x);
+  f.y = __half2float(h.y);
+  return f;
+}
 inline float __bfloat162float(__nv_bfloat16 b) { return __uint_as_float((uint32_t)b.bits << 16); }
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   const uint32_t u = psi_emu_bits(f);
