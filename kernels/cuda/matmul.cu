@@ -116,13 +116,14 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *slab, i
 }
 
 // The rows a block takes, R at a time: f(slab index, inRow[], outRow[], count).
-// Dense: all rows, slab 0. Grouped (map.offsets): every row of expert
-// blockIdx.y, so the expert's weights are read once for all its rows.
+// Dense: all rows, slab 0. Grouped (map.offsets): every row of the expert
+// blockIdx.y stands for (group_expert), so the expert's weights are read once for all its rows.
 template <int R, class F>
 __device__ __forceinline__ void each_chunk(const RowMap &map, int64_t rows, F &&f) {
   int64_t inRow[R], outRow[R];
   if (map.offsets) {
-    const int e = blockIdx.y;
+    const int e = group_expert(map, blockIdx.y);
+    if (e < 0) return;
     const int start = map.offsets[e], count = map.offsets[e + 1] - start;
     for (int c = 0; c < count; c += R) {
       const int nr = min(R, count - c);
@@ -273,7 +274,7 @@ template <int T, int R>
 static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &given, const float *bias, int64_t biasStride, float *y) {
   RowMap map = given;
   const int64_t across = ceil_div(w.rows, MMV_WARPS);
-  const int64_t down = map.offsets ? map.experts : dense_row_blocks(across, rows, R, map);
+  const int64_t down = map.offsets ? group_blocks(map, rows) : dense_row_blocks(across, rows, R, map);
   const dim3 grid((unsigned)across, (unsigned)down);
   int8_t *xq;
   float *xd;
@@ -285,7 +286,7 @@ static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowM
 template <int T>
 static int launch_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
                       const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden) {
-  const dim3 grid((unsigned)ceil_div(gate.rows, MMV_WARPS), (unsigned)map.experts);
+  const dim3 grid((unsigned)ceil_div(gate.rows, MMV_WARPS), group_blocks(map, rows));
   int8_t *xq;
   float *xd;
   if (quantized_rows<T>(x, rows, gate.cols, map, &xq, &xd)) return -1;

@@ -31,7 +31,9 @@ extern int64_t MOE_DEVICE_TOKENS;
 // Which slab (expert) and input row each product row uses. Dense (the
 // default): slab 0, input row = row. Grouped: the rows of expert e are
 // sorted[offsets[e] .. offsets[e+1]-1] (experts + 1 offsets, on the device),
-// input row row / inputDiv.
+// input row row / inputDiv; active[j] is the j-th expert with rows (-1 past
+// the last), so a grouped launch spans only min(experts, rows) experts
+// (group_blocks): a decode token's 4 of 32, not 32 of which 28 exit at once.
 // Passed to kernels by value and hashed byte for byte (common.cuh): no padding.
 struct RowMap {
   int inputDiv = 1;
@@ -46,7 +48,13 @@ struct RowMap {
   int maxGroup = 0;
   const int *offsets = nullptr;
   const int *sorted = nullptr;
+  const int *active = nullptr;
 };
+
+// Grid extent over the experts of a grouped product of `rows` rows.
+inline unsigned group_blocks(const RowMap &map, int64_t rows) { return (unsigned)(rows < map.experts ? rows : map.experts); }
+// The expert block index j takes, or -1: fewer experts have rows than the launch spans.
+__device__ __forceinline__ int group_expert(const RowMap &map, unsigned j) { return map.active[j]; }
 
 // One 32-value block of an activation row -> int8 codes and the fp16-rounded
 // scale, as the CPU backend (and ggml's x86 quantize_row_q8_0) does:

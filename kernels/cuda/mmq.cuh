@@ -42,11 +42,12 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int64_t n0 = (int64_t)blockIdx.x * BM;
-  // This block's input rows: a tile of the dense rows, or of expert blockIdx.z's group.
+  // This block's input rows: a tile of the dense rows, or of the group of the expert blockIdx.z stands for.
   int e = 0;
   int64_t first, count;
   if (map.offsets) {
-    e = blockIdx.z;
+    e = group_expert(map, blockIdx.z);
+    if (e < 0) return;
     first = map.offsets[e] + (int64_t)blockIdx.y * BN;
     count = map.offsets[e + 1] - first;
   } else {
@@ -182,13 +183,13 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
     }
 }
 
-// Grid: weight-row tiles x input-row tiles (x experts when grouped, sized for
-// the largest group an expert can have; tiles past its group return at once).
+// Grid: weight-row tiles x input-row tiles (x experts with rows when grouped,
+// sized for the largest group an expert can have; tiles past its group return at once).
 template <int T>
 int launch_mmq(const MatDesc &w, const int8_t *xq, const float *xd, int64_t rows, const RowMap &map,
                const float *bias, int64_t biasStride, float *y) {
   const int64_t inputRows = map.offsets && map.maxGroup ? map.maxGroup : rows;
-  const dim3 grid((unsigned)ceil_div(w.rows, mmq::BM), (unsigned)ceil_div(inputRows, mmq::BN), (unsigned)(map.offsets ? map.experts : 1));
+  const dim3 grid((unsigned)ceil_div(w.rows, mmq::BM), (unsigned)ceil_div(inputRows, mmq::BN), map.offsets ? group_blocks(map, rows) : 1u);
   PSI_LAUNCH(grid, mmq::THREADS, mmq_kernel<T>)(w, xq, xd, rows, map, bias, biasStride, y);
   return PSI_LAUNCHED("mmq");
 }

@@ -42,21 +42,24 @@ __global__ void route_topk(const float *logits, int experts, int k, int64_t toke
 
 // Counts each expert's slots into next[] and writes offsets (experts + 1, an
 // exclusive prefix sum): offsets[e] .. offsets[e+1]-1 is expert e's group in
-// sorted[]. On return (the whole block calls it) next[e] = offsets[e], the
+// sorted[]; and active (experts): the experts with slots in id order, then -1s
+// (RowMap). On return (the whole block calls it) next[e] = offsets[e], the
 // first free place of e's group.
-__device__ __forceinline__ void count_slots(const int *ids, int slots, int experts, int *next, int *offsets) {
+__device__ __forceinline__ void count_slots(const int *ids, int slots, int experts, int *next, int *offsets, int *active) {
   for (int e = threadIdx.x; e < experts; e += blockDim.x) next[e] = 0;
   __syncthreads();
   for (int s = threadIdx.x; s < slots; s += blockDim.x) atomicAdd(&next[ids[s]], 1);
   __syncthreads();
   if (threadIdx.x == 0) {
-    int running = 0;
+    int running = 0, used = 0;
     for (int e = 0; e < experts; e++) {
       const int count = next[e];
       offsets[e] = next[e] = running;
       running += count;
+      if (count > 0) active[used++] = e;
     }
     offsets[experts] = running;
+    while (used < experts) active[used++] = -1;
   }
   __syncthreads();
 }
@@ -64,20 +67,20 @@ __device__ __forceinline__ void count_slots(const int *ids, int slots, int exper
 // Routing and grouping in one block: each token's top-k and weights, then a
 // stable counting sort of the slots by expert into sorted[], which holds slot
 // numbers (count_slots' offsets). tokens <= MOE_DEVICE_TOKENS.
-__global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *sorted) {
+__global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *active, int *sorted) {
   __shared__ int next[MAX_EXPERTS];
   for (int t = threadIdx.x; t < tokens; t += blockDim.x) topk_softmax(logits + (int64_t)t * experts, experts, k, ids + t * k, weights + t * k);
   const int slots = tokens * k;
-  count_slots(ids, slots, experts, next, offsets);
+  count_slots(ids, slots, experts, next, offsets, active);
   if (threadIdx.x == 0) for (int s = 0; s < slots; s++) sorted[next[ids[s]]++] = s;
 }
 
 // Slots grouped by expert, any count, in one block: offsets as route_group's;
 // within an expert's group the slots' order is arbitrary (each product row
 // depends only on its own slot).
-__global__ void group_slots(const int *ids, int slots, int experts, int *offsets, int *sorted) {
+__global__ void group_slots(const int *ids, int slots, int experts, int *offsets, int *active, int *sorted) {
   __shared__ int next[MAX_EXPERTS];
-  count_slots(ids, slots, experts, next, offsets);
+  count_slots(ids, slots, experts, next, offsets, active);
   for (int s = threadIdx.x; s < slots; s += blockDim.x) sorted[atomicAdd(&next[ids[s]], 1)] = s;
 }
 
@@ -140,20 +143,21 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   const bool few = tokens <= MOE_DEVICE_TOKENS;
   const bool quantizedExperts = psi_matmul_quantizes(*gate) && psi_matmul_quantizes(*up) && psi_matmul_quantizes(*down);
   if (few || quantizedExperts) {
-    int *offsets = (int *)psi_scratch(12, (experts + 1) * sizeof(int));
+    int *offsets = (int *)psi_scratch(12, (2 * experts + 1) * sizeof(int));
     int *sorted = (int *)psi_scratch(13, slots * sizeof(int));
     if (!offsets || !sorted) return -1;
+    int *active = offsets + experts + 1;
     if (few) {
-      PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, sorted);
+      PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, active, sorted);
       if (PSI_LAUNCHED("route_group")) return -1;
     } else {
       PSI_LAUNCH((unsigned)ceil_div(tokens, 64), 64, route_topk)(logits, experts, k, tokens, ids, weights);
       if (PSI_LAUNCHED("route_topk")) return -1;
-      PSI_LAUNCH(1, 1024, group_slots)(ids, (int)slots, experts, offsets, sorted);
+      PSI_LAUNCH(1, 1024, group_slots)(ids, (int)slots, experts, offsets, active, sorted);
       if (PSI_LAUNCHED("group_slots")) return -1;
     }
     RowMap byToken;
-    byToken.offsets = offsets; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
+    byToken.offsets = offsets; byToken.active = active; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
     // A token chooses an expert at most once.
     byToken.maxGroup = (int)tokens;
     // x's int8 rows are in the scratch when its norm or the router's product put them there.
