@@ -13,6 +13,7 @@
 // Expert products (MoE) take the rows grouped by expert: the same kernels,
 // each block reading one expert's slab for all the rows that chose it.
 #include <algorithm>
+#include <type_traits>
 #include "common.cuh"
 #include "decode.cuh"
 #include "matmul.cuh"
@@ -48,30 +49,35 @@ __device__ __forceinline__ float float_input(float x) {
   return x;
 }
 
-// One warp: dot products of weight row n of `slab` with up to R input rows
-// (inRow[]), summed over the warp into acc[] (every lane gets the totals).
-// Quantized types read the int8 rows xq/xd; float types x.
-template <int T, int R>
-__device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *slab, int64_t n, int lane,
+// One warp: dot products of weight row n of each of NW slabs (one type and
+// shape: gate and up take one pass, so each lane has twice the loads in
+// flight) with up to R input rows (inRow[]), summed over the warp into
+// acc[i][r] (every lane gets the totals). Quantized types read the int8 rows
+// xq/xd; float types x. Each slab's sums keep the order a lone pass over it has.
+template <int T, int R, int NW = 1>
+__device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *const *slabs, int64_t n, int lane,
                                         const int8_t *xq, const float *xd, const float *x,
-                                        const int64_t *inRow, int nr, float *acc) {
+                                        const int64_t *inRow, int nr, float (*acc)[R]) {
   const int64_t K = w.cols;
 #pragma unroll
-  for (int r = 0; r < R; r++) acc[r] = 0.f;
-  if constexpr (is_float_type(T)) {
-    const uint8_t *row = slab + n * K * (T == T_F32 ? 4 : 2);
-    for (int64_t i = lane; i < K; i += 32) {
-      const float wv = float_weight<T>(row, i);
+  for (int i = 0; i < NW; i++)
 #pragma unroll
-      for (int r = 0; r < R; r++) {
-        if (r >= nr) break;
-        acc[r] += wv * float_input<T>(x[inRow[r] * K + i]);
+    for (int r = 0; r < R; r++) acc[i][r] = 0.f;
+  if constexpr (is_float_type(T)) {
+    for (int64_t c = lane; c < K; c += 32) {
+#pragma unroll
+      for (int i = 0; i < NW; i++) {
+        const float wv = float_weight<T>(slabs[i] + n * K * (T == T_F32 ? 4 : 2), c);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+          if (r >= nr) break;
+          acc[i][r] += wv * float_input<T>(x[inRow[r] * K + c]);
+        }
       }
     }
   } else {
     const int64_t subs = K / 32;
-    const uint8_t *scales = slab + w.scalesOffset;
-    const auto accumulate = [&](const Sub32 &s, int64_t sb) {
+    const auto accumulate = [&](const Sub32 &s, int64_t sb, float *into) {
 #pragma unroll
       for (int r = 0; r < R; r++) {
         if (r >= nr) break;
@@ -92,27 +98,38 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *slab, i
             v += s.b0 * (float)c0 + s.b1 * (float)c1;
           }
         }
-        acc[r] += d * v + offset;
+        into[r] += d * v + offset;
       }
     };
-    // Two sub-blocks a step, both loaded before either is used: a decode row is
-    // 2-4 sub-blocks per lane, and each lane then has two weight loads in flight.
+    // Two sub-blocks of each slab a step, all loaded before any is used: a
+    // decode row is 2-4 sub-blocks per lane, so each lane has 2 * NW weight
+    // loads in flight.
     int64_t sb = lane;
     for (; sb + 32 < subs; sb += 64) {
-      Sub32 s0, s1;
-      load_sub<T>(slab, scales, n, K, sb, s0);
-      load_sub<T>(slab, scales, n, K, sb + 32, s1);
-      accumulate(s0, sb);
-      accumulate(s1, sb + 32);
+      Sub32 s0[NW], s1[NW];
+#pragma unroll
+      for (int i = 0; i < NW; i++) {
+        load_sub<T>(slabs[i], slabs[i] + w.scalesOffset, n, K, sb, s0[i]);
+        load_sub<T>(slabs[i], slabs[i] + w.scalesOffset, n, K, sb + 32, s1[i]);
+      }
+#pragma unroll
+      for (int i = 0; i < NW; i++) {
+        accumulate(s0[i], sb, acc[i]);
+        accumulate(s1[i], sb + 32, acc[i]);
+      }
     }
     if (sb < subs) {
-      Sub32 s;
-      load_sub<T>(slab, scales, n, K, sb, s);
-      accumulate(s, sb);
+      Sub32 s[NW];
+#pragma unroll
+      for (int i = 0; i < NW; i++) load_sub<T>(slabs[i], slabs[i] + w.scalesOffset, n, K, sb, s[i]);
+#pragma unroll
+      for (int i = 0; i < NW; i++) accumulate(s[i], sb, acc[i]);
     }
   }
 #pragma unroll
-  for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
+  for (int i = 0; i < NW; i++)
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[i][r] = warp_sum(acc[i][r]);
 }
 
 // The rows a block takes, R at a time: f(slab index, inRow[], outRow[], count).
@@ -156,11 +173,12 @@ __global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x
   const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
   if (n >= w.rows) return;
   each_chunk<R>(map, rows, [&](int e, const int64_t *inRow, const int64_t *outRow, int nr) {
-    float acc[R];
-    mmv_dot<T, R>(w, w.data + e * w.slabStride, n, lane, xq, xd, x, inRow, nr, acc);
+    const uint8_t *slab = w.data + e * w.slabStride;
+    float acc[1][R];
+    mmv_dot<T, R>(w, &slab, n, lane, xq, xd, x, inRow, nr, acc);
     const float b = bias ? bias[e * biasStride + n] : 0.f;
 #pragma unroll
-    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = acc[r] + b;
+    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = acc[0][r] + b;
   });
 }
 
@@ -187,11 +205,11 @@ __global__ void mmv_many(Many m, const int8_t *xq, const float *xd, const float 
   const float *bias = m.bias[i];
   float *y = m.y[i];
   each_chunk<R>(map, rows, [&](int, const int64_t *inRow, const int64_t *outRow, int nr) {
-    float acc[R];
-    mmv_dot<T, R>(w, w.data, n, lane, xq, xd, x, inRow, nr, acc);
+    float acc[1][R];
+    mmv_dot<T, R>(w, &w.data, n, lane, xq, xd, x, inRow, nr, acc);
     const float b = bias ? bias[n] : 0.f;
 #pragma unroll
-    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = acc[r] + b;
+    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = acc[0][r] + b;
   });
 }
 
@@ -203,12 +221,13 @@ __global__ void mmv_glu(MatDesc gate, MatDesc up, const int8_t *xq, const float 
   const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
   if (n >= gate.rows) return;
   each_chunk<R>(map, rows, [&](int e, const int64_t *inRow, const int64_t *outRow, int nr) {
-    float g[R], u[R];
-    mmv_dot<T, R>(gate, gate.data + e * gate.slabStride, n, lane, xq, xd, x, inRow, nr, g);
-    mmv_dot<T, R>(up, up.data + e * up.slabStride, n, lane, xq, xd, x, inRow, nr, u);
+    // gate and up share type and shape (psi_matmul_glu checks), so one pass reads both rows.
+    const uint8_t *slabs[2] = {gate.data + e * gate.slabStride, up.data + e * up.slabStride};
+    float gu[2][R];
+    mmv_dot<T, R, 2>(gate, slabs, n, lane, xq, xd, x, inRow, nr, gu);
     const float gb = gateBias ? gateBias[e * biasStride + n] : 0.f, ub = upBias ? upBias[e * biasStride + n] : 0.f;
 #pragma unroll
-    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) hidden[outRow[r] * gate.rows + n] = swiglu_oai_value(g[r] + gb, u[r] + ub, alpha, limit);
+    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) hidden[outRow[r] * gate.rows + n] = swiglu_oai_value(gu[0][r] + gb, gu[1][r] + ub, alpha, limit);
   });
 }
 
@@ -270,6 +289,22 @@ static int64_t dense_row_blocks(int64_t across, int64_t rows, int R, RowMap &map
   return ceil_div(rows, map.blockRows);
 }
 
+// Calls f(Rows<R>{}) with the fewest rows of 1, 2, 4 and MMV_ROWS that cover `most`
+// (the rows a matrix-vector pass may take at once: dense rows, or the largest
+// group an expert can have), so a decode token's products hold no registers
+// for rows that never come.
+template <int R>
+using Rows = std::integral_constant<int, R>;
+template <class F>
+static int with_rows(int64_t most, F &&f) {
+  if (most <= 1) return f(Rows<1>{});
+  if (most == 2) return f(Rows<2>{});
+  if (most <= 4) return f(Rows<4>{});
+  return f(Rows<MMV_ROWS>{});
+}
+// Rows one chunk of a grouped product's expert can hold (a token picks an expert at most once).
+static int64_t group_rows(const RowMap &map, int64_t rows) { return map.maxGroup ? std::min<int64_t>(map.maxGroup, rows) : rows; }
+
 template <int T, int R>
 static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &given, const float *bias, int64_t biasStride, float *y) {
   RowMap map = given;
@@ -283,14 +318,14 @@ static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowM
   return PSI_LAUNCHED("mmv");
 }
 
-template <int T>
+template <int T, int R>
 static int launch_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
                       const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden) {
   const dim3 grid((unsigned)ceil_div(gate.rows, MMV_WARPS), group_blocks(map, rows));
   int8_t *xq;
   float *xd;
   if (quantized_rows<T>(x, rows, gate.cols, map, &xq, &xd)) return -1;
-  PSI_LAUNCH(grid, 32 * MMV_WARPS, mmv_glu<T, MMV_ROWS>)(gate, up, xq, xd, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
+  PSI_LAUNCH(grid, 32 * MMV_WARPS, mmv_glu<T, R>)(gate, up, xq, xd, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
   return PSI_LAUNCHED("mmv_glu");
 }
 
@@ -335,10 +370,8 @@ static int matmul_type(const MatDesc &w, const float *x, int64_t rows, const Row
     if (quantized_rows<T>(x, rows, w.cols, map, &xq, &xd)) return -1;
     return launch_mmq<T>(w, xq, xd, rows, map, bias, biasStride, y);
   }
-  if (map.offsets || rows > 4) return launch_mmv<T, MMV_ROWS>(w, x, rows, map, bias, biasStride, y);
-  if (rows == 1) return launch_mmv<T, 1>(w, x, rows, map, bias, biasStride, y);
-  if (rows == 2) return launch_mmv<T, 2>(w, x, rows, map, bias, biasStride, y);
-  return launch_mmv<T, 4>(w, x, rows, map, bias, biasStride, y);
+  return with_rows(map.offsets ? group_rows(map, rows) : rows,
+                   [&](auto r) { return launch_mmv<T, decltype(r)::value>(w, x, rows, map, bias, biasStride, y); });
 }
 
 int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
@@ -353,7 +386,9 @@ int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64
     return -1;
   }
   return with_type(gate.type, "matmul_glu", [&](auto t) {
-    return launch_glu<decltype(t)::value>(gate, up, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
+    return with_rows(group_rows(map, rows), [&](auto r) {
+      return launch_glu<decltype(t)::value, decltype(r)::value>(gate, up, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
+    });
   });
 }
 
@@ -393,11 +428,7 @@ PSI_EXPORT int psi_cuda_matmul_many(const MatDesc *const *ws, const float *const
   m.count = count;
   for (int i = 0; i < count; i++) { m.w[i] = *ws[i]; m.bias[i] = biases[i]; m.y[i] = ys[i]; }
   return with_type(ws[0]->type, "matmul_many", [&](auto t) {
-    constexpr int T = decltype(t)::value;
-    if (rows == 1) return launch_many<T, 1>(m, x, rows, map);
-    if (rows == 2) return launch_many<T, 2>(m, x, rows, map);
-    if (rows <= 4) return launch_many<T, 4>(m, x, rows, map);
-    return launch_many<T, MMV_ROWS>(m, x, rows, map);
+    return with_rows(rows, [&](auto r) { return launch_many<decltype(t)::value, decltype(r)::value>(m, x, rows, map); });
   });
 }
 
