@@ -3,9 +3,9 @@
 // with ties to the lower id, softmax over the k chosen, clamped SwiGLU, each
 // token's k results scaled and summed in selection order).
 // The (token, slot) pairs are grouped by expert on the device and each chosen
-// expert's weights are read once for all its rows: up to MOE_DEVICE_TOKENS
-// tokens (decode, batched decode; matmul.cuh) routing and grouping take one
-// block and gate+up one fused pass; more tokens (prefill) are routed in
+// expert's weights are read once for all its rows. Top-k takes a warp per
+// token. Up to MOE_DEVICE_TOKENS tokens (decode, batched decode; matmul.cuh)
+// routing and grouping take one block and gate+up one fused pass; more tokens (prefill) are routed in
 // parallel, grouped by one block, and quantized experts multiply their groups
 // on the tensor cores (mmq.cuh). Float experts over many tokens send the ids
 // to the host, and each expert's group is one cuBLAS product.
@@ -17,27 +17,55 @@ int psi_gather(const float *src, const int *deviceIndex, int divisor, int64_t co
 
 static const int MAX_EXPERTS = 512;
 
-// Top-k of one token's router logits (ties to the lower id), softmax over the k chosen.
-__device__ __forceinline__ void topk_softmax(const float *l, int experts, int k, int *ids, float *weights) {
-  int best[16];
-  float score[16];
-  int n = 0;
-  for (int e = 0; e < experts; e++) {
-    const float v = l[e];
-    // Insert e if it ranks before the current k-th (higher score, or equal and lower id: e is the higher id).
-    if (n == k && !(v > score[k - 1])) continue;
-    int j = n < k ? n++ : k - 1;
-    while (j > 0 && v > score[j - 1]) { score[j] = score[j - 1]; best[j] = best[j - 1]; j--; }
-    score[j] = v; best[j] = e;
+// Top-k of one token's router logits by one warp (the whole warp calls it):
+// k rounds, each taking the highest logit not yet taken, ties to the lower id
+// (the order the CPU's sorted insertion gives), then the softmax over the k
+// chosen in that order. Lane j of the first k writes ids[j] and weights[j].
+// Each lane holds experts lane, lane + 32, ...; a NaN logit ranks as -inf.
+__device__ __forceinline__ void topk_softmax(const float *l, int experts, int k, int lane, int *ids, float *weights) {
+  const int PER_LANE = MAX_EXPERTS / 32;
+  float v[PER_LANE];
+#pragma unroll
+  for (int j = 0; j < PER_LANE; j++) {
+    const int e = lane + 32 * j;
+    const float x = e < experts ? l[e] : -INFINITY;
+    v[j] = x != x ? -INFINITY : x;
   }
-  float max = score[0], sum = 0.f;
-  for (int j = 0; j < k; j++) { score[j] = expf(score[j] - max); sum += score[j]; }
-  for (int j = 0; j < k; j++) { ids[j] = best[j]; weights[j] = score[j] / sum; }
+  uint32_t taken = 0;  // bit j: expert lane + 32 j is chosen (or past the experts)
+#pragma unroll
+  for (int j = 0; j < PER_LANE; j++) if (lane + 32 * j >= experts) taken |= 1u << j;
+  // Lane j keeps the j-th pick (registers, not an indexed array in local memory).
+  float score = -INFINITY;
+  int mine = 0;
+  for (int round = 0; round < k; round++) {
+    float bv = -INFINITY;
+    int bid = 1 << 30;
+#pragma unroll
+    for (int j = 0; j < PER_LANE; j++) {
+      const int e = lane + 32 * j;
+      if (!(taken >> j & 1) && (v[j] > bv || (v[j] == bv && e < bid))) { bv = v[j]; bid = e; }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int oid = __shfl_xor_sync(0xffffffffu, bid, o);
+      if (ov > bv || (ov == bv && oid < bid)) { bv = ov; bid = oid; }
+    }
+    if (bid % 32 == lane) taken |= 1u << (bid / 32);
+    if (round == lane) { score = bv; mine = bid; }
+  }
+  // The softmax over the picks, summed in pick order.
+  const float max = __shfl_sync(0xffffffffu, score, 0);  // every lane shuffles, whatever it then keeps
+  const float chosen = lane < k ? expf(score - max) : 0.f;
+  float sum = 0.f;
+  for (int j = 0; j < k; j++) sum += __shfl_sync(0xffffffffu, chosen, j);
+  if (lane < k) { ids[lane] = mine; weights[lane] = chosen / sum; }
 }
 
+// One warp per token.
 __global__ void route_topk(const float *logits, int experts, int k, int64_t tokens, int *ids, float *weights) {
-  const int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (t < tokens) topk_softmax(logits + t * experts, experts, k, ids + t * k, weights + t * k);
+  const int64_t t = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / 32;
+  if (t < tokens) topk_softmax(logits + t * experts, experts, k, threadIdx.x % 32, ids + t * k, weights + t * k);
 }
 
 // Counts each expert's slots into next[] and writes offsets (experts + 1, an
@@ -64,15 +92,21 @@ __device__ __forceinline__ void count_slots(const int *ids, int slots, int exper
   __syncthreads();
 }
 
-// Routing and grouping in one block: each token's top-k and weights, then a
-// stable counting sort of the slots by expert into sorted[], which holds slot
-// numbers (count_slots' offsets). tokens <= MOE_DEVICE_TOKENS.
+// Routing and grouping in one block: each token's top-k and weights (a warp
+// per token), then a stable counting sort of the slots by expert into
+// sorted[], which holds slot numbers (count_slots' offsets), from a shared
+// copy of the ids. tokens <= MOE_DEVICE_TOKENS (at most ROUTE_GROUP_SLOTS slots).
+static const int ROUTE_GROUP_SLOTS = 1024;
 __global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *active, int *sorted) {
-  __shared__ int next[MAX_EXPERTS];
-  for (int t = threadIdx.x; t < tokens; t += blockDim.x) topk_softmax(logits + (int64_t)t * experts, experts, k, ids + t * k, weights + t * k);
+  __shared__ int next[MAX_EXPERTS], slotIds[ROUTE_GROUP_SLOTS];
+  const int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+  for (int t = threadIdx.x / 32; t < tokens; t += warps) {
+    topk_softmax(logits + (int64_t)t * experts, experts, k, lane, ids + t * k, weights + t * k);
+    if (lane < k) slotIds[t * k + lane] = ids[t * k + lane];
+  }
   const int slots = tokens * k;
-  count_slots(ids, slots, experts, next, offsets, active);
-  if (threadIdx.x == 0) for (int s = 0; s < slots; s++) sorted[next[ids[s]]++] = s;
+  count_slots(slotIds, slots, experts, next, offsets, active);
+  if (threadIdx.x == 0) for (int s = 0; s < slots; s++) sorted[next[slotIds[s]]++] = s;
 }
 
 // Slots grouped by expert, any count, in one block: offsets as route_group's;
@@ -147,11 +181,11 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     int *sorted = (int *)psi_scratch(13, slots * sizeof(int));
     if (!offsets || !sorted) return -1;
     int *active = offsets + experts + 1;
-    if (few) {
+    if (few && slots <= ROUTE_GROUP_SLOTS) {
       PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, active, sorted);
       if (PSI_LAUNCHED("route_group")) return -1;
     } else {
-      PSI_LAUNCH((unsigned)ceil_div(tokens, 64), 64, route_topk)(logits, experts, k, tokens, ids, weights);
+      PSI_LAUNCH((unsigned)ceil_div(tokens, 8), 256, route_topk)(logits, experts, k, tokens, ids, weights);
       if (PSI_LAUNCHED("route_topk")) return -1;
       PSI_LAUNCH(1, 1024, group_slots)(ids, (int)slots, experts, offsets, active, sorted);
       if (PSI_LAUNCHED("group_slots")) return -1;
@@ -178,7 +212,7 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     }
     if (psi_matmul(*down, hidden, slots, bySlot, downBias, d, expertOut)) return -1;
   } else {
-    PSI_LAUNCH((unsigned)ceil_div(tokens, 64), 64, route_topk)(logits, experts, k, tokens, ids, weights);
+    PSI_LAUNCH((unsigned)ceil_div(tokens, 8), 256, route_topk)(logits, experts, k, tokens, ids, weights);
     if (PSI_LAUNCHED("route_topk")) return -1;
     std::vector<int> hostIds(slots);
     if (psi_flush_recording()) return -1;

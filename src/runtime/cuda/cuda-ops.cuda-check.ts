@@ -330,4 +330,27 @@ describe("CUDA ops against the CPU backend", () => {
       }
     });
   }
+
+  it("moe routing: tied router logits go to the lower expert id first, on the device as on the CPU (decode, batch, prefill)", () => {
+    // Experts 1, 3 and 6 (and 0 and 7) have identical router rows and biases, so their
+    // logits tie exactly; choosing 6 over 3, or 3 before 1, would change the result.
+    const d = 128, ff = 64, experts = 8;
+    const router = random(d * experts, 0.5);
+    for (const [from, to] of [[1, 3], [1, 6], [0, 7]] as const) router.copyWithin(to * d, from * d, from * d + d);
+    const bias = random(experts, 0.1);
+    bias[3] = bias[6] = bias[1]!;
+    bias[7] = bias[0]!;
+    const [rg, rc] = both("router", GGMLType.F32, [d, experts], router);
+    const [rbg, rbc] = both("router.bias", GGMLType.F32, [experts], bias);
+    const [gg, gc] = both("gate", GGMLType.Q8_0, [d, ff, experts]);
+    const [ug, uc] = both("up", GGMLType.Q8_0, [d, ff, experts]);
+    const [dg, dc] = both("down", GGMLType.Q8_0, [ff, d, experts]);
+    const params = { expertsUsed: 3, activation: { kind: "swiglu-oai" as const, alpha: 1.702, limit: 7 } };
+    for (const tokens of [1, 5, 40, 90]) {
+      compare(tokens, d, (b, x, s) => b.moe(x, s
+        ? { router: rc, routerBias: rbc, gate: gc, up: uc, down: dc }
+        : { router: rg, routerBias: rbg, gate: gg, up: ug, down: dg }, params),
+        2e-5, `moe with tied router logits x${tokens}`);
+    }
+  });
 });
