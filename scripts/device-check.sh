@@ -10,7 +10,8 @@
 #   5. the card's device-to-device copy bandwidth (scripts/cuda-copy-bandwidth.cu)
 #   6. benchmarks, psionic (--backend cuda) beside llama.cpp on the same file: prefill/decode
 #      (bench, llama-bench), aggregate decode at 1/8/32 sequences (scripts/bench-engine.ts,
-#      llama-batched-bench), time to first token on a prompt-cache hit (scripts/bench-serve.ts)
+#      llama-batched-bench), time to first token on a prompt-cache hit (scripts/bench-serve.ts);
+#      last, the ops checks and the benchmark again with programmatic dependent launch (PSIONIC_CUDA_PDL=1)
 # A failing step does not stop the later ones; each is time-limited so the whole run ends inside
 # DEVICE_CHECK_SECONDS (default 500). Logs land in $OUT (7 files); the summary table prints last.
 #   usage: OUT=DIR scripts/device-check.sh [--quick]
@@ -264,6 +265,13 @@ if [ "$model_ok" = 1 ]; then
       --backend "$backend" -t 8 -n 32; then
       { echo "--- last lines of psionic serve's log"; tail -20 /tmp/bench-serve-psionic.log; } >>"$bench_log" 2>&1
     fi
+  fi
+  # Programmatic dependent launch (PSIONIC_CUDA_PDL=1, kernels/cuda/common.cuh; off by default
+  # until measured): the ops checks under it, then the main benchmark's tests again. Last, so
+  # the peers above get the time first.
+  if [ "$backend" = cuda ]; then
+    step "CUDA ops checks with PDL" "$tests_log" 90 env PSIONIC_CUDA_PDL=1 bun test --timeout 600000 ./src/runtime/cuda/cuda-ops.cuda-check.ts
+    step "psionic bench (cuda, PDL) pp$pp tg$tg" "$bench_log" 90 env PSIONIC_CUDA_PDL=1 bun src/cli/main.ts bench -m "$model" --backend cuda -p "$pp" -n "$tg" -r 3
   fi
 else
   row benchmarks skipped 0 "no model (see synth.log)"

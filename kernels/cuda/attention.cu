@@ -16,6 +16,7 @@
 
 // Rows of k and v (float) into their segments' caches at slot pos0 + (row - rowStart).
 __global__ void store_kv(const float *k, const float *v, Segments s, int64_t kWidth, int64_t vWidth) {
+  psi_grid_wait();
   const int row = blockIdx.x;
   const int seg = segment_of(s, row);
   const int64_t slot = s.pos0[seg] + (row - s.rowStart[seg]);
@@ -48,6 +49,7 @@ __device__ __forceinline__ void store_head(const AttendArgs &a, int64_t o, float
 }
 
 __global__ void attend(const float *q, Segments s, AttendArgs a, const float *sinks, float *out) {
+  psi_grid_wait();
   __shared__ float qs[MAX_HEAD_DIM];
   __shared__ float wm[ATT_WARPS], wl[ATT_WARPS];
   __shared__ float wacc[ATT_WARPS][MAX_HEAD_DIM];
@@ -128,6 +130,7 @@ __global__ void attend(const float *q, Segments s, AttendArgs a, const float *si
 
 // Merges the key splits of each (row, head) (blockIdx.x, blockIdx.y) and the sink.
 __global__ void merge_splits(AttendArgs a, const float *sinks, float *out) {
+  psi_grid_wait();
   const int row = blockIdx.x, h = blockIdx.y;
   const int64_t base = ((int64_t)row * a.heads + h) * a.splits;
   float M = -INFINITY;
@@ -223,6 +226,7 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
 }
 
 __global__ void store_rows_kernel(const float *src, int64_t count, __half *dst) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i < count) dst[i] = __float2half_rn(src[i]);
 }

@@ -64,6 +64,25 @@ inline uint64_t psi_hash(uint64_t h, const void *p, size_t n) {
   return h;
 }
 
+// Programmatic dependent launch (Hopper; PSIONIC_CUDA_PDL=1, memory.cu): each
+// kernel is launched while the one before it still runs, so its blocks are
+// resident when that one ends instead of a launch gap later. Every kernel
+// therefore calls psi_grid_wait() first, before it reads anything: it waits
+// for the previous kernel to end and its writes to be visible, then lets the
+// next kernel launch. Without PDL (or before sm_90) the wait returns at once.
+// The CPU build checks that every thread of every kernel calls it.
+#ifdef PSI_EMULATE
+void psi_grid_wait();
+#else
+__device__ __forceinline__ void psi_grid_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+extern bool psi_pdl;
+
 // kernel<<<grid, block, 0, stream>>>(args) as PSI_LAUNCH(grid, block, kernel)(args):
 // launched now, or recorded into the step being recorded. Arguments are hashed
 // byte for byte, so structs passed by value must have no padding.
@@ -89,7 +108,20 @@ struct PsiLaunch {
 #ifdef PSI_EMULATE
     psi_emu_run(grid, block, [&]() { kernel(args...); });
 #else
-    kernel<<<grid, block, 0, psi_stream()>>>(args...);
+    if (psi_pdl) {
+      cudaLaunchAttribute attribute;
+      attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attribute.val.programmaticStreamSerializationAllowed = 1;
+      cudaLaunchConfig_t config = {};
+      config.gridDim = grid;
+      config.blockDim = block;
+      config.stream = psi_stream();
+      config.attrs = &attribute;
+      config.numAttrs = 1;
+      cudaLaunchKernelEx(&config, kernel, args...);
+    } else {
+      kernel<<<grid, block, 0, psi_stream()>>>(args...);
+    }
 #endif
   }
 };

@@ -47,6 +47,7 @@ struct Fiber {
   void *sp = nullptr;
   char *stack = nullptr;
   State state = DONE;
+  bool waited = false;  // called psi_grid_wait (common.cuh)
   int warp = 0, lane = 0;
   PsiFiberCoords coords;
 };
@@ -65,12 +66,20 @@ void yield(State waiting) {
 
 [[noreturn]] void fiber_main() {
   (*kernel_body)();
+  if (!current->waited) {
+    const PsiFiberCoords &c = current->coords;
+    fprintf(stderr, "psionic CUDA emulator: thread (%u,%u,%u) of block (%u,%u,%u) ended without calling psi_grid_wait(): "
+            "with programmatic dependent launch it could read memory the previous kernel has not yet written\n",
+            c.thread.x, c.thread.y, c.thread.z, c.block.x, c.block.y, c.block.z);
+    abort();
+  }
   current->state = DONE;
   psi_emu_switch(&current->sp, scheduler_sp);
   abort();  // a finished fiber is never resumed
 }
 
 void start(Fiber &f) {
+  f.waited = false;
   if (!f.stack) f.stack = (char *)aligned_alloc(64, STACK_BYTES);
   // A frame psi_emu_switch can return into: six saved registers, then fiber_main as the return address.
   uintptr_t top = ((uintptr_t)(f.stack + STACK_BYTES)) & ~(uintptr_t)15;
@@ -85,6 +94,7 @@ void start(Fiber &f) {
 }  // namespace
 
 const PsiFiberCoords &psi_emu_coords() { return current->coords; }
+void psi_grid_wait() { current->waited = true; }
 int psi_emu_lane() { return current->lane; }
 
 void __syncthreads() { yield(WAIT_BLOCK); }

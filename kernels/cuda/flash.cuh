@@ -20,6 +20,7 @@ const int PAD = 8;
 
 template <int D>
 __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, AttendArgs a, const float *sinks, float *out) {
+  psi_grid_wait();
   using namespace flash;
   constexpr int KS = D + PAD, VS = BK + PAD;
   __shared__ int4 ks4[BK * KS / 8];  // K tile, [key][dim]

@@ -23,6 +23,7 @@ static const int MMV_WARPS = 4;
 
 // x rows -> int8 codes and fp16-rounded scales per 32 values (quantize_block32).
 __global__ void quantize_q8(const float *x, int8_t *xq, float *xd, int64_t blocks) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i >= blocks) return;
   const float4 *src = reinterpret_cast<const float4 *>(x + i * 32);
@@ -169,6 +170,7 @@ __device__ __forceinline__ void each_chunk(const RowMap &map, int64_t rows, F &&
 template <int T, int R>
 __global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
                     const float *bias, int64_t biasStride, float *y) {
+  psi_grid_wait();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
   if (n >= w.rows) return;
@@ -196,6 +198,7 @@ struct Many {
 
 template <int T, int R>
 __global__ void mmv_many(Many m, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map) {
+  psi_grid_wait();
   int i = 0;
   while (i + 1 < m.count && (int)blockIdx.x >= m.blocks[i + 1]) i++;
   const MatDesc w = m.w[i];
@@ -217,6 +220,7 @@ __global__ void mmv_many(Many m, const int8_t *xq, const float *xd, const float 
 template <int T, int R>
 __global__ void mmv_glu(MatDesc gate, MatDesc up, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
                         const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden) {
+  psi_grid_wait();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
   if (n >= gate.rows) return;
@@ -234,16 +238,19 @@ __global__ void mmv_glu(MatDesc gate, MatDesc up, const int8_t *xq, const float 
 // F32/BF16 weight slab -> fp16 rows, for the cuBLAS path.
 template <int T>
 __global__ void expand_half(MatDesc w, const uint8_t *slab, __half *out) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i < w.rows * w.cols) out[i] = __float2half_rn(float_weight<T>(slab, i));
 }
 
 __global__ void to_half(const float *x, __half *out, int64_t n) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i < n) out[i] = __float2half_rn(x[i]);
 }
 
 __global__ void add_bias_rows(float *y, const float *bias, int64_t rows, int64_t width) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i < rows * width) y[i] += bias[i % width];
 }
@@ -448,6 +455,7 @@ PSI_EXPORT int psi_cuda_matmul(const MatDesc *w, const float *x, int64_t rows, c
 // Rows of a weight table (any type) as floats: out[i] = table[tokens[i]].
 template <int T>
 __global__ void get_rows(MatDesc w, const int *tokens, int64_t count, float *out) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   const int64_t per = is_float_type(T) ? w.cols : w.cols / 32;
   if (i >= count * per) return;

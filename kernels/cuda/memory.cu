@@ -54,6 +54,7 @@ static const size_t RING_BYTES = 8u << 20;
 int64_t GEMM_MIN_ROWS = 65;
 int64_t MOE_DEVICE_TOKENS = 64;
 int64_t FLASH_MIN_ROWS = 16;
+bool psi_pdl = false;
 
 // A positive integer from the environment, at least `floor`; else `fallback`.
 static int64_t tuning(const char *name, int64_t fallback, int64_t floor) {
@@ -68,6 +69,10 @@ PSI_EXPORT int psi_cuda_init(int device) {
   MOE_DEVICE_TOKENS = tuning("PSIONIC_CUDA_MOE_DEVICE_TOKENS", 64, 64);
   FLASH_MIN_ROWS = tuning("PSIONIC_CUDA_FLASH_MIN_ROWS", 16, 2);
   if (psi_failed(cudaSetDevice(device), "cudaSetDevice")) return -1;
+  // Programmatic dependent launch (common.cuh), sm_90 and later, on request until measured.
+  cudaDeviceProp prop;
+  if (psi_failed(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties")) return -1;
+  psi_pdl = tuning("PSIONIC_CUDA_PDL", 0, 0) == 1 && prop.major >= 9;
   if (psi_failed(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate")) return -1;
   if (psi_failed(cudaMallocHost(&ring_host, RING_BYTES), "cudaMallocHost (staging ring)")) return -1;
   if (psi_failed(cudaMalloc(&ring_device, RING_BYTES), "cudaMalloc (staging ring)")) return -1;
@@ -159,6 +164,7 @@ void *psi_scratch(int slot, size_t bytes) {
 
 // GGUF blocks of one slab -> split layout: codes of block i at i*codeBytes, scales after all codes.
 __global__ void repack_split(const uint8_t *src, uint8_t *dst, int64_t blocks, int type) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i >= blocks) return;
   const int bytes = block_bytes(type), codes = split_code_bytes(type), scale = bytes - codes;

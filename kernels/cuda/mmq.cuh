@@ -32,6 +32,7 @@ template <int T> __host__ __device__ constexpr bool mmq_has_min() { return T == 
 template <int T>
 __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, const float *xd, int64_t rows, RowMap map,
                                                   const float *bias, int64_t biasStride, float *y) {
+  psi_grid_wait();
   using namespace mmq;
   __shared__ int4 wq4[BM * STRIDE / 16];
   __shared__ int4 xq4[BN * STRIDE / 16];

@@ -64,6 +64,7 @@ __device__ __forceinline__ void topk_softmax(const float *l, int experts, int k,
 
 // One warp per token.
 __global__ void route_topk(const float *logits, int experts, int k, int64_t tokens, int *ids, float *weights) {
+  psi_grid_wait();
   const int64_t t = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / 32;
   if (t < tokens) topk_softmax(logits + t * experts, experts, k, threadIdx.x % 32, ids + t * k, weights + t * k);
 }
@@ -98,6 +99,7 @@ __device__ __forceinline__ void count_slots(const int *ids, int slots, int exper
 // copy of the ids. tokens <= MOE_DEVICE_TOKENS (at most ROUTE_GROUP_SLOTS slots).
 static const int ROUTE_GROUP_SLOTS = 1024;
 __global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *active, int *sorted) {
+  psi_grid_wait();
   __shared__ int next[MAX_EXPERTS], slotIds[ROUTE_GROUP_SLOTS];
   const int warps = blockDim.x / 32, lane = threadIdx.x % 32;
   for (int t = threadIdx.x / 32; t < tokens; t += warps) {
@@ -113,12 +115,14 @@ __global__ void route_group(const float *logits, int experts, int k, int tokens,
 // within an expert's group the slots' order is arbitrary (each product row
 // depends only on its own slot).
 __global__ void group_slots(const int *ids, int slots, int experts, int *offsets, int *active, int *sorted) {
+  psi_grid_wait();
   __shared__ int next[MAX_EXPERTS];
   count_slots(ids, slots, experts, next, offsets, active);
   for (int s = threadIdx.x; s < slots; s += blockDim.x) sorted[atomicAdd(&next[ids[s]], 1)] = s;
 }
 
 __global__ void swiglu_oai_kernel(const float *gate, const float *up, float *out, int64_t n, float alpha, float limit) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i < n) out[i] = swiglu_oai_value(gate[i], up[i], alpha, limit);
 }
@@ -126,6 +130,7 @@ __global__ void swiglu_oai_kernel(const float *gate, const float *up, float *out
 // Each token's k expert rows, weighted and summed in selection order, plus the residual when given.
 __global__ void weighted_sum(const float *expertOut, const float *weights, int k, int64_t tokens, int64_t width,
                              const float *residual, float *out) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i >= tokens * width) return;
   const int64_t t = i / width, c = i % width;
@@ -135,6 +140,7 @@ __global__ void weighted_sum(const float *expertOut, const float *weights, int k
 }
 
 __global__ void scatter_rows(const float *src, const int *index, int64_t count, int64_t width, float *dst) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i < count * width) dst[(int64_t)index[i / width] * width + i % width] = src[i];
 }

@@ -30,6 +30,7 @@ __device__ __forceinline__ float rms_scale(const float *src, int64_t group, floa
 template <bool Q>
 __global__ void rms_norm_kernel(const float *x, const float *addend, float *sum, const float *w, float eps, int64_t group,
                                 float *out, int8_t *xq, float *xd) {
+  psi_grid_wait();
   const int64_t g = blockIdx.x;
   const float *src = x + g * group;
   if (addend) {
@@ -91,6 +92,7 @@ static const int ROPE_MAX_PAIRS = 256;
 // x (and of x2, when given: q and k of one row take the same angles) rotated.
 __global__ void rope_kernel(const float *x, float *out, int64_t heads, const float *x2, float *out2, int64_t heads2,
                             const int *pos, int64_t headDim, RopeArgs p, const float *factors, float corr0, float corr1, float thetaScale) {
+  psi_grid_wait();
   __shared__ float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
   const int64_t t = blockIdx.x, half = p.nDims / 2;
   for (int64_t pair = threadIdx.x; pair < half; pair += blockDim.x) {
@@ -150,6 +152,7 @@ PSI_EXPORT int psi_cuda_rope(const float *x, float *out, int64_t heads, const fl
 }
 
 __global__ void add_kernel(const float *a, const float *b, float *out, int64_t n) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i < n) out[i] = a[i] + b[i];
 }
@@ -160,6 +163,7 @@ PSI_EXPORT int psi_cuda_add(const float *a, const float *b, float *out, int64_t 
 }
 
 __global__ void swiglu_kernel(const float *gate, const float *up, float *out, int64_t n) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i < n) { const float g = gate[i]; out[i] = g / (1.0f + expf(-g)) * up[i]; }
 }
@@ -171,6 +175,7 @@ PSI_EXPORT int psi_cuda_swiglu(const float *gate, const float *up, float *out, i
 
 // out[i] = src[index[i] / divisor] (rows of `width`); index staged from the host or already on the device.
 __global__ void gather_kernel(const float *src, const int *index, int divisor, int64_t count, int64_t width, float *out) {
+  psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i >= count * width) return;
   const int64_t r = i / width;
@@ -202,6 +207,7 @@ __device__ __forceinline__ bool argmax_better(float ov, int oi, float v, int i) 
 
 // Part blockIdx.x of row blockIdx.y: its best value and index, or index -2 when it holds a NaN or +inf.
 __global__ void argmax_parts(const float *x, int64_t width, float *partValue, int *partIndex) {
+  psi_grid_wait();
   __shared__ float best[256];
   __shared__ int at[256];
   __shared__ int broken;
@@ -234,6 +240,7 @@ __global__ void argmax_parts(const float *x, int64_t width, float *partValue, in
 
 // One warp per row (blockIdx.x) merges its `parts` parts.
 __global__ void argmax_merge(const float *partValue, const int *partIndex, int parts, int *out) {
+  psi_grid_wait();
   const int lane = threadIdx.x;
   float v = -INFINITY;
   int i = -1;
