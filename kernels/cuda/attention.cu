@@ -73,9 +73,24 @@ __global__ void attend(const float *q, Segments s, AttendArgs a, const float *si
     const int key = chunk + lane;
     float score = -INFINITY;
     if (key <= last) {
+      // The lane's key row, 16 bytes a load where the rows allow it (several loads in
+      // flight, not one 4-byte load at a time); the sum runs in the same order either way.
       const __half2 *kr = reinterpret_cast<const __half2 *>(K + key * kWidth);
       float dot = 0.f;
-      for (int i = 0; i < a.headDim / 2; i++) {
+      int i = 0;
+      if (a.headDim % 8 == 0 && kWidth % 8 == 0) {
+#pragma unroll 4
+        for (; i < a.headDim / 2; i += 4) {
+          const int4 raw = *reinterpret_cast<const int4 *>(kr + i);
+          const int words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+          for (int j = 0; j < 4; j++) {
+            const float2 kv = __half22float2(*reinterpret_cast<const __half2 *>(&words[j]));
+            dot += qs[2 * (i + j)] * kv.x + qs[2 * (i + j) + 1] * kv.y;
+          }
+        }
+      }
+      for (; i < a.headDim / 2; i++) {
         const float2 kv = __half22float2(kr[i]);
         dot += qs[2 * i] * kv.x + qs[2 * i + 1] * kv.y;
       }
@@ -88,6 +103,8 @@ __global__ void attend(const float *q, Segments s, AttendArgs a, const float *si
 #pragma unroll
     for (int t = 0; t < MAX_HEAD_DIM / 32; t++) acc[t] *= correction;
     const int keys = min(32, last - chunk + 1);
+    // Unrolled so several keys' V rows are loaded before the first is used.
+#pragma unroll 8
     for (int j = 0; j < keys; j++) {
       const float pj = __shfl_sync(0xffffffffu, p, j);
       const __half *vr = V + (int64_t)(chunk + j) * vWidth;
