@@ -25,6 +25,10 @@ void psi_set_error(const char *fmt, ...) {
 bool psi_failed(cudaError_t status, const char *what) {
   if (status == cudaSuccess) return false;
   psi_set_error("%s: %s (%s)", what, cudaGetErrorString(status), cudaGetErrorName(status));
+  // A failed call also leaves its error as the runtime's last one: reset it, or
+  // the next launch's check would report this error again (a refused
+  // allocation is not sticky; a sticky error comes back on its own).
+  cudaGetLastError();
   return true;
 }
 

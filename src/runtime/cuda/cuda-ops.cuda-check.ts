@@ -9,6 +9,7 @@ import { addMoE, addThenNorm, products, ropeQK, type Activation, type Backend, t
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { SeededRng } from "../rng.ts";
 import { CudaBackend } from "./cuda-backend.ts";
+import { deviceAlloc } from "./cuda-tensors.ts";
 
 const cuda = new CudaBackend();
 const cpu = new CpuBackend({ threads: 4 });
@@ -108,6 +109,11 @@ describe("CUDA ops against the CPU backend", () => {
       outs.push(b.matmul(y, side ? ws[0]![1] : ws[0]![0]), b.matmul(x, side ? ws[1]![1] : ws[1]![0]));
       return b.concatRows(outs.map((o) => b.rmsNorm(o, null, 1e-5)));
     }, 2e-2, "shared quantization");
+  });
+
+  it("an allocation the device cannot hold is refused with the sizes and what to change, not a crash", () => {
+    expect(() => deviceAlloc(2 ** 50, "blk.0.ffn_gate_exps.weight")).toThrow(
+      /blk\.0\.ffn_gate_exps\.weight: cudaMalloc of 1125899906842624 bytes failed: \d+ of \d+ bytes free on the device; put fewer layers on the GPU \(-ngl N/);
   });
 
   it("argmaxRows: each row's largest value, ties to the lowest index; a NaN row is refused", () => {

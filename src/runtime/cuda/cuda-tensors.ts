@@ -22,7 +22,10 @@ const freeOnCollect = new FinalizationRegistry<number>((address) => { cudaKernel
 
 export function deviceAlloc(bytes: number, what: string, owner?: object): number {
   const address = cudaKernels().psi_cuda_malloc(bytes) as unknown as number;
-  if (!address) throw new PsionicError("cuda.out-of-memory", `${what}: ${cudaKernels().psi_cuda_last_error()}`);
+  if (!address) {
+    throw new PsionicError("cuda.out-of-memory",
+      `${what}: ${cudaKernels().psi_cuda_last_error()}; put fewer layers on the GPU (-ngl N, the rest run on the CPU) or shorten the context (-c)`);
+  }
   if (owner) freeOnCollect.register(owner, address);
   return address;
 }
