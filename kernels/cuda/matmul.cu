@@ -65,14 +65,44 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *const *
 #pragma unroll
     for (int r = 0; r < R; r++) acc[i][r] = 0.f;
   if constexpr (is_float_type(T)) {
-    for (int64_t c = lane; c < K; c += 32) {
+    // 16 bytes of the row a load (4 F32 or 8 F16/BF16 values) where the rows allow it,
+    // unrolled so each lane has several loads in flight: a decode row is one warp's
+    // (the router's 32 rows are all of a launch), so latency, not bandwidth, bounds it.
+    constexpr int BYTES = T == T_F32 ? 4 : 2, V = 16 / BYTES;
+    int64_t c = lane * V;
+    if (K % V == 0) {
+#pragma unroll 4
+      for (; c < K; c += 32 * V) {
+        int4 raw[NW];
 #pragma unroll
-      for (int i = 0; i < NW; i++) {
-        const float wv = float_weight<T>(slabs[i] + n * K * (T == T_F32 ? 4 : 2), c);
+        for (int i = 0; i < NW; i++) raw[i] = *reinterpret_cast<const int4 *>(slabs[i] + (n * K + c) * BYTES);
 #pragma unroll
         for (int r = 0; r < R; r++) {
           if (r >= nr) break;
-          acc[i][r] += wv * float_input<T>(x[inRow[r] * K + c]);
+          float xv[V];
+#pragma unroll
+          for (int j = 0; j < V; j += 4) {
+            const float4 f = *reinterpret_cast<const float4 *>(x + inRow[r] * K + c + j);
+            xv[j] = f.x; xv[j + 1] = f.y; xv[j + 2] = f.z; xv[j + 3] = f.w;
+          }
+#pragma unroll
+          for (int i = 0; i < NW; i++)
+#pragma unroll
+            for (int j = 0; j < V; j++) {
+              acc[i][r] += float_weight<T>(reinterpret_cast<const uint8_t *>(&raw[i]), j) * float_input<T>(xv[j]);
+            }
+        }
+      }
+    } else {
+      for (c = lane; c < K; c += 32) {
+#pragma unroll
+        for (int i = 0; i < NW; i++) {
+          const float wv = float_weight<T>(slabs[i] + n * K * BYTES, c);
+#pragma unroll
+          for (int r = 0; r < R; r++) {
+            if (r >= nr) break;
+            acc[i][r] += wv * float_input<T>(x[inRow[r] * K + c]);
+          }
         }
       }
     }

@@ -82,6 +82,15 @@ describe("CUDA ops against the CPU backend", () => {
       const [wg, wc] = both("w", type, [k, 40]);
       for (const rows of [1, 3, 8]) compare(rows, k, (b, x, side) => b.matmul(x, side ? wc : wg), matmulTolerance(type, rows), `matmul ${GGMLType[type]} x${rows} (K ${k})`);
     });
+    // Float rows load 16 bytes at a time where K allows it (F32: K % 4, F16/BF16: K % 8), else a value at a time.
+    if (FLOAT_TYPES.includes(type)) {
+      it(`matmul ${GGMLType[type]}: rows of K 36 and 50 (vector loads or not), 1..8 rows`, () => {
+        for (const k of [36, 50]) {
+          const [wg, wc] = both("w", type, [k, 24]);
+          for (const rows of [1, 3, 8]) compare(rows, k, (b, x, side) => b.matmul(x, side ? wc : wg), matmulTolerance(type, rows), `matmul ${GGMLType[type]} x${rows} (K ${k})`);
+        }
+      });
+    }
     // Past the tiles' edges: K of 11 sub-blocks (a partial stage of 4), 140 outputs (2 x 64 + 12), rows 65..130 (64 + 1, + 36, + 2).
     it(`matmul ${GGMLType[type]}: 65..130 rows (the many-row kernels), with bias`, () => {
       const k = K_QUANTS.has(type) ? 768 : 352, n = 140;
