@@ -423,8 +423,20 @@ int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64
     return -1;
   }
   return with_type(gate.type, "matmul_glu", [&](auto t) {
+    constexpr int T = decltype(t)::value;
+    if constexpr (!is_float_type(T)) {
+      // Groups of many rows: both products on the tensor cores in one pass (mmq.cuh's gate+up form).
+      if (group_rows(map, rows) >= GEMM_MIN_ROWS) {
+        int8_t *xq;
+        float *xd;
+        if (quantized_rows<T>(x, rows, gate.cols, map, &xq, &xd)) return -1;
+        Glu glu = {};
+        glu.up = up; glu.upBias = upBias; glu.alpha = alpha; glu.limit = limit;
+        return launch_mmq<T>(gate, xq, xd, rows, map, gateBias, biasStride, hidden, glu);
+      }
+    }
     return with_rows(group_rows(map, rows), [&](auto r) {
-      return launch_glu<decltype(t)::value, decltype(r)::value>(gate, up, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
+      return launch_glu<T, decltype(r)::value>(gate, up, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
     });
   });
 }

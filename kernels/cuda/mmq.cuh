@@ -12,6 +12,10 @@
 // its 4 warps takes a 32 x 32 quarter: 2 x 4 mma tiles of 16 x 8 per
 // sub-block (m16n8k32), whose integer sums are scaled into float accumulators
 // once per sub-block (Q6_K, whose scales are per 16 values: m16n8k16 per half).
+// The gate+up form (GLU) takes 32 rows of the gate and the same 32 rows of up
+// as its 64: the warps holding up's sums hand them over through shared memory
+// and the gate's warps write swiglu_oai(gate, up) once, so an expert's gate
+// and up cost one pass over the tokens' activations and nothing in between.
 #pragma once
 #include "decode.cuh"
 #include "matmul.cuh"
@@ -29,9 +33,16 @@ template <int T> __host__ __device__ constexpr bool mmq_half_scales() { return T
 // Types with an offset (value = a * code + b): the activation's code sum enters.
 template <int T> __host__ __device__ constexpr bool mmq_has_min() { return T == T_Q4_1 || T == T_Q5_1 || T == T_Q4_K || T == T_Q5_K; }
 
-template <int T>
+// The gate+up form's up weight, up bias and SwiGLU constants (up.data null: a plain product).
+struct Glu {
+  MatDesc up;
+  const float *upBias;
+  float alpha, limit;
+};
+
+template <int T, bool GLU>
 __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, const float *xd, int64_t rows, RowMap map,
-                                                  const float *bias, int64_t biasStride, float *y) {
+                                                  const float *bias, int64_t biasStride, float *y, Glu glu) {
   psi_grid_wait();
   using namespace mmq;
   __shared__ int4 wq4[BM * STRIDE / 16];
@@ -42,7 +53,8 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
   int8_t *wqs = reinterpret_cast<int8_t *>(wq4), *xqs = reinterpret_cast<int8_t *>(xq4);
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  const int64_t n0 = (int64_t)blockIdx.x * BM;
+  // Weight rows (outputs) n0.. : BM of one weight, or BM / 2 of the gate then the same of up.
+  const int64_t n0 = (int64_t)blockIdx.x * (GLU ? BM / 2 : BM);
   // This block's input rows: a tile of the dense rows, or of the group of the expert blockIdx.z stands for.
   int e = 0;
   int64_t first, count;
@@ -65,19 +77,19 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
   __syncthreads();
 
   const int64_t K = w.cols, subs = K / 32;
-  const uint8_t *slab = w.data + e * w.slabStride;
-  const uint8_t *scales = slab + w.scalesOffset;
+  const uint8_t *slab = w.data + e * w.slabStride, *upSlab = GLU ? glu.up.data + e * glu.up.slabStride : nullptr;
   const int wm = (warp & 1) * 32, wn = (warp >> 1) * 32;
   float acc[2][4][4] = {};
 
   for (int64_t sb0 = 0; sb0 < subs; sb0 += SUBS) {
     for (int i = tid; i < BM * SUBS; i += THREADS) {
       const int r = i / SUBS, s = i % SUBS;
-      const int64_t n = n0 + r, sb = sb0 + s;
+      const int64_t n = n0 + (GLU ? r % (BM / 2) : r), sb = sb0 + s;
+      const uint8_t *from = GLU && r >= BM / 2 ? upSlab : slab;
       int4 *dst = reinterpret_cast<int4 *>(wqs + r * STRIDE + s * 32);
       if (n < w.rows && sb < subs) {
         Sub32 q;
-        load_sub<T>(slab, scales, n, K, sb, q);
+        load_sub<T>(from, from + w.scalesOffset, n, K, sb, q);
         dst[0] = make_int4(q.q[0], q.q[1], q.q[2], q.q[3]);
         dst[1] = make_int4(q.q[4], q.q[5], q.q[6], q.q[7]);
         wa[r][s][0] = q.a0; wa[r][s][1] = q.a1; wb[r][s] = q.b0;
@@ -169,28 +181,56 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
     __syncthreads();
   }
 
+  // GLU: warps 1 and 3 (tile rows 32..63) hold up's sums for the rows warps 0 and 2
+  // hold the gate's: up (+ its bias) goes through shared memory (the weight tile's, free now).
+  float *upSums = reinterpret_cast<float *>(wq4);  // [BM / 2][BN]
+  if constexpr (GLU) {
+    if (wm != 0) {
+#pragma unroll
+      for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          const int r = mt * 16 + g + 8 * (i / 2);
+          const int64_t n = n0 + r;
+          const float bv = glu.upBias && n < w.rows ? glu.upBias[e * biasStride + n] : 0.f;
+#pragma unroll
+          for (int nt = 0; nt < 4; nt++) upSums[r * BN + wn + nt * 8 + 2 * t + i % 2] = acc[mt][nt][i] + bv;
+        }
+    }
+    __syncthreads();
+    if (wm != 0) return;
+  }
 #pragma unroll
   for (int mt = 0; mt < 2; mt++)
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-      const int64_t n = n0 + wm + mt * 16 + g + 8 * (i / 2);
+      const int r = wm + mt * 16 + g + 8 * (i / 2);
+      const int64_t n = n0 + r;
       if (n >= w.rows) continue;
       const float bv = bias ? bias[e * biasStride + n] : 0.f;
 #pragma unroll
       for (int nt = 0; nt < 4; nt++) {
         const int col = wn + nt * 8 + 2 * t + i % 2;
-        if (col < count) y[outRow[col] * w.rows + n] = acc[mt][nt][i] + bv;
+        if (col >= count) continue;
+        const float v = acc[mt][nt][i] + bv;
+        y[outRow[col] * w.rows + n] = GLU ? swiglu_oai_value(v, upSums[r * BN + col], glu.alpha, glu.limit) : v;
       }
     }
 }
 
 // Grid: weight-row tiles x input-row tiles (x experts with rows when grouped,
 // sized for the largest group an expert can have; tiles past its group return at once).
+// With glu.up.data set, y = swiglu_oai(x w^T + bias, x up^T + upBias) (w the gate; one type and shape).
 template <int T>
 int launch_mmq(const MatDesc &w, const int8_t *xq, const float *xd, int64_t rows, const RowMap &map,
-               const float *bias, int64_t biasStride, float *y) {
+               const float *bias, int64_t biasStride, float *y, const Glu &glu = Glu{}) {
   const int64_t inputRows = map.offsets && map.maxGroup ? map.maxGroup : rows;
-  const dim3 grid((unsigned)ceil_div(w.rows, mmq::BM), (unsigned)ceil_div(inputRows, mmq::BN), map.offsets ? group_blocks(map, rows) : 1u);
-  PSI_LAUNCH(grid, mmq::THREADS, mmq_kernel<T>)(w, xq, xd, rows, map, bias, biasStride, y);
+  const int64_t rowsPerTile = glu.up.data ? mmq::BM / 2 : mmq::BM;
+  const dim3 grid((unsigned)ceil_div(w.rows, rowsPerTile), (unsigned)ceil_div(inputRows, mmq::BN), map.offsets ? group_blocks(map, rows) : 1u);
+  if (glu.up.data) {
+    PSI_LAUNCH(grid, mmq::THREADS, mmq_kernel<T, true>)(w, xq, xd, rows, map, bias, biasStride, y, glu);
+  } else {
+    PSI_LAUNCH(grid, mmq::THREADS, mmq_kernel<T, false>)(w, xq, xd, rows, map, bias, biasStride, y, glu);
+  }
   return PSI_LAUNCHED("mmq");
 }

@@ -5,10 +5,11 @@
 // The (token, slot) pairs are grouped by expert on the device and each chosen
 // expert's weights are read once for all its rows. Top-k takes a warp per
 // token. Up to MOE_DEVICE_TOKENS tokens (decode, batched decode; matmul.cuh)
-// routing and grouping take one block and gate+up one fused pass; more tokens (prefill) are routed in
-// parallel, grouped by one block, and quantized experts multiply their groups
-// on the tensor cores (mmq.cuh). Float experts over many tokens send the ids
-// to the host, and each expert's group is one cuBLAS product.
+// routing and grouping take one block; more tokens (prefill) are routed in
+// parallel and grouped by one block. Gate, up and the SwiGLU are one pass
+// either way: matrix-vector kernels for small groups, the tensor cores
+// (mmq.cuh's gate+up form) for large ones. Float experts over many tokens
+// send the ids to the host, and each expert's group is one cuBLAS product.
 #include <vector>
 #include "common.cuh"
 #include "matmul.cuh"
@@ -205,7 +206,8 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     RowMap bySlot = byToken;
     bySlot.inputDiv = 1;
     bySlot.quantized = false;
-    if (gate->type == up->type && few) {
+    // One pass for gate, up and the SwiGLU: matrix-vector up to GEMM_MIN_ROWS per expert, else mmq's gate+up form.
+    if (gate->type == up->type) {
       if (psi_matmul_glu(*gate, *up, x, slots, byToken, gateBias, upBias, ff, alpha, limit, hidden)) return -1;
     } else {
       float *g = (float *)psi_scratch(8, slots * ff * sizeof(float));
