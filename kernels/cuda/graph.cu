@@ -29,10 +29,14 @@ static std::unordered_map<uint64_t, cudaGraphExec_t> graphs;
 
 bool psi_recording() { return recording; }
 
-// Steps captured into new graphs and steps that replayed one, since the library loaded.
+uint64_t psi_staging_copies();
+
+// Steps captured into new graphs, steps that replayed one, and host-to-device
+// staging copies (memory.cu: token ids, positions), since the library loaded.
 PSI_EXPORT void psi_cuda_graph_stats(double *out) {
   out[0] = (double)captured;
   out[1] = (double)replayed;
+  out[2] = (double)psi_staging_copies();
 }
 
 void psi_record(uint64_t h, std::function<void()> work) {

@@ -80,11 +80,11 @@ export class CudaBackend implements Backend {
     checkCuda(this.lib.psi_cuda_graphs(on ? 1 : 0), "CUDA graphs");
   }
 
-  /** Decode steps captured into new graphs, and steps that replayed one. */
-  graphStats(): { captured: number; replayed: number } {
-    const out = new Float64Array(2);
+  /** Decode steps captured into new graphs, steps that replayed one, and host-to-device staging copies (token ids, positions). */
+  graphStats(): { captured: number; replayed: number; stagingCopies: number } {
+    const out = new Float64Array(3);
     this.lib.psi_cuda_graph_stats(ptr(out));
-    return { captured: out[0]!, replayed: out[1]! };
+    return { captured: out[0]!, replayed: out[1]!, stagingCopies: out[2]! };
   }
 
   /** "loaded", or why prefill products run without cuBLAS. */

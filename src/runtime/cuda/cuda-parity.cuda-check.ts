@@ -147,8 +147,12 @@ describe("CUDA backend: -ngl, batches, greedy on the device", () => {
     cuda.argmaxRows = argmaxRows;
     // Decode steps run as graphs: captured once per step shape, then replayed.
     const after = cuda.graphStats();
-    console.log(`graphs: ${after.captured - before.captured} captured, ${after.replayed - before.replayed} replayed over ${picked.length} steps`);
+    const copies = after.stagingCopies - before.stagingCopies;
+    console.log(`graphs: ${after.captured - before.captured} captured, ${after.replayed - before.replayed} replayed over ${picked.length} steps; ${copies} staging copies`);
     expect(after.replayed - before.replayed).toBeGreaterThan(picked.length / 2);
+    // Each forward pass (picked.length in generate(), as many by hand) stages its token ids, positions
+    // and output rows once, not once per layer: every layer's copy would sit in the step's kernel chain.
+    expect(copies).toBeLessThanOrEqual(3 * 2 * picked.length);
     expect(onDevice).toBe(picked.length);
     expect(picked.length).toBeGreaterThan(0);
     expect(picked).toEqual(expected);
