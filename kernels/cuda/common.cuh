@@ -137,6 +137,12 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// Whether (ov, oi) beats (v, i): a larger value, or an equal one at a lower index; i < 0 is none yet.
+// The ranking of the argmax (ops.cu) and of MoE top-k (moe.cu), as the CPU ranks.
+__device__ __forceinline__ bool argmax_better(float ov, int oi, float v, int i) {
+  return oi >= 0 && (i < 0 || ov > v || (ov == v && oi < i));
+}
+
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));

@@ -118,16 +118,16 @@ PSI_EXPORT int psi_cuda_sync(void) {
   return psi_failed(cudaStreamSynchronize(stream), "synchronize") ? -1 : 0;
 }
 
-// A device copy of `bytes` host bytes, valid for launches queued after this call.
-// What the ring holds since it last started over: a later request for the same
-// bytes (every layer stages the same positions) gets the earlier copy, so a
-// decode step has a few staging copies, not two per layer, each of which
-// would sit between two kernels of the step's chain.
+// What the ring holds since it last started over (the first 16 stagings).
 struct Staged { size_t at, bytes; };
 static std::vector<Staged> staged;
 static uint64_t stagingCopies = 0;
 uint64_t psi_staging_copies() { return stagingCopies; }
 
+// A device copy of `bytes` host bytes, valid for launches queued after this call.
+// Bytes the ring already holds get the earlier copy (every layer stages the same
+// positions), so a decode step has a few staging copies, not two per layer, each
+// of which would sit between two kernels of the step's chain.
 void *psi_stage(const void *src, size_t bytes) {
   for (const Staged &s : staged) {
     if (s.bytes == bytes && memcmp(ring_host + s.at, src, bytes) == 0) return ring_device + s.at;

@@ -40,17 +40,17 @@ __device__ __forceinline__ void topk_softmax(const float *l, int experts, int k,
   int mine = 0;
   for (int round = 0; round < k; round++) {
     float bv = -INFINITY;
-    int bid = 1 << 30;
+    int bid = -1;
 #pragma unroll
     for (int j = 0; j < PER_LANE; j++) {
       const int e = lane + 32 * j;
-      if (!(taken >> j & 1) && (v[j] > bv || (v[j] == bv && e < bid))) { bv = v[j]; bid = e; }
+      if (!(taken >> j & 1) && argmax_better(v[j], e, bv, bid)) { bv = v[j]; bid = e; }
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
       const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
       const int oid = __shfl_xor_sync(0xffffffffu, bid, o);
-      if (ov > bv || (ov == bv && oid < bid)) { bv = ov; bid = oid; }
+      if (argmax_better(ov, oid, bv, bid)) { bv = ov; bid = oid; }
     }
     if (bid % 32 == lane) taken |= 1u << (bid / 32);
     if (round == lane) { score = bv; mine = bid; }
@@ -68,6 +68,12 @@ __global__ void route_topk(const float *logits, int experts, int k, int64_t toke
   psi_grid_wait();
   const int64_t t = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / 32;
   if (t < tokens) topk_softmax(logits + t * experts, experts, k, threadIdx.x % 32, ids + t * k, weights + t * k);
+}
+
+// Every token's top-k and weights, 8 tokens (warps) a block.
+static int launch_route_topk(const float *logits, int experts, int k, int64_t tokens, int *ids, float *weights) {
+  PSI_LAUNCH((unsigned)ceil_div(tokens, 8), 256, route_topk)(logits, experts, k, tokens, ids, weights);
+  return PSI_LAUNCHED("route_topk");
 }
 
 // Counts each expert's slots into next[] and writes offsets (experts + 1, an
@@ -192,8 +198,7 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
       PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, active, sorted);
       if (PSI_LAUNCHED("route_group")) return -1;
     } else {
-      PSI_LAUNCH((unsigned)ceil_div(tokens, 8), 256, route_topk)(logits, experts, k, tokens, ids, weights);
-      if (PSI_LAUNCHED("route_topk")) return -1;
+      if (launch_route_topk(logits, experts, k, tokens, ids, weights)) return -1;
       PSI_LAUNCH(1, 1024, group_slots)(ids, (int)slots, experts, offsets, active, sorted);
       if (PSI_LAUNCHED("group_slots")) return -1;
     }
@@ -220,8 +225,7 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     }
     if (psi_matmul(*down, hidden, slots, bySlot, downBias, d, expertOut)) return -1;
   } else {
-    PSI_LAUNCH((unsigned)ceil_div(tokens, 8), 256, route_topk)(logits, experts, k, tokens, ids, weights);
-    if (PSI_LAUNCHED("route_topk")) return -1;
+    if (launch_route_topk(logits, experts, k, tokens, ids, weights)) return -1;
     std::vector<int> hostIds(slots);
     if (psi_flush_recording()) return -1;
     if (psi_failed(cudaMemcpyAsync(hostIds.data(), ids, slots * sizeof(int), cudaMemcpyDeviceToHost, psi_stream()), "moe ids") ||

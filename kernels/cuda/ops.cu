@@ -200,11 +200,6 @@ PSI_EXPORT int psi_cuda_take_rows(const float *src, const int32_t *hostRows, int
 // contiguous part, then one warp per row merges the parts.
 static const int ARGMAX_PARTS = 64;
 
-// Whether (ov, oi) beats (v, i): a larger value, or an equal one at a lower index; i < 0 is none yet.
-__device__ __forceinline__ bool argmax_better(float ov, int oi, float v, int i) {
-  return oi >= 0 && (i < 0 || ov > v || (ov == v && oi < i));
-}
-
 // Part blockIdx.x of row blockIdx.y: its best value and index, or index -2 when it holds a NaN or +inf.
 __global__ void argmax_parts(const float *x, int64_t width, float *partValue, int *partIndex) {
   psi_grid_wait();
