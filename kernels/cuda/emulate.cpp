@@ -9,6 +9,8 @@
 // Vector loads and stores check their alignment (emulate.h).
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 #include "emulate.h"
@@ -182,6 +184,52 @@ void psi_emu_misaligned(const void *p, int align, const char *type) {
   abort();
 }
 
+// Helper threads, started once and kept for the process, so each keeps its
+// fibers' stacks (and its __shared__ arrays) from one launch to the next: a
+// thread per launch allocated 1024 stacks each time and lost them at its end.
+class Pool {
+  std::mutex m;
+  std::condition_variable wake, finished;
+  const std::function<void()> *job = nullptr;
+  uint64_t generation = 0;
+  unsigned started = 0, wanted = 0, running = 0;
+
+  void loop(unsigned id, uint64_t seen) {
+    std::unique_lock<std::mutex> lock(m);
+    for (;;) {
+      wake.wait(lock, [&] { return generation != seen; });
+      seen = generation;
+      if (id >= wanted) continue;
+      const std::function<void()> *work = job;
+      lock.unlock();
+      (*work)();
+      lock.lock();
+      if (--running == 0) finished.notify_all();
+    }
+  }
+
+ public:
+  // Runs `work` on this thread and `helpers` others, and returns when all have.
+  void run(unsigned helpers, const std::function<void()> &work) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (; started < helpers; started++) std::thread(&Pool::loop, this, started, generation).detach();
+      job = &work;
+      wanted = running = helpers;
+      generation++;
+    }
+    wake.notify_all();
+    work();
+    std::unique_lock<std::mutex> lock(m);
+    finished.wait(lock, [&] { return running == 0; });
+  }
+};
+
+static Pool &pool() {
+  static Pool *p = new Pool;  // never destroyed: its detached threads wait on it until the process ends
+  return *p;
+}
+
 void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {
   // PSIONIC_CUDA_EMU_NO_KERNELS=1: launches return at once, so a run times the host side
   // alone (TypeScript, FFI, recording and graph bookkeeping); its results are meaningless.
@@ -198,9 +246,7 @@ void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {
     }
   };
   static const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  const unsigned helpers = (unsigned)std::min<uint64_t>(cores, blocks) - 1;
-  std::vector<std::thread> pool;
-  for (unsigned i = 0; i < helpers; i++) pool.emplace_back(work);
-  work();
-  for (std::thread &t : pool) t.join();
+  static std::mutex launch;  // host threads launching at once take turns, as on one stream
+  std::lock_guard<std::mutex> turn(launch);
+  pool().run((unsigned)std::min<uint64_t>(cores, blocks) - 1, work);
 }

@@ -16,6 +16,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#ifdef __SANITIZE_ADDRESS__
+// Built with -fsanitize=address (build.ts, libpsionic_cuda_emu_asan.so): device
+// buffers are heap blocks, so reads and writes past them are reported.
+#include <sanitizer/asan_interface.h>
+#define PSI_EMU_ASAN 1
+#endif
 
 #define __global__
 #define __device__
@@ -172,8 +178,15 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
 }
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = (void *)1; return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+// 256-byte aligned as on a GPU, and exactly `bytes` long: under AddressSanitizer
+// (cuda-emulated.test.ts) a read or write past the end of a buffer is reported,
+// and the bytes start as NaN (0xff), since a GPU's new allocation holds whatever
+// was there: a kernel that reads before anything is written gets no zeros.
 inline cudaError_t cudaMalloc(void **p, size_t bytes) {
-  *p = aligned_alloc(256, (bytes + 255) & ~(size_t)255);
+  if (posix_memalign(p, 256, bytes ? bytes : 1)) *p = nullptr;
+#ifdef PSI_EMU_ASAN
+  if (*p) memset(*p, 0xff, bytes);
+#endif
   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 template <class T> inline cudaError_t cudaMalloc(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }

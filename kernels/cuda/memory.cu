@@ -97,6 +97,32 @@ PSI_EXPORT void *psi_cuda_malloc(uint64_t bytes) {
 
 PSI_EXPORT int psi_cuda_free(void *p) { return psi_failed(cudaFree(p), "cudaFree") ? -1 : 0; }
 
+// Marks device bytes off limits to every kernel (poisoned 1) or usable again (0),
+// for the emulator built with AddressSanitizer (cuda-emulated.test.ts), where a
+// kernel touching them is reported; the arena keeps each step's gaps and stale
+// rows poisoned. Bytes made usable hold NaN (0xff), as memory no kernel has
+// written this step: a kernel reading them before they are written spoils its
+// output instead of finding the last step's values. Returns 1 there, 0 in
+// builds without the sanitizer (a GPU's), which ignore it. Before poisoning,
+// work recorded for a graph runs: it was recorded against the bytes as they were.
+PSI_EXPORT int psi_cuda_poison(void *p, uint64_t bytes, int poisoned) {
+#ifdef PSI_EMU_ASAN
+  if (poisoned && psi_flush_recording()) return -1;
+  if (p && bytes) {
+    if (poisoned) {
+      __asan_poison_memory_region(p, bytes);
+    } else {
+      __asan_unpoison_memory_region(p, bytes);
+      memset(p, 0xff, bytes);
+    }
+  }
+  return 1;
+#else
+  (void)p; (void)bytes; (void)poisoned;
+  return 0;
+#endif
+}
+
 PSI_EXPORT int psi_cuda_upload(void *dst, const void *src, uint64_t bytes) {
   if (psi_flush_recording()) return -1;
   return psi_failed(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "upload") ||
@@ -168,7 +194,12 @@ void psi_release_deferred() {
 }
 
 void *psi_scratch(int slot, size_t bytes) {
-  if (scratch_size[slot] >= bytes) return scratch_ptr[slot];
+  if (scratch_size[slot] >= bytes) {
+#ifdef PSI_EMU_ASAN
+    __asan_unpoison_memory_region(scratch_ptr[slot], bytes);  // a larger request inside the headroom
+#endif
+    return scratch_ptr[slot];
+  }
   if (scratch_ptr[slot]) {
     if (psi_recording()) {
       deferred.push_back(scratch_ptr[slot]);
@@ -181,6 +212,10 @@ void *psi_scratch(int slot, size_t bytes) {
   size_t want = bytes + bytes / 4;
   if (psi_failed(cudaMalloc(&scratch_ptr[slot], want), "cudaMalloc (scratch)")) return nullptr;
   scratch_size[slot] = want;
+#ifdef PSI_EMU_ASAN
+  // The headroom past the request is off limits until a request asks for it.
+  __asan_poison_memory_region((char *)scratch_ptr[slot] + bytes, want - bytes);
+#endif
   return scratch_ptr[slot];
 }
 

@@ -7,12 +7,15 @@
 // PSIONIC_CUDA_LIB pointing at the emulator, as a user would run it on a GPU
 // with the real library. Speed is measured only on a GPU (scripts/device-check.sh).
 import { describe, expect, it } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "../../..");
 const emulator = join(root, "build/libpsionic_cuda_emu.so");
 const cxx = ["c++", "g++", "clang++"].some((c) => Bun.which(c));
+// The AddressSanitizer build (build.ts) and the runtime it needs preloaded into Bun.
+const sanitized = join(root, "build/libpsionic_cuda_emu_asan.so");
+const asanRuntime = existsSync(`${sanitized}.preload`) ? readFileSync(`${sanitized}.preload`, "utf8").trim() : "";
 
 async function runCheck(file: string, env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
   const child = Bun.spawn([process.execPath, "test", "--timeout", "600000", `./src/runtime/cuda/${file}`], {
@@ -27,23 +30,38 @@ describe.skipIf(!cxx || process.arch !== "x64")("the CUDA kernels on the CPU emu
   it("the emulator library was built (a C++ compiler is here)", () => {
     expect(existsSync(emulator)).toBe(true);
   });
+  it("the AddressSanitizer build was made where g++ has libasan", () => {
+    const gxx = Bun.which("g++");
+    const hasAsan = gxx !== null && existsSync(Bun.spawnSync([gxx, "-print-file-name=libasan.so"]).stdout.toString().trim());
+    expect(existsSync(sanitized) && asanRuntime !== "").toBe(hasAsan);
+  });
   // The last two runs take the ops with each block's threads run last to first (emulate.cpp),
   // so a shared-memory read that lacks its barrier shows in one order or the other; and the
   // first of them moves the prefill thresholds (matmul.cuh, flash.cuh) so 65-512 rows take the
   // matrix-vector kernels and prompts the one-row attention kernel too.
+  // The ops and parity checks run on the AddressSanitizer build where there is one: device
+  // buffers and each activation are fenced (memory.cu psi_cuda_poison, cuda-tensors.ts
+  // DeviceArena) and start as NaN, so a kernel that reads or writes past its rows, or reads
+  // rows nothing has written, fails them.
+  const checked: Record<string, string> = asanRuntime
+    ? { PSIONIC_CUDA_LIB: sanitized, LD_PRELOAD: asanRuntime, ASAN_OPTIONS: "detect_leaks=0:allocator_may_return_null=1" }
+    : {};
   const reverse = { PSIONIC_CUDA_EMU_ORDER: "reverse" };
   const runs: [string, Record<string, string>][] = [
-    ["cuda-ops.cuda-check.ts", {}], ["cuda-parity.cuda-check.ts", {}], ["cuda-serve.cuda-check.ts", {}],
+    ["cuda-ops.cuda-check.ts", checked], ["cuda-parity.cuda-check.ts", checked], ["cuda-serve.cuda-check.ts", {}],
     ["cuda-ops.cuda-check.ts", { ...reverse, PSIONIC_CUDA_MOE_DEVICE_TOKENS: "512", PSIONIC_CUDA_GEMM_MIN_ROWS: "513", PSIONIC_CUDA_FLASH_MIN_ROWS: "100000" }],
     ["cuda-ops.cuda-check.ts", reverse],
   ];
   for (const [file, env] of runs) {
-    const label = `${file}${Object.keys(env).length ? ` with ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`;
+    const knobs = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ");
+    const label = env.LD_PRELOAD ? `${file} under AddressSanitizer` : `${file}${knobs ? ` with ${knobs}` : ""}`;
     it(`${label} passes`, async () => {
       const { code, output } = await runCheck(file, env);
       const summary = output.split("\n").filter((l) => /^\s*\d+ (pass|fail)$|^\(fail\)|psionic CUDA emulator/.test(l));
       console.log(`${label} on the emulator: ${summary.join("; ")}`);
-      if (code !== 0) console.log(output.slice(-6000));
+      // A sanitizer report starts with its error line and the kernel's stack; its shadow-byte legend follows.
+      const report = output.indexOf("ERROR: AddressSanitizer");
+      if (code !== 0) console.log(report >= 0 ? output.slice(report, report + 4000) : output.slice(-6000));
       expect(output).toMatch(/^\s*[1-9]\d* pass$/m);
       expect(output).toMatch(/^\s*0 fail$/m);
       expect(code).toBe(0);

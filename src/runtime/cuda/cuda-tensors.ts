@@ -107,10 +107,16 @@ export class CudaKV implements KVStorage {
 
 /** Device buffers for one forward step's activations, handed out in order and all reused by the next step. */
 export class DeviceArena {
-  private chunks: { address: number; bytes: number }[] = [];
+  private chunks: { address: number; bytes: number; used: number }[] = [];
   private chunk = 0;
   private offset = 0;
   step = 0;
+  /**
+   * The emulator built with AddressSanitizer (psi_cuda_poison): every byte of the
+   * arena but the live activations is off limits, with a gap after each, so a
+   * kernel that reads or writes past its rows, or rows of an earlier step, is reported.
+   */
+  private readonly guarded = cudaKernels().psi_cuda_poison(null, 0, 0) === 1;
 
   constructor(private readonly chunkBytes: number) {}
 
@@ -118,24 +124,33 @@ export class DeviceArena {
     this.step++;
     this.chunk = 0;
     this.offset = 0;
+    for (const c of this.guarded ? this.chunks : []) this.poison(c.address, c.used, true);
   }
 
   take(bytes: number): number {
-    const size = Math.ceil(Math.max(bytes, 1) / 256) * 256;
+    const size = Math.ceil(Math.max(bytes, 1) / 256) * 256 + (this.guarded ? 256 : 0);
     for (;;) {
       const c = this.chunks[this.chunk];
       if (!c) {
         const chunkBytes = Math.max(this.chunkBytes, size);
-        this.chunks.push({ address: deviceAlloc(chunkBytes, "activation arena"), bytes: chunkBytes });
+        const address = deviceAlloc(chunkBytes, "activation arena");
+        if (this.guarded) this.poison(address, chunkBytes, true);
+        this.chunks.push({ address, bytes: chunkBytes, used: 0 });
         continue;
       }
       if (this.offset + size <= c.bytes) {
         const address = c.address + this.offset;
         this.offset += size;
+        c.used = Math.max(c.used, this.offset);
+        if (this.guarded) this.poison(address, bytes, false);
         return address;
       }
       this.chunk++;
       this.offset = 0;
     }
+  }
+
+  private poison(address: number, bytes: number, poisoned: boolean): void {
+    if (cudaKernels().psi_cuda_poison(dev(address), bytes, poisoned ? 1 : 0) < 0) checkCuda(-1, "arena step");
   }
 }
