@@ -11,7 +11,8 @@
 #   6. benchmarks, psionic (--backend cuda) beside llama.cpp on the same file: prefill/decode
 #      (bench, llama-bench), aggregate decode at 1/8/32 sequences (scripts/bench-engine.ts,
 #      llama-batched-bench), time to first token on a prompt-cache hit (scripts/bench-serve.ts);
-#      last, the ops checks and the benchmark again with programmatic dependent launch (PSIONIC_CUDA_PDL=1)
+#      then pp in one forward pass (-ub 2048) on both sides; last, the ops checks and the benchmark
+#      again with programmatic dependent launch (PSIONIC_CUDA_PDL=1)
 # A failing step does not stop the later ones; each is time-limited so the whole run ends inside
 # DEVICE_CHECK_SECONDS (default 500). Logs land in $OUT (7 files); the summary table prints last.
 #   usage: OUT=DIR scripts/device-check.sh [--quick]
@@ -266,6 +267,12 @@ if [ "$model_ok" = 1 ]; then
       { echo "--- last lines of psionic serve's log"; tail -20 /tmp/bench-serve-psionic.log; } >>"$bench_log" 2>&1
     fi
   fi
+  # Prompts in one forward pass of 2048 tokens instead of four of 512 (-ub, llama-bench's n_ubatch), both sides
+  # (after the bars' measurements, so those get the time first).
+  step "psionic bench ($backend) pp$pp ub$pp" "$bench_log" 60 bun src/cli/main.ts bench -m "$model" --backend "$backend" -p "$pp" -n 0 -ub "$pp" -r 2
+  if [ "$llama_ok" = 1 ]; then
+    step "llama-bench pp$pp ub$pp" "$bench_log" 60 "$llama_build/bin/llama-bench" -m "$model" -ngl 99 -fa 1 -p "$pp" -n 0 -ub "$pp" -b "$pp" -r 2
+  fi
   # Programmatic dependent launch (PSIONIC_CUDA_PDL=1, kernels/cuda/common.cuh; off by default
   # until measured): the ops checks under it, then the main benchmark's tests again. Last, so
   # the peers above get the time first.
@@ -304,8 +311,12 @@ if d:
     print(f"  psionic decode weight reads: {d['bytesPerToken'] / 2**20:.0f} MiB/token = {d['achievedBytesPerSecond'] / 1e9:.1f} GB/s{share}")
 EOF
   fi
-  # llama-bench's markdown rows: | model | size | params | backend | ngl | fa | test | t/s |
-  grep -E '^\| .*\| +(pp|tg)[0-9]+ +\|' "$bench_log" | awk -F'|' '{ t = $(NF-2); v = $(NF-1); gsub(/^ +| +$/, "", t); gsub(/^ +| +$/, "", v); printf "  llama.cpp %s: %s tok/s\n", t, v }'
+  # llama-bench's markdown rows: | model | size | params | backend | ngl | [n_ubatch |] fa | test | t/s |
+  # (each step's output follows its "=== NAME" header in the log, which names the -ub runs)
+  # psionic's rows: | pp2048 | mean ± stddev | ... under each psionic bench step (graphs off, no mmq, -ub, PDL).
+  awk -F'|' '/^=== / { name = $0; sub(/^=== /, "", name); sub(/ \(limit .*/, "", name); ub = (name ~ / ub[0-9]+$/) ? " (one pass, -ub)" : "" }
+    /^\| .*\| +(pp|tg)[0-9]+ +\|/ { t = $(NF-2); v = $(NF-1); gsub(/^ +| +$/, "", t); gsub(/^ +| +$/, "", v); printf "  llama.cpp %s%s: %s tok/s\n", t, ub, v }
+    /^\| (pp|tg)[0-9]+ +\|/ { t = $2; v = $3; gsub(/^ +| +$/, "", t); gsub(/^ +| +$/, "", v); printf "  %s: %s %s tok/s\n", name, t, v }' "$bench_log"
   grep -E 'sequences: median' "$bench_log" | sed 's/^/  psionic engine: /'
   # llama-batched-bench rows: | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
   grep -E '^\| +128 \| +128 \|' "$bench_log" | awk -F'|' '{ v = $9; gsub(/ /, "", v); printf "  llama.cpp batched: %2d sequences: decode %s tok/s (aggregate)\n", $4, v }'

@@ -49,6 +49,8 @@ export interface PeerRun {
   threads: number;
   nPrompt: number;
   nGen: number;
+  /** Physical batch (-ub); the logical batch (-b, 2048 by default) is raised to it when smaller. */
+  ubatch: number;
   repetitions: number;
 }
 
@@ -56,7 +58,7 @@ export interface PeerRun {
 export async function runLlamaBench(binary: string, run: PeerRun): Promise<PeerResult[]> {
   const args = [
     binary, "-m", run.model, "-t", String(run.threads), "-p", String(run.nPrompt), "-n", String(run.nGen),
-    "-r", String(run.repetitions), "-o", "json",
+    "-ub", String(run.ubatch), "-b", String(Math.max(2048, run.ubatch)), "-r", String(run.repetitions), "-o", "json",
   ];
   const child = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);

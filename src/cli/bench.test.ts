@@ -124,6 +124,18 @@ describe("psionic bench", () => {
     const tg = report.psionic[1];
     expect(report.decode.achievedBytesPerSecond).toBeCloseTo(report.decode.bytesPerToken * tg.tokensPerSecond.mean, 3);
     expect(report.model).toMatchObject({ arch: "llama", weightType: "q8_0" });
+    expect(report.ubatch).toBe(512);
+  }, 60_000);
+
+  it("-ub sets the prompt tokens per forward pass (llama-bench's -ub) and refuses a size below 1", async () => {
+    const { code, out } = await run(["bench", "-m", tinyQ8, "-r", "1", "-p", "12", "-n", "0", "-ub", "5", "-t", "1", "--backend", "reference", "--json"]);
+    expect(code).toBe(0);
+    const report = JSON.parse(out);
+    expect(report.ubatch).toBe(5);
+    expect(report.psionic.map((t: { test: string }) => t.test)).toEqual(["pp12"]);
+    const zero = await run(["bench", "-m", tinyQ8, "-p", "12", "-ub", "0"]);
+    expect(zero.code).toBe(2);
+    expect(zero.err).toContain("--ubatch-size must be an integer in [1, 65536], got 0");
   }, 60_000);
 
   it("answers bad flags with usage (exit 2) and a missing peer binary with a clear error (exit 1)", async () => {

@@ -23,13 +23,19 @@ import { decodeTraffic, measureReadBandwidth, type DecodeTraffic, type ReadBandw
 import { describeFlags, parseFlags, type FlagTable } from "./flags.ts";
 import { integerFlag, withUsage } from "./generate.ts";
 
-const usage = "psionic bench -m FILE [-p 512] [-n 128] [-r 5] [-t THREADS] [--backend cpu|cuda] [-ngl N] [--against llama-bench] [--llama-bench PATH] [--json]";
+const usage = "psionic bench -m FILE [-p 512] [-n 128] [-ub 512] [-r 5] [-t THREADS] [--backend cpu|cuda] [-ngl N] [--against llama-bench] [--llama-bench PATH] [--json]";
 const summary = "Measure prefill (pp) and decode (tg) tok/s as llama-bench does, side by side with llama.cpp.";
+
+/** llama-bench's default physical batch (n_ubatch): prompts are split into forward passes of this many tokens. */
+const PHYSICAL_BATCH_DEFAULT = 512;
+/** The most -ub takes: one forward pass of the longest prompt a test would sensibly run. */
+const PHYSICAL_BATCH_MAX = 65536;
 
 const flags: FlagTable = {
   model: { type: "string", short: "m", help: "GGUF model file" },
   "n-prompt": { type: "number", short: "p", help: "prompt tokens of the pp test; 0 skips it", default: 512 },
   "n-gen": { type: "number", short: "n", help: "generated tokens of the tg test; 0 skips it", default: 128 },
+  "ubatch-size": { type: "number", short: "ub", help: "prompt tokens per forward pass of the pp test (llama-bench's -ub; the peer gets the same)", default: PHYSICAL_BATCH_DEFAULT },
   repetitions: { type: "number", short: "r", help: "timed runs per test", default: 5 },
   threads: { type: "number", short: "t", help: "CPU threads, for psionic and the peer (default: all cores)" },
   against: { type: "string", help: "also run this peer on the same file: llama-bench" },
@@ -40,8 +46,6 @@ const flags: FlagTable = {
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 
-/** llama-bench's physical batch (n_ubatch): prompts are split into forward passes of this many tokens. */
-const PHYSICAL_BATCH = 512;
 
 export interface Summary {
   mean: number;
@@ -72,6 +76,8 @@ export interface TestResult {
 interface BenchRun {
   nPrompt: number;
   nGen: number;
+  /** Prompt tokens per forward pass (llama-bench's n_ubatch). */
+  ubatch: number;
   repetitions: number;
   onProgress?: (line: string) => void;
 }
@@ -92,7 +98,7 @@ export function benchPsionic(loaded: LoadedModel, run: BenchRun): TestResult[] {
     const tokens = new Int32Array(run.nPrompt);
     for (let i = 0; i < tokens.length; i++) tokens[i] = next(i === 0);
     model.cache.truncate(0);
-    read(prefill(model, tokens, PHYSICAL_BATCH));
+    read(prefill(model, tokens, run.ubatch));
   };
   const genTest = (count: number) => {
     model.cache.truncate(0);
@@ -127,6 +133,8 @@ export interface BenchReport {
   backend: string;
   threads: number;
   repetitions: number;
+  /** Prompt tokens per forward pass of the pp test (-ub). */
+  ubatch: number;
   statistic: "mean ± sample stddev of per-run tok/s (llama-bench's)";
   psionic: TestResult[];
   peer: { name: "llama-bench"; binary: string; results: PeerResult[] } | null;
@@ -148,7 +156,7 @@ export function formatReport(r: BenchReport): string {
   const lines = [
     `model: ${r.model.path} (${r.model.arch}, ${r.model.weightType}, ${(r.model.parameters / 1e6).toFixed(1)}M parameters, ${(r.model.fileBytes / 2 ** 20).toFixed(1)} MiB)`,
     `machine: ${r.machine.cpu}, ${r.machine.cores} cores, 1-minute load average ${r.machine.loadAverage.toFixed(2)} before the runs`,
-    `psionic backend ${r.backend}${r.backend === "reference" ? " (the plain TypeScript oracle, single-threaded)" : ""}, ${r.threads} threads, ${r.repetitions} runs per test; tok/s = ${r.statistic}`,
+    `psionic backend ${r.backend}${r.backend === "reference" ? " (the plain TypeScript oracle, single-threaded)" : ""}, ${r.threads} threads, ${r.repetitions} runs per test, prompts in passes of ${r.ubatch} tokens; tok/s = ${r.statistic}`,
   ];
   if (r.peer) lines.push(`llama.cpp: ${r.peer.binary}, same file, threads, sizes and runs`);
   const rows = [["test", "psionic tok/s", "llama.cpp tok/s", "ratio"]];
@@ -191,6 +199,7 @@ export const benchCommand: Command = {
       if (f.against !== undefined && f.against !== "llama-bench") throw new PsionicError("cli.bad-flag", `--against supports llama-bench only, got ${f.against}`);
       const nPrompt = integerFlag(f, "n-prompt", 0)!, nGen = integerFlag(f, "n-gen", 0)!;
       const repetitions = integerFlag(f, "repetitions", 1, 1000)!;
+      const ubatch = integerFlag(f, "ubatch-size", 1, PHYSICAL_BATCH_MAX)!;
       const threads = integerFlag(f, "threads", 1, MAX_THREADS) ?? defaultThreads();
       if (nPrompt === 0 && nGen === 0) throw new PsionicError("cli.bad-flag", "-p and -n are both 0: nothing to measure");
       // Found before the long psionic run, so a missing peer fails fast.
@@ -207,7 +216,7 @@ export const benchCommand: Command = {
       const loaded = loadModel(f.model, { backend, contextLimit: Math.max(nPrompt, nGen, 1), offload });
       if (backend.name === "cuda") upload.finish();
       progress(`loaded ${f.model} on ${backend.name} in ${loaded.loadMs.toFixed(0)} ms`);
-      const psionic = benchPsionic(loaded, { nPrompt, nGen, repetitions, onProgress: progress });
+      const psionic = benchPsionic(loaded, { nPrompt, nGen, ubatch, repetitions, onProgress: progress });
 
       let decode: BenchReport["decode"] = null;
       const tg = psionic.find((p) => p.nGen > 0);
@@ -221,8 +230,8 @@ export const benchCommand: Command = {
 
       let peer: BenchReport["peer"] = null;
       if (peerBinary) {
-        progress(`running ${peerBinary} -t ${threads} -p ${nPrompt} -n ${nGen} -r ${repetitions}`);
-        peer = { name: "llama-bench", binary: peerBinary, results: await runLlamaBench(peerBinary, { model: f.model, threads, nPrompt, nGen, repetitions }) };
+        progress(`running ${peerBinary} -t ${threads} -p ${nPrompt} -n ${nGen} -ub ${ubatch} -r ${repetitions}`);
+        peer = { name: "llama-bench", binary: peerBinary, results: await runLlamaBench(peerBinary, { model: f.model, threads, nPrompt, nGen, ubatch, repetitions }) };
       }
 
       const hp = loaded.model.hparams;
@@ -231,7 +240,7 @@ export const benchCommand: Command = {
           path: f.model, arch: hp.arch, weightType: predominantType(loaded),
           parameters: loaded.file.tensors.reduce((n, t) => n + t.elements, 0), fileBytes: loaded.file.size,
         },
-        machine, backend: backend.name, threads, repetitions,
+        machine, backend: backend.name, threads, repetitions, ubatch,
         statistic: "mean ± sample stddev of per-run tok/s (llama-bench's)",
         psionic, peer, decode,
       };
