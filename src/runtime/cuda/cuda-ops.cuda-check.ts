@@ -13,8 +13,10 @@ import { deviceAlloc } from "./cuda-tensors.ts";
 
 const cuda = new CudaBackend();
 const cpu = new CpuBackend({ threads: 4 });
-console.log(`device: ${cuda.deviceName}; cuBLAS: ${cuda.cublasStatus()}`);
-const rng = new SeededRng(Date.now() >>> 0);
+// Fresh inputs each run; PSIONIC_CUDA_CHECK_SEED=N (printed below) repeats a run's.
+const seed = process.env.PSIONIC_CUDA_CHECK_SEED ? Number(process.env.PSIONIC_CUDA_CHECK_SEED) : Date.now() >>> 0;
+console.log(`device: ${cuda.deviceName}; cuBLAS: ${cuda.cublasStatus()}; inputs seed ${seed} (PSIONIC_CUDA_CHECK_SEED)`);
+const rng = new SeededRng(seed);
 
 function random(n: number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => (rng.nextDouble() * 2 - 1) * scale);
@@ -39,6 +41,61 @@ function both(name: string, type: GGMLType, dims: number[], values?: Float32Arra
   return [cuda.loadWeight(name, type, dims, bytes), cpu.loadWeight(name, type, dims, bytes.slice())];
 }
 
+/** Random rows, each drawn again until `clear(out, width, t)` holds for the CPU's `op` of it. */
+function rowsWhere(tokens: number, d: number, op: (x: Activation) => Activation, clear: (out: Float32Array, width: number, t: number) => boolean): Float32Array {
+  const v = random(tokens * d);
+  for (let round = 0; round < 50; round++) {
+    const out = cpu.download(op(cpu.upload(v, tokens, d)));
+    const width = out.length / tokens;
+    let redrawn = 0;
+    for (let t = 0; t < tokens; t++) {
+      if (clear(out, width, t)) continue;
+      v.set(random(d), t * d);
+      redrawn++;
+    }
+    if (redrawn === 0) return v;
+  }
+  throw new Error(`no ${tokens} clear rows in 50 rounds`);
+}
+
+/**
+ * Rows in which no router logit (the CPU's, from `logits`) lies within `margin` of the k-th
+ * largest without being exactly equal to it. The backends' logits differ in their last bits
+ * (summation order, activation rounding), so a near-tie at the top-k boundary may pick a
+ * different expert on each side: a property of those inputs, not a bug. Exact ties are kept:
+ * the lower expert id wins on both, and a test checks it.
+ */
+function routableRows(tokens: number, d: number, k: number, logits: (x: Activation) => Activation, margin = 0.05): Float32Array {
+  return rowsWhere(tokens, d, logits, (l, experts, t) => {
+    const row = l.subarray(t * experts, (t + 1) * experts);
+    const boundary = Array.from(row).sort((a, b) => b - a)[k - 1]!;
+    return !row.some((v) => v !== boundary && Math.abs(v - boundary) < margin);
+  });
+}
+
+/**
+ * Rows whose `op` output (the CPU's) quantizes to the same 8-bit blocks on both sides: no
+ * value within 1e-3 of halfway between two codes of its 32-value block (scale = largest
+ * magnitude / 127), and no block scale within 1e-3 of halfway between two fp16 values (the
+ * scale is kept as fp16). An op the CUDA backend fuses with the quantization for the next
+ * product computes its floats in another order, so on such a half-step the two sides round
+ * apart: a code's worth (~1e-3 of a product row) or an fp16 step of a block (~2e-4), a
+ * property of the inputs, not a bug.
+ */
+function clearOfHalfSteps(tokens: number, d: number, op: (x: Activation) => Activation): Float32Array {
+  return rowsWhere(tokens, d, op, (out, width, t) => {
+    for (let b = t * width; b < (t + 1) * width; b += 32) {
+      const block = out.subarray(b, b + 32);
+      const step = block.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 127;
+      if (step === 0) continue;
+      const halfSteps = step / 2 ** (Math.floor(Math.log2(step)) - 10); // in fp16 steps (normal range)
+      if (Math.abs((halfSteps % 1) - 0.5) < 1e-3) return false;
+      if (block.some((v) => Math.abs(((Math.abs(v) / step) % 1) - 0.5) < 1e-3)) return false;
+    }
+    return true;
+  });
+}
+
 /** Runs `op` on both backends from the same host rows (an embed first starts each one's step). */
 function compare(rows: number, width: number, op: (b: Backend, x: Activation, side: 0 | 1) => Activation, tolerance: number, label: string, values?: Float32Array): number {
   const v = values ?? random(rows * width);
@@ -58,9 +115,10 @@ function matmulTolerance(type: GGMLType, rows: number): number {
   if (rows >= 65 && FLOAT_TYPES.includes(type)) return 2e-2;
   if (type === GGMLType.F16) return 1e-3; // the CPU's F16 dot rounds its partial sums differently
   if (FLOAT_TYPES.includes(type)) return 1e-4;
-  // Q4_1/Q5_1 multiply their min by fp16(d * sum(q)) as ggml's q8_1 (and llama.cpp's CUDA) keep it;
-  // the CPU backend takes the AMX machine's order for them, which rounds elsewhere.
-  if (type === GGMLType.Q4_1 || type === GGMLType.Q5_1) return 2e-3;
+  // Q4_1/Q5_1 multiply their min by fp16(d * sum(q)) as ggml's q8_1 keeps it; the device has only
+  // the fp16-rounded d, the CPU the float d, so the two round some blocks' min term one fp16 step
+  // apart: up to 1.6e-3 in 780 compares of 30 seeds (2.1e-3 once in 80 runs), a wrong min term ~1.
+  if (type === GGMLType.Q4_1 || type === GGMLType.Q5_1) return 4e-3;
   // The CPU quantizes K-quant activations per 256 (q8_K): about 5e-3 apart (up to 6.4e-3 over
   // a few rows), so from 13 rows on a 1% slip still shows.
   return K_QUANTS.has(type) ? (rows >= 13 ? 1e-2 : 2e-2) : 1e-4;
@@ -167,7 +225,7 @@ describe("CUDA ops against the CPU backend", () => {
       compare(rows, 256, (b, x, s) => {
         const { sum, normed } = addThenNorm(b, x, b.rmsNorm(x, null, 1e-5), s ? wc : wg, 1e-5);
         return b.concatRows([sum, normed, b.matmul(normed, s ? mc : mg)]);
-      }, 1e-4, `addThenNorm x${rows}`);
+      }, 1e-5, `addThenNorm x${rows}`, clearOfHalfSteps(rows, 256, (x) => addThenNorm(cpu, x, cpu.rmsNorm(x, null, 1e-5), wc, 1e-5).normed));
     }
   });
 
@@ -335,13 +393,15 @@ describe("CUDA ops against the CPU backend", () => {
         compare(tokens, d, (b, x, s) => addMoE(b, b.rmsNorm(x, null, 1e-5), x, s
           ? { router: rc, routerBias: rbc, gate: gc, gateBias: gbc, up: uc, upBias: ubc, down: dc, downBias: dbc }
           : { router: rg, routerBias: rbg, gate: gg, gateBias: gbg, up: ug, upBias: ubg, down: dg, downBias: dbg }, params),
-          tokens > 64 && floatExperts ? 3e-2 : 2e-3, `moe + residual ${label} x${tokens}`);
+          tokens > 64 && floatExperts ? 3e-2 : 2e-3, `moe + residual ${label} x${tokens}`,
+          routableRows(tokens, d, params.expertsUsed, (x) => cpu.matmul(cpu.rmsNorm(x, null, 1e-5), rc, rbc)));
       }
       for (const tokens of [1, 2, 3, 9, 40, 100, 200]) {
         compare(tokens, d, (b, x, s) => b.moe(x, s
           ? { router: rc, routerBias: rbc, gate: gc, gateBias: gbc, up: uc, upBias: ubc, down: dc, downBias: dbc }
           : { router: rg, routerBias: rbg, gate: gg, gateBias: gbg, up: ug, upBias: ubg, down: dg, downBias: dbg }, params),
-          tokens > 64 && floatExperts ? 3e-2 : 2e-3, `moe ${label} x${tokens}`); // float experts past 64 tokens: fp16 cuBLAS
+          tokens > 64 && floatExperts ? 3e-2 : 2e-3, `moe ${label} x${tokens}`, // float experts past 64 tokens: fp16 cuBLAS
+          routableRows(tokens, d, params.expertsUsed, (x) => cpu.matmul(x, rc, rbc)));
       }
     });
   }
@@ -365,7 +425,9 @@ describe("CUDA ops against the CPU backend", () => {
       compare(tokens, d, (b, x, s) => b.moe(x, s
         ? { router: rc, routerBias: rbc, gate: gc, up: uc, down: dc }
         : { router: rg, routerBias: rbg, gate: gg, up: ug, down: dg }, params),
-        2e-5, `moe with tied router logits x${tokens}`);
+        // A wrong pick moves a whole row (error ~1); 2e-3 leaves room for an expert input that
+        // rounds to the next 8-bit step on one side (exp differs in its last bit), ~1e-3 on its row.
+        2e-3, `moe with tied router logits x${tokens}`, routableRows(tokens, d, params.expertsUsed, (x) => cpu.matmul(x, rc, rbc)));
     }
   });
 });
