@@ -88,8 +88,8 @@ function clearOfHalfSteps(tokens: number, d: number, op: (x: Activation) => Acti
       const block = out.subarray(b, b + 32);
       const step = block.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 127;
       if (step === 0) continue;
-      const halfSteps = step / 2 ** (Math.floor(Math.log2(step)) - 10); // in fp16 steps (normal range)
-      if (Math.abs((halfSteps % 1) - 0.5) < 1e-3) return false;
+      const fp16Steps = step / 2 ** (Math.floor(Math.log2(step)) - 10); // the scale in fp16 steps (normal range)
+      if (Math.abs((fp16Steps % 1) - 0.5) < 1e-3) return false;
       if (block.some((v) => Math.abs(((Math.abs(v) / step) % 1) - 0.5) < 1e-3)) return false;
     }
     return true;
