@@ -1,9 +1,11 @@
 // Builds the native kernel libraries and the single executable.
 //   npx bun run build            kernels + dist/psionic
 //   bun build.ts --kernels-only  kernels only (what the test preload runs)
+//   bun build.ts --cuda-trace    kernels and the emulator's access-trace build
 // Each step is skipped when its outputs are newer than its inputs.
 import { $ } from "bun";
 import { PACKED_CORPUS, installedCorpusFiles } from "./src/tokenizer/corpus.ts";
+import { cudaTraceFlags } from "./src/runtime/cuda/access-trace.ts";
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 
@@ -13,7 +15,10 @@ const cpuLib = join(buildDir, "libpsionic_cpu.so");
 const cudaLib = join(buildDir, "libpsionic_cuda.so");
 const cudaEmulatorLib = join(buildDir, "libpsionic_cuda_emu.so");
 const cudaEmulatorAsanLib = join(buildDir, "libpsionic_cuda_emu_asan.so");
-const kernelsOnly = process.argv.includes("--kernels-only");
+const cudaEmulatorTraceLib = join(buildDir, "libpsionic_cuda_emu_trace.so");
+// --cuda-trace: also the emulator's access-trace build (scripts/cuda-access-report.ts); kernels only.
+const cudaTrace = process.argv.includes("--cuda-trace");
+const kernelsOnly = process.argv.includes("--kernels-only") || cudaTrace;
 const quiet = process.argv.includes("--quiet");
 const log = (line: string) => { if (!quiet) console.error(line); };
 
@@ -120,21 +125,25 @@ async function buildCudaEmulator() {
   const flags = ["-std=c++17", "-fPIC", "-fvisibility=hidden", "-pthread", "-DPSI_EMULATE"];
   // No stack instrumentation: the fibers switch stacks, which AddressSanitizer's stack checks do not follow.
   const sanitize = ["-fsanitize=address", "-fno-omit-frame-pointer", "--param", "asan-stack=0"];
-  const variants = [{ lib: cudaEmulatorLib, flags: ["-O2"], link: [] as string[], name: "cuda-emu" }];
+  // kernelFlags: for the kernel sources only (not the emulator's own .cpp files).
+  const variants = [{ lib: cudaEmulatorLib, flags: ["-O2"], kernelFlags: [] as string[], link: [] as string[], name: "cuda-emu" }];
   // Bun is not built with the sanitizer, so its runtime must be preloaded: the tests read its path here.
   const runtime = asanRuntime(cxx);
   if (runtime) {
-    variants.push({ lib: cudaEmulatorAsanLib, flags: ["-O1", "-g1", ...sanitize], link: ["-fsanitize=address"], name: "cuda-emu-asan" });
+    variants.push({ lib: cudaEmulatorAsanLib, flags: ["-O1", "-g1", ...sanitize], kernelFlags: [], link: ["-fsanitize=address"], name: "cuda-emu-asan" });
     writeFileSync(`${cudaEmulatorAsanLib}.preload`, `${runtime}\n`);
   } else {
     log("kernels/cuda (CPU emulation): the C++ compiler has no libasan, so no AddressSanitizer build");
+  }
+  if (cudaTrace) {
+    variants.push({ lib: cudaEmulatorTraceLib, flags: ["-O2", "-DPSI_EMU_TRACE"], kernelFlags: cudaTraceFlags, link: ["-ldl"], name: "cuda-emu-trace" });
   }
   for (const v of variants) {
     if (!stale(v.lib, inputs)) { log(`kernels/cuda (CPU emulation): ${relative(root, v.lib)} up to date`); continue; }
     const objDir = join(buildDir, "obj", v.name);
     mkdirSync(objDir, { recursive: true });
     const objects = sources.map((source) => join(objDir, relative(dir, source).replace(/\.(cu|cpp)$/, ".o")));
-    await Promise.all(sources.map((source, i) => compile(cxx, [...flags, ...v.flags, "-x", "c++", "-c", source, "-o", objects[i]!])));
+    await Promise.all(sources.map((source, i) => compile(cxx, [...flags, ...v.flags, ...(source.endsWith(".cu") ? v.kernelFlags : []), "-x", "c++", "-c", source, "-o", objects[i]!])));
     await compile(cxx, ["-shared", "-pthread", ...v.link, "-o", v.lib, ...objects]);
     log(`kernels/cuda (CPU emulation): built ${relative(root, v.lib)}`);
   }

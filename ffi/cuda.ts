@@ -46,8 +46,20 @@ export type CudaLibrary = ReturnType<typeof openLibrary<typeof cudaSymbols>>["sy
 let library: CudaLibrary | undefined;
 
 export function cudaKernels(): CudaLibrary {
-  library ??= openLibrary(locateLibrary("libpsionic_cuda.so", "PSIONIC_CUDA_LIB"), cudaSymbols).symbols;
+  if (!library) {
+    const path = locateLibrary("libpsionic_cuda.so", "PSIONIC_CUDA_LIB");
+    library = openLibrary(path, cudaSymbols).symbols;
+    if (process.env.PSIONIC_CUDA_TRACE) writeTraceAtExit(path);
+  }
   return library;
+}
+
+// The emulator's access-trace build (kernels/cuda/emulate_trace.cpp) writes its
+// totals to $PSIONIC_CUDA_TRACE when asked; Bun runs no C exit handlers of a
+// library it opened, so the request comes from here.
+function writeTraceAtExit(path: string) {
+  const trace = openLibrary(path, { psi_emu_trace_write: { args: [], returns: "void" } }).symbols;
+  process.on("exit", () => trace.psi_emu_trace_write());
 }
 
 /** Throws a PsionicError naming `what` and the library's last error when `status` is non-zero. */

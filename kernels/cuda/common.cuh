@@ -106,6 +106,9 @@ struct PsiLaunch {
   template <class... A>
   void run(A... args) const {
 #ifdef PSI_EMULATE
+#ifdef PSI_EMU_TRACE
+    psi_emu_trace_kernel((const void *)kernel);
+#endif
     psi_emu_run(grid, block, [&]() { kernel(args...); });
 #else
     if (psi_pdl) {

@@ -15,6 +15,18 @@
 #include <vector>
 #include "emulate.h"
 
+#ifdef PSI_EMU_TRACE
+// emulate_trace.cpp: which fiber runs (its accesses are recorded as its
+// lane's), when a block and a launch begin and end.
+void psi_trace_fiber(int thread);
+void psi_trace_block(int threads, bool begin);
+void psi_trace_launch(bool begin);
+void psi_trace_worker_done();
+#define PSI_TRACE(call) call
+#else
+#define PSI_TRACE(call)
+#endif
+
 // Saves the callee-saved registers and stack pointer into *save, loads `load`'s.
 extern "C" void psi_emu_switch(void **save, void *load);
 asm(R"(
@@ -99,7 +111,7 @@ const PsiFiberCoords &psi_emu_coords() { return current->coords; }
 void psi_grid_wait() { current->waited = true; }
 int psi_emu_lane() { return current->lane; }
 
-void __syncthreads() { yield(WAIT_BLOCK); }
+void psi_emu_barrier() { yield(WAIT_BLOCK); }
 
 uint64_t psi_emu_shuffle(uint64_t value, int src) {
   warp_values[current->warp][current->lane] = value;
@@ -131,6 +143,7 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
     f.lane = t % 32;
     start(f);
   }
+  PSI_TRACE(psi_trace_block(threads, true));
   // PSIONIC_CUDA_EMU_ORDER=reverse runs the fibers last to first between waits. A
   // kernel that reads shared memory another thread wrote without a barrier
   // between gets the value only in one of the two orders (the GPU promises
@@ -143,7 +156,9 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
       const int t = reverse ? threads - 1 - i : i;
       if (fibers[t].state != RUNNABLE) continue;
       current = &fibers[t];
+      PSI_TRACE(psi_trace_fiber(t));
       psi_emu_switch(&scheduler_sp, current->sp);
+      PSI_TRACE(psi_trace_fiber(-1));
       ran = true;
       if (current->state == DONE) live--;
     }
@@ -174,6 +189,7 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
     }
   }
   current = nullptr;
+  PSI_TRACE(psi_trace_block(threads, false));
 }
 
 void psi_emu_misaligned(const void *p, int align, const char *type) {
@@ -244,9 +260,12 @@ void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {
     for (uint64_t b; (b = next.fetch_add(1)) < blocks;) {
       run_block(grid, block, (unsigned)(b % grid.x), (unsigned)((b / grid.x) % grid.y), (unsigned)(b / ((uint64_t)grid.x * grid.y)));
     }
+    PSI_TRACE(psi_trace_worker_done());
   };
   static const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   static std::mutex launch;  // host threads launching at once take turns, as on one stream
   std::lock_guard<std::mutex> turn(launch);
+  PSI_TRACE(psi_trace_launch(true));
   pool().run((unsigned)std::min<uint64_t>(cores, blocks) - 1, work);
+  PSI_TRACE(psi_trace_launch(false));
 }

@@ -16,11 +16,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#ifdef __SANITIZE_ADDRESS__
+#if defined(__SANITIZE_ADDRESS__) && !defined(PSI_EMU_TRACE)
 // Built with -fsanitize=address (build.ts, libpsionic_cuda_emu_asan.so): device
 // buffers are heap blocks, so reads and writes past them are reported.
 #include <sanitizer/asan_interface.h>
 #define PSI_EMU_ASAN 1
+#endif
+#ifdef PSI_EMU_TRACE
+// The access-trace build (emulate_trace.cpp, scripts/cuda-access-report.ts):
+// device buffers are registered so each kernel load and store can be told
+// apart from a fiber's locals, and a launch names its kernel.
+void psi_emu_trace_alloc(void *p, size_t bytes);
+void psi_emu_trace_free(void *p);
+void psi_emu_trace_kernel(const void *kernel);
 #endif
 
 #define __global__
@@ -71,7 +79,15 @@ const PsiFiberCoords &psi_emu_coords();
 #define blockDim (psi_emu_coords().blockDim)
 #define gridDim (psi_emu_coords().gridDim)
 
-void __syncthreads();
+void psi_emu_barrier();
+// The asm tells the compiler that any memory may change here: __shared__ arrays
+// are static variables whose address never leaves the kernel, so without it
+// g++ may keep their values in registers across the call (or work out what
+// they hold from this thread's own writes), missing what other threads wrote.
+inline void __syncthreads() {
+  psi_emu_barrier();
+  asm volatile("" ::: "memory");
+}
 // Exchanges 8 bytes with lane `src` of the warp: every live lane of the warp must call it.
 uint64_t psi_emu_shuffle(uint64_t value, int src);
 int psi_emu_lane();
@@ -187,12 +203,21 @@ inline cudaError_t cudaMalloc(void **p, size_t bytes) {
 #ifdef PSI_EMU_ASAN
   if (*p) memset(*p, 0xff, bytes);
 #endif
+#ifdef PSI_EMU_TRACE
+  if (*p) psi_emu_trace_alloc(*p, bytes);
+#endif
   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 template <class T> inline cudaError_t cudaMalloc(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }
 inline cudaError_t cudaMallocHost(void **p, size_t bytes) { return cudaMalloc(p, bytes); }
 template <class T> inline cudaError_t cudaMallocHost(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }
-inline cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+inline cudaError_t cudaFree(void *p) {
+#ifdef PSI_EMU_TRACE
+  psi_emu_trace_free(p);
+#endif
+  free(p);
+  return cudaSuccess;
+}
 inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind, cudaStream_t) { memmove(dst, src, bytes); return cudaSuccess; }
 inline cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) { *free_bytes = *total = (size_t)8 << 30; return cudaSuccess; }
 double psi_emu_now_ms();
