@@ -13,18 +13,32 @@
 
 namespace flash {
 const int BQ = 64, BK = 32, THREADS = 128;
-// Rows of the shared tiles are padded by 8 halves so a warp's 32-bit fragment
+// Rows of the K and Q tiles are padded by 8 halves so a warp's 32-bit fragment
 // reads (row g, word t) fall in 32 different banks.
 const int PAD = 8;
 }  // namespace flash
+
+// The V tile is stored transposed, [dim][key], as 32-bit words of two keys,
+// 16 words (32 keys) a dim, unpadded: word (dim, kp) sits at
+// dim * 16 + (kp ^ swizzle). A warp writes one dim of 8 (D = 64) or 16 (128)
+// lanes' dims at a time for 4 (or 2) keys, and reads one 8-dim column of
+// fragments for 4 key pairs: XOR-ing the pair index with the dim's eighth
+// (times 2 for D = 64, where a warp's writes span two pairs) and with its
+// rows' pair within the eighth spreads both over the 32 banks; padding could
+// spread only the reads (the writes were 8- or 16-way conflicts).
+template <int D>
+__device__ __forceinline__ int vt_word(int dim, int kp) {
+  const int swizzle = (((dim >> 3) * (D == 64 ? 2 : 1)) & 15) ^ (((dim & 7) >> 1) << 2);
+  return dim * (flash::BK / 2) + (kp ^ swizzle);
+}
 
 template <int D>
 __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, AttendArgs a, const float *sinks, float *out) {
   psi_grid_wait();
   using namespace flash;
-  constexpr int KS = D + PAD, VS = BK + PAD;
+  constexpr int KS = D + PAD;
   __shared__ int4 ks4[BK * KS / 8];  // K tile, [key][dim]
-  __shared__ int4 vt4[D * VS / 8];   // V tile transposed, [dim][key]
+  __shared__ int4 vt4[D * BK / 8];   // V tile transposed, [dim][key pair] (vt_word)
   const uint32_t *ks = reinterpret_cast<const uint32_t *>(ks4), *vt = reinterpret_cast<const uint32_t *>(vt4);
   uint16_t *vth = reinterpret_cast<uint16_t *>(vt4);
 
@@ -80,7 +94,7 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
       ks4[(key * KS + c) / 8] = kv;
       const int words[4] = {vv.x, vv.y, vv.z, vv.w};
 #pragma unroll
-      for (int j = 0; j < 8; j++) vth[(c + j) * VS + key] = (uint16_t)((uint32_t)words[j / 2] >> (16 * (j % 2)));
+      for (int j = 0; j < 8; j++) vth[2 * vt_word<D>(c + j, key / 2) + key % 2] = (uint16_t)((uint32_t)words[j / 2] >> (16 * (j % 2)));
     }
     __syncthreads();
 
@@ -140,7 +154,7 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
                              pack_half2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]), pack_half2(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
 #pragma unroll
       for (int j = 0; j < D / 8; j++) {
-        const uint32_t b[2] = {vt[((j * 8 + g) * VS + kk * 16) / 2 + t], vt[((j * 8 + g) * VS + kk * 16 + 8) / 2 + t]};
+        const uint32_t b[2] = {vt[vt_word<D>(j * 8 + g, kk * 8 + t)], vt[vt_word<D>(j * 8 + g, kk * 8 + 4 + t)]};
         mma_f16_16816(o[j], p, b);
       }
     }

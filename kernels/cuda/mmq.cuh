@@ -26,6 +26,11 @@ const int BM = 64, BN = 64, SUBS = 4, THREADS = 128;
 // Bytes per shared row: 128 codes + 16, so the 32 lanes' 4-byte fragment reads
 // (row g, bytes 4t..) fall in 32 different banks.
 const int STRIDE = SUBS * 32 + 16;
+// Floats per row of the scale tables ([sub-block][weight row]) and of the GLU's
+// up sums ([row][input row]): 8 more than the 64 rows, so the 8 rows x 4
+// sub-blocks a warp stores, and the 8 rows x 4 float2 columns a half-warp
+// reads or writes, fall in 32 different banks.
+const int SCALES_STRIDE = BM + 8, UP_STRIDE = BN + 8;
 }  // namespace mmq
 
 // Q6_K scales each 16 values; the others one scale per 32.
@@ -47,7 +52,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
   using namespace mmq;
   __shared__ int4 wq4[BM * STRIDE / 16];
   __shared__ int4 xq4[BN * STRIDE / 16];
-  __shared__ float wa[BM][SUBS][2], wb[BM][SUBS];
+  __shared__ float wa[2][SUBS][SCALES_STRIDE], wb[SUBS][SCALES_STRIDE];  // a0/a1 and b per (sub-block, weight row)
   __shared__ float xds[BN][SUBS], xms[BN][SUBS];
   __shared__ int64_t inRow[BN], outRow[BN];
   int8_t *wqs = reinterpret_cast<int8_t *>(wq4), *xqs = reinterpret_cast<int8_t *>(xq4);
@@ -92,10 +97,10 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
         load_sub<T>(from, from + w.scalesOffset, n, K, sb, q);
         dst[0] = make_int4(q.q[0], q.q[1], q.q[2], q.q[3]);
         dst[1] = make_int4(q.q[4], q.q[5], q.q[6], q.q[7]);
-        wa[r][s][0] = q.a0; wa[r][s][1] = q.a1; wb[r][s] = q.b0;
+        wa[0][s][r] = q.a0; wa[1][s][r] = q.a1; wb[s][r] = q.b0;
       } else {
         dst[0] = dst[1] = make_int4(0, 0, 0, 0);
-        wa[r][s][0] = wa[r][s][1] = wb[r][s] = 0.f;
+        wa[0][s][r] = wa[1][s][r] = wb[s][r] = 0.f;
       }
     }
     for (int i = tid; i < BN * SUBS * 2; i += THREADS) {
@@ -167,7 +172,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
 #pragma unroll
           for (int i = 0; i < 4; i++) {
             const int r = wm + mt * 16 + g + 8 * (i / 2);
-            const float scale = wa[r][s][h], offset = wb[r][s];
+            const float scale = wa[h][s][r], offset = wb[s][r];
 #pragma unroll
             for (int nt = 0; nt < 4; nt++) {
               const int col = wn + nt * 8 + 2 * t + i % 2;
@@ -183,18 +188,25 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
 
   // GLU: warps 1 and 3 (tile rows 32..63) hold up's sums for the rows warps 0 and 2
   // hold the gate's: up (+ its bias) goes through shared memory (the weight tile's, free now).
-  float *upSums = reinterpret_cast<float *>(wq4);  // [BM / 2][BN]
+  // Each lane holds input rows (columns) 2t and 2t + 1 of its weight rows side by side: one float2.
+  static_assert((BM / 2) * UP_STRIDE * sizeof(float) <= sizeof(wq4), "the up sums fit in the weight tile");
+  float2 *upSums = reinterpret_cast<float2 *>(wq4);  // [BM / 2][UP_STRIDE / 2]
   if constexpr (GLU) {
     if (wm != 0) {
 #pragma unroll
       for (int mt = 0; mt < 2; mt++)
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-          const int r = mt * 16 + g + 8 * (i / 2);
+        for (int half = 0; half < 2; half++) {
+          const int r = mt * 16 + g + 8 * half;
           const int64_t n = n0 + r;
           const float bv = glu.upBias && n < w.rows ? glu.upBias[e * biasStride + n] : 0.f;
 #pragma unroll
-          for (int nt = 0; nt < 4; nt++) upSums[r * BN + wn + nt * 8 + 2 * t + i % 2] = acc[mt][nt][i] + bv;
+          for (int nt = 0; nt < 4; nt++) {
+            float2 sums;
+            sums.x = acc[mt][nt][2 * half] + bv;
+            sums.y = acc[mt][nt][2 * half + 1] + bv;
+            upSums[(r * UP_STRIDE + wn + nt * 8 + 2 * t) / 2] = sums;
+          }
         }
     }
     __syncthreads();
@@ -203,17 +215,22 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
 #pragma unroll
   for (int mt = 0; mt < 2; mt++)
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int r = wm + mt * 16 + g + 8 * (i / 2);
+    for (int half = 0; half < 2; half++) {
+      const int r = wm + mt * 16 + g + 8 * half;
       const int64_t n = n0 + r;
       if (n >= w.rows) continue;
       const float bv = bias ? bias[e * biasStride + n] : 0.f;
 #pragma unroll
       for (int nt = 0; nt < 4; nt++) {
-        const int col = wn + nt * 8 + 2 * t + i % 2;
-        if (col >= count) continue;
-        const float v = acc[mt][nt][i] + bv;
-        y[outRow[col] * w.rows + n] = GLU ? swiglu_oai_value(v, upSums[r * BN + col], glu.alpha, glu.limit) : v;
+        const int col0 = wn + nt * 8 + 2 * t;
+        float2 up{};
+        if constexpr (GLU) up = upSums[(r * UP_STRIDE + col0) / 2];
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+          if (col0 + j >= count) continue;
+          const float v = acc[mt][nt][2 * half + j] + bv;
+          y[outRow[col0 + j] * w.rows + n] = GLU ? swiglu_oai_value(v, j ? up.y : up.x, glu.alpha, glu.limit) : v;
+        }
       }
     }
 }

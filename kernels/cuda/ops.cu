@@ -40,16 +40,13 @@ __global__ void rms_norm_kernel(const float *x, const float *addend, float *sum,
   }
   const float scale = rms_scale(src, group, eps);
   if constexpr (Q) {
-    for (int64_t b = threadIdx.x; b < group / 32; b += blockDim.x) {
-      float v[32];
-#pragma unroll
-      for (int j = 0; j < 32; j++) {
-        const int64_t i = b * 32 + j;
-        const float n = src[i] * scale;
-        v[j] = w ? n * w[i] : n;
-        out[g * group + i] = v[j];
-      }
-      quantize_block32(v, xq + g * group + b * 32, xd + g * (group / 32) + b);
+    // A warp a 32-value block, a value a lane: loads and stores of whole 128-byte lines.
+    const int lane = threadIdx.x % 32;
+    for (int64_t b = threadIdx.x / 32; b < group / 32; b += blockDim.x / 32) {
+      const int64_t i = b * 32 + lane;
+      const float n = src[i] * scale, v = w ? n * w[i] : n;
+      out[g * group + i] = v;
+      quantize_warp32(v, lane, xq + g * group + b * 32, xd + g * (group / 32) + b);
     }
   } else {
     for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
@@ -57,6 +54,13 @@ __global__ void rms_norm_kernel(const float *x, const float *addend, float *sum,
       out[g * group + i] = w ? v * w[i] : v;
     }
   }
+}
+
+// Threads for a block of rms_norm_kernel: about 3 values a thread, 4 to 32 warps.
+// A decode step normalizes one row, so its one block's loops are the launch's
+// latency: a 2880-value row takes 3 rounds of loads on 960 threads, not 23 on 128.
+static int rms_threads(int64_t group) {
+  return 32 * (int)std::min<int64_t>(32, std::max<int64_t>(4, ceil_div(group, 96)));
 }
 
 // Each group of `group` values of every row (plus `addend`'s, when given: the sum goes
@@ -71,10 +75,10 @@ PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *addend, float *sum
     int8_t *xq;
     float *xd;
     if (psi_quantized_scratch(rows, width, &xq, &xd)) return -1;
-    PSI_LAUNCH((unsigned)rows, 128, rms_norm_kernel<true>)(x, addend, sum, weight, eps, width, out, xq, xd);
+    PSI_LAUNCH((unsigned)rows, rms_threads(width), rms_norm_kernel<true>)(x, addend, sum, weight, eps, width, out, xq, xd);
     return PSI_LAUNCHED("rms_norm_q8");
   }
-  PSI_LAUNCH((unsigned)(rows * (width / group)), 256, rms_norm_kernel<false>)(x, addend, sum, weight, eps, group, out, (int8_t *)nullptr, (float *)nullptr);
+  PSI_LAUNCH((unsigned)(rows * (width / group)), rms_threads(group), rms_norm_kernel<false>)(x, addend, sum, weight, eps, group, out, (int8_t *)nullptr, (float *)nullptr);
   return PSI_LAUNCHED("rms_norm");
 }
 
