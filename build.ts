@@ -138,8 +138,9 @@ async function buildCudaEmulator() {
   if (cudaTrace) {
     variants.push({ lib: cudaEmulatorTraceLib, flags: ["-O2", "-DPSI_EMU_TRACE"], kernelFlags: cudaTraceFlags, link: ["-ldl"], name: "cuda-emu-trace" });
   }
+  const traceFlagsSource = join(root, "src/runtime/cuda/access-trace.ts");
   for (const v of variants) {
-    if (!stale(v.lib, inputs)) { log(`kernels/cuda (CPU emulation): ${relative(root, v.lib)} up to date`); continue; }
+    if (!stale(v.lib, v.lib === cudaEmulatorTraceLib ? [...inputs, traceFlagsSource] : inputs)) { log(`kernels/cuda (CPU emulation): ${relative(root, v.lib)} up to date`); continue; }
     const objDir = join(buildDir, "obj", v.name);
     mkdirSync(objDir, { recursive: true });
     const objects = sources.map((source) => join(objDir, relative(dir, source).replace(/\.(cu|cpp)$/, ".o")));

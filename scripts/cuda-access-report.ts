@@ -45,8 +45,8 @@ const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const sum = (rows: SiteTotals[], f: (s: SiteTotals) => number) => rows.reduce((a, s) => a + f(s), 0);
 
 console.log(`\naccess trace: ${tracePath}\n`);
-console.log("| kernel | launches | blocks/launch | global loads: MB asked | MB fetched | sector use | distinct MB read | stores: sector use | shared: wavefronts / fewest |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log("| kernel | launches | blocks/launch | global load requests | MB asked | MB fetched | sector use | distinct MB read | stores: sector use | shared: wavefronts / fewest |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 const byKernel = trace.kernels.map((k) => {
   const sites = trace.sites.filter((s) => s.kernel === k.kernel);
   const loads = sites.filter((s) => s.space === "global" && s.op === "load");
@@ -58,7 +58,7 @@ for (const { k, loads, stores, shared, fetched } of byKernel) {
   const asked = sum(loads, (s) => s.bytes);
   const storeUse = sectorUse({ bytes: sum(stores, (s) => s.bytes), units: sum(stores, (s) => s.units) });
   const wave = sum(shared, (s) => s.units), fewest = sum(shared, (s) => s.ideal);
-  console.log(`| ${k.kernel} | ${k.launches} | ${(k.blocks / k.launches).toFixed(0)} | ${mb(asked)} | ${mb(fetched)} | ${pct(sectorUse({ bytes: asked, units: fetched / 32 }))} | ${mb(k.readSectors * 32)} | ${stores.length ? pct(storeUse) : "-"} | ${shared.length ? `${(wave / fewest).toFixed(2)}x` : "-"} |`);
+  console.log(`| ${k.kernel} | ${k.launches} | ${(k.blocks / k.launches).toFixed(0)} | ${sum(loads, (s) => s.requests)} | ${mb(asked)} | ${mb(fetched)} | ${pct(sectorUse({ bytes: asked, units: fetched / 32 }))} | ${mb(k.readSectors * 32)} | ${stores.length ? pct(storeUse) : "-"} | ${shared.length ? `${(wave / fewest).toFixed(2)}x` : "-"} |`);
 }
 
 const globalSites = trace.sites.filter((s) => s.space === "global").map((s) => ({ s, waste: (s.units * 32 - s.bytes) }));

@@ -65,8 +65,43 @@ inline int with_type(int64_t type, const char *what, F &&f) {
 }
 
 __device__ __forceinline__ float half_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-__device__ __forceinline__ uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-__device__ __forceinline__ int load_i32_bytes(const uint8_t *p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (p[3] << 24); }
+
+// Loads of the GGUF-layout blocks, as wide as each field's alignment allows:
+// a block of 144 or 176 bytes (Q4_K, Q5_K) keeps 16-byte alignment, 20 and 24
+// (Q4_1, Q5_1) 4, 22 and 210 (Q5_0, Q6_K) only 2, while a byte at a time
+// costs a warp request per byte per lane (the access trace showed Q4_K's
+// codes at 13% sector use). The emulator checks each alignment, as the GPU
+// faults on a misaligned load.
+template <int A>
+__device__ __forceinline__ void check_aligned(const void *p) {
+#ifdef PSI_EMULATE
+  psi_emu_aligned<A>(p, A == 2 ? "uint16_t" : "int");
+#endif
+}
+__device__ __forceinline__ uint16_t load_u16(const uint8_t *p) {
+  check_aligned<2>(p);
+  return *reinterpret_cast<const uint16_t *>(p);
+}
+__device__ __forceinline__ int load_word(const uint8_t *p) {
+  check_aligned<4>(p);
+  return *reinterpret_cast<const int *>(p);
+}
+// A little-endian word at a 2-byte aligned address, from two 16-bit loads.
+__device__ __forceinline__ int load_word_u16(const uint8_t *p) { return (int)(load_u16(p) | ((uint32_t)load_u16(p + 2) << 16)); }
+// N words from a 2-byte aligned p whose block holds at least 2 bytes past
+// the N words: N + 1 aligned loads, each word funnel-shifted out of two.
+template <int N>
+__device__ __forceinline__ void load_words_2aligned(const uint8_t *p, int out[N]) {
+  const uint8_t *base = p - ((uintptr_t)p & 2);
+  const unsigned shift = ((unsigned)(uintptr_t)p & 2) * 8;
+  unsigned prev = (unsigned)load_word(base);
+#pragma unroll
+  for (int k = 0; k < N; k++) {
+    const unsigned next = (unsigned)load_word(base + 4 * (k + 1));
+    out[k] = (int)__funnelshift_r(prev, next, shift);
+    prev = next;
+  }
+}
 
 // 2^(e-128): half the e8m0 scale, since the E2M1 codes below are doubled to be integers.
 __device__ __forceinline__ float e8m0_half(uint8_t e) {
@@ -121,10 +156,11 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
     const float d = half_bits(load_u16(b));
     const float m = T == T_Q5_0 ? 0.f : half_bits(load_u16(b + 2));
     const uint8_t *qs = b + (T == T_Q4_1 ? 4 : T == T_Q5_0 ? 6 : 8);
-    const uint32_t qh = T == T_Q4_1 ? 0u : (uint32_t)load_i32_bytes(b + (T == T_Q5_0 ? 2 : 4));
+    // Q5_0's fields are 2-byte aligned (22-byte blocks); Q4_1's and Q5_1's 4.
+    const uint32_t qh = T == T_Q4_1 ? 0u : T == T_Q5_0 ? (uint32_t)load_word_u16(b + 2) : (uint32_t)load_word(b + 4);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-      const int w = load_i32_bytes(qs + 4 * i);
+      const int w = T == T_Q5_0 ? load_word_u16(qs + 4 * i) : load_word(qs + 4 * i);
       int lo = w & 0x0f0f0f0f, hi = (w >> 4) & 0x0f0f0f0f;
       if (T != T_Q4_1) {
         // Fifth bits: value j takes bit j of qh, value j+16 bit j+16.
@@ -149,15 +185,19 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
     k4_scale_min(j, b + 4, sc, m);
     const uint8_t *qs = b + (T == T_Q4_K ? 16 : 48) + (j / 2) * 32;
     const int shift = (j & 1) * 4;
+    const int4 *q4 = reinterpret_cast<const int4 *>(qs);
+    const int4 c0 = q4[0], c1 = q4[1];
+    const int codes[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+    int high[8] = {};
+    if (T == T_Q5_K) {
+      const int4 *h4 = reinterpret_cast<const int4 *>(b + 16);
+      const int4 h0 = h4[0], h1 = h4[1];
+      const int hs[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
 #pragma unroll
-    for (int i = 0; i < 8; i++) {
-      int w = (load_i32_bytes(qs + 4 * i) >> shift) & 0x0f0f0f0f;
-      if (T == T_Q5_K) {
-        const int h = load_i32_bytes(b + 16 + 4 * i);
-        w |= ((h >> j) & 0x01010101) << 4;
-      }
-      s.q[i] = w;
+      for (int i = 0; i < 8; i++) high[i] = ((hs[i] >> j) & 0x01010101) << 4;
     }
+#pragma unroll
+    for (int i = 0; i < 8; i++) s.q[i] = ((codes[i] >> shift) & 0x0f0f0f0f) | high[i];
     s.a0 = s.a1 = d * (float)sc;
     s.b0 = s.b1 = -(dmin * (float)m);
     return;
@@ -168,10 +208,14 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
     const int8_t *scales = reinterpret_cast<const int8_t *>(b + 192) + half * 8;
     const float d = half_bits(load_u16(b + 208));
     const int shift = (qi >> 1) * 4, hshift = qi * 2;
+    // 210-byte blocks: 2-byte aligned; ql and qh end well before the block's scales and d.
+    int lw[8], hw[8];
+    load_words_2aligned<8>(ql, lw);
+    load_words_2aligned<8>(qh, hw);
 #pragma unroll
     for (int i = 0; i < 8; i++) {
-      const int low = (load_i32_bytes(ql + 4 * i) >> shift) & 0x0f0f0f0f;
-      const int high = ((load_i32_bytes(qh + 4 * i) >> hshift) & 0x03030303) << 4;
+      const int low = (lw[i] >> shift) & 0x0f0f0f0f;
+      const int high = ((hw[i] >> hshift) & 0x03030303) << 4;
       s.q[i] = __vsubss4(low | high, 0x20202020);
     }
     s.a0 = d * (float)scales[2 * qi]; s.a1 = d * (float)scales[2 * qi + 1];

@@ -125,6 +125,10 @@ inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
   return r;
 }
 inline int __byte_perm(int x, int y, unsigned s) { return (int)__byte_perm((unsigned)x, (unsigned)y, s); }
+// The low 32 bits of hi:lo shifted right by shift & 31.
+inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned shift) {
+  return (unsigned)(((((uint64_t)hi) << 32) | lo) >> (shift & 31));
+}
 // Per byte, signed, saturating a - b.
 inline int __vsubss4(int a, int b) {
   unsigned r = 0;

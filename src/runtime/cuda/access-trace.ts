@@ -7,9 +7,12 @@ import { readFileSync } from "node:fs";
 /**
  * g++ flags for kernel sources in the trace build (build.ts --cuda-trace): a call
  * to __asan_{load,store}N_noabort(address) before every load and store, which
- * emulate_trace.cpp supplies; line tables for the report; no stack or global checks.
+ * emulate_trace.cpp supplies; line tables for the report; no stack or global
+ * checks; and neither the vectorizer nor the byte-load merging (the bswap
+ * pass), which turn a lane's byte loads into one wide load that nvcc cannot
+ * make without knowing the alignment (the requests would be undercounted).
  */
-export const cudaTraceFlags = ["-g", "-fsanitize=kernel-address", "-fno-sanitize-address-use-after-scope",
+export const cudaTraceFlags = ["-g", "-fno-tree-vectorize", "-fdisable-tree-bswap", "-fsanitize=kernel-address", "-fno-sanitize-address-use-after-scope",
   "--param", "asan-instrumentation-with-call-threshold=0", "--param", "asan-stack=0", "--param", "asan-globals=0"];
 
 export interface KernelTotals { kernel: string; launches: number; blocks: number; readSectors: number }
