@@ -7,7 +7,8 @@
 // Layouts: Q8_0, Q4_0 and MXFP4 are repacked at load ("split": each 2-D slab
 // holds its blocks' codes first, 16-byte aligned, then their scales) so a
 // lane reads a block's codes with one or two 16-byte loads; the other types
-// keep the GGUF block layout and are read as bytes. Same bits either way.
+// keep the GGUF block layout, read as wide as their blocks stay aligned
+// (see load_word below). Same bits either way.
 #pragma once
 #include "common.cuh"
 
