@@ -21,19 +21,27 @@
 
 static const int MMV_WARPS = 4;
 
-// x rows -> int8 codes and fp16-rounded scales per 32 values (quantize_block32).
+// x rows -> int8 codes and fp16-rounded scales per 32 values (quantize_warp32's
+// arithmetic): 8 lanes a block, 4 values a lane, so a warp's load is 512
+// contiguous bytes and a one-row input is spread over blocks / 16 warps.
 __global__ void quantize_q8(const float *x, int8_t *xq, float *xd, int64_t blocks) {
   psi_grid_wait();
-  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (i >= blocks) return;
-  const float4 *src = reinterpret_cast<const float4 *>(x + i * 32);
-  float v[32];
+  const int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, b = t / 8;
+  const int part = (int)(t % 8);
+  // Lanes past the last block stay for the shuffles (their warp's other lanes need them).
+  const bool in = b < blocks;
+  float4 f;
+  f.x = f.y = f.z = f.w = 0.f;
+  if (in) f = *reinterpret_cast<const float4 *>(x + b * 32 + part * 4);
+  float amax = fmaxf(fmaxf(fabsf(f.x), fabsf(f.y)), fmaxf(fabsf(f.z), fabsf(f.w)));
 #pragma unroll
-  for (int j = 0; j < 8; j++) {
-    const float4 f = src[j];
-    v[4 * j] = f.x; v[4 * j + 1] = f.y; v[4 * j + 2] = f.z; v[4 * j + 3] = f.w;
-  }
-  quantize_block32(v, xq + i * 32, xd + i);
+  for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  if (!in) return;
+  const float id = amax != 0.f ? 127.f / amax : 0.f;
+  const int packed = ((int)rintf(f.x * id) & 0xff) | (((int)rintf(f.y * id) & 0xff) << 8) |
+                     (((int)rintf(f.z * id) & 0xff) << 16) | (((int)rintf(f.w * id) & 0xff) << 24);
+  *reinterpret_cast<int *>(xq + b * 32 + part * 4) = packed;
+  if (part == 0) xd[b] = __half2float(__float2half_rn(amax / 127.f));
 }
 
 template <int T>
@@ -286,7 +294,7 @@ __global__ void add_bias_rows(float *y, const float *bias, int64_t rows, int64_t
 }
 
 int psi_quantize_into(const float *x, int64_t blocks, int8_t *xq, float *xd) {
-  PSI_LAUNCH((unsigned)ceil_div(blocks, 128), 128, quantize_q8)(x, xq, xd, blocks);
+  PSI_LAUNCH((unsigned)ceil_div(blocks * 8, 128), 128, quantize_q8)(x, xq, xd, blocks);
   return PSI_LAUNCHED("quantize_q8");
 }
 

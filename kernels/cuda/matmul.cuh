@@ -56,30 +56,11 @@ inline unsigned group_blocks(const RowMap &map, int64_t rows) { return (unsigned
 // The expert block index j takes, or -1: fewer experts have rows than the launch spans.
 __device__ __forceinline__ int group_expert(const RowMap &map, unsigned j) { return map.active[j]; }
 
-// One 32-value block of an activation row -> int8 codes and the fp16-rounded
-// scale, as the CPU backend (and ggml's x86 quantize_row_q8_0) does:
-// q = round-half-even(x * (127/amax)); 127/amax, not 1/(amax/127): the two
-// differ by an ulp often enough to move a code at a rounding boundary.
-__device__ __forceinline__ void quantize_block32(const float v[32], int8_t *q, float *d) {
-  float amax = 0.f;
-#pragma unroll
-  for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
-  const float id = amax != 0.f ? 127.f / amax : 0.f;
-  int packed[8];
-#pragma unroll
-  for (int j = 0; j < 8; j++) {
-    packed[j] = 0;
-#pragma unroll
-    for (int k = 0; k < 4; k++) packed[j] |= ((int)rintf(v[4 * j + k] * id) & 0xff) << (8 * k);
-  }
-  int4 *dst = reinterpret_cast<int4 *>(q);
-  dst[0] = make_int4(packed[0], packed[1], packed[2], packed[3]);
-  dst[1] = make_int4(packed[4], packed[5], packed[6], packed[7]);
-  *d = __half2float(__float2half_rn(amax / 127.f));
-}
-
-// quantize_block32's arithmetic for 32 consecutive values held one per lane by a
-// whole warp: codes to q[0..31], the scale to *d.
+// One 32-value block of an activation row, a value a lane of a whole warp ->
+// int8 codes to q[0..31] and the fp16-rounded scale to *d, as the CPU backend
+// (and ggml's x86 quantize_row_q8_0) does: q = round-half-even(x * (127/amax));
+// 127/amax, not 1/(amax/127): the two differ by an ulp often enough to move a
+// code at a rounding boundary.
 __device__ __forceinline__ void quantize_warp32(float v, int lane, int8_t *q, float *d) {
   const float amax = warp_max(fabsf(v));
   const float id = amax != 0.f ? 127.f / amax : 0.f;
@@ -87,7 +68,7 @@ __device__ __forceinline__ void quantize_warp32(float v, int lane, int8_t *q, fl
   if (lane == 0) *d = __half2float(__float2half_rn(amax / 127.f));
 }
 
-// `blocks` 32-value blocks of x quantized into xq/xd (quantize_block32).
+// `blocks` 32-value blocks of x quantized into xq/xd (quantize_warp32).
 int psi_quantize_into(const float *x, int64_t blocks, int8_t *xq, float *xd);
 
 // The scratch where products find the int8 rows of their input (rows x cols

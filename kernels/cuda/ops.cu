@@ -25,7 +25,7 @@ __device__ __forceinline__ float rms_scale(const float *src, int64_t group, floa
 
 // Group blockIdx.x of x (plus `addend` when given: that sum is written to `sum`
 // and normalized), RMS-normalized and scaled by w. Q (whole rows of 32-value
-// blocks): the output's int8 rows are written too (matmul.cuh quantize_block32),
+// blocks): the output's int8 rows are written too (matmul.cuh quantize_warp32),
 // so the products that follow skip their quantize launch.
 template <bool Q>
 __global__ void rms_norm_kernel(const float *x, const float *addend, float *sum, const float *w, float eps, int64_t group,
