@@ -65,13 +65,23 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
       for (int j = 0; j < 4; j++) {
         const int row = r[j % 2], dim = kk * 16 + 2 * t + 8 * (j / 2);
         const float *qr = q + ((int64_t)(rowStart + row) * a.heads + h) * D + dim;
-        qf[kk][j] = row < segRows ? pack_half2(qr[0], qr[1]) : 0u;
+        if (row < segRows) {
+          const float2 pair = *reinterpret_cast<const float2 *>(qr);  // dim is even: 8-byte aligned
+          qf[kk][j] = pack_half2(pair.x, pair.y);
+        } else {
+          qf[kk][j] = 0u;
+        }
       }
   } else {
     for (int i = tid; i < BQ * D / 2; i += THREADS) {
       const int row = i / (D / 2), pair = i % (D / 2);
       const float *qr = q + ((int64_t)(rowStart + tile0 + row) * a.heads + h) * D + 2 * pair;
-      qs[row * QS / 2 + pair] = tile0 + row < segRows ? pack_half2(qr[0], qr[1]) : 0u;
+      if (tile0 + row < segRows) {
+        const float2 v = *reinterpret_cast<const float2 *>(qr);
+        qs[row * QS / 2 + pair] = pack_half2(v.x, v.y);
+      } else {
+        qs[row * QS / 2 + pair] = 0u;
+      }
     }
   }
 
@@ -166,12 +176,17 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
     l[x] += __shfl_xor_sync(0xffffffffu, l[x], 2);
     if (sinks) l[x] += expf(sinks[h] - m[x]);
   }
+  // Each lane holds dims 2t and 2t + 1 of its rows side by side: one float2 store.
 #pragma unroll
   for (int j = 0; j < D / 8; j++)
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int row = r[i / 2];
-      if (row < segRows) out[((int64_t)(rowStart + row) * a.heads + h) * D + j * 8 + 2 * t + i % 2] = o[j][i] / l[i / 2];
+    for (int x = 0; x < 2; x++) {
+      const int row = r[x];
+      if (row >= segRows) continue;
+      float2 v;
+      v.x = o[j][2 * x] / l[x];
+      v.y = o[j][2 * x + 1] / l[x];
+      *reinterpret_cast<float2 *>(out + ((int64_t)(rowStart + row) * a.heads + h) * D + j * 8 + 2 * t) = v;
     }
 }
 
