@@ -126,17 +126,19 @@ async function buildCudaEmulator() {
   // No stack instrumentation: the fibers switch stacks, which AddressSanitizer's stack checks do not follow.
   const sanitize = ["-fsanitize=address", "-fno-omit-frame-pointer", "--param", "asan-stack=0"];
   // kernelFlags: for the kernel sources only (not the emulator's own .cpp files).
-  const variants = [{ lib: cudaEmulatorLib, flags: ["-O2"], kernelFlags: [] as string[], link: [] as string[], name: "cuda-emu" }];
+  const variants = [{ lib: cudaEmulatorLib, flags: ["-O2"], kernelFlags: [] as string[], link: [] as string[], name: "cuda-emu", cxx }];
   // Bun is not built with the sanitizer, so its runtime must be preloaded: the tests read its path here.
   const runtime = asanRuntime(cxx);
   if (runtime) {
-    variants.push({ lib: cudaEmulatorAsanLib, flags: ["-O1", "-g1", ...sanitize], kernelFlags: [], link: ["-fsanitize=address"], name: "cuda-emu-asan" });
+    variants.push({ lib: cudaEmulatorAsanLib, flags: ["-O1", "-g1", ...sanitize], kernelFlags: [], link: ["-fsanitize=address"], name: "cuda-emu-asan", cxx });
     writeFileSync(`${cudaEmulatorAsanLib}.preload`, `${runtime}\n`);
   } else {
     log("kernels/cuda (CPU emulation): the C++ compiler has no libasan, so no AddressSanitizer build");
   }
   if (cudaTrace) {
-    variants.push({ lib: cudaEmulatorTraceLib, flags: ["-O2", "-DPSI_EMU_TRACE"], kernelFlags: cudaTraceFlags, link: ["-ldl"], name: "cuda-emu-trace" });
+    // Its flags (outline -fsanitize=kernel-address calls, -fdisable-tree-bswap) are g++'s.
+    if (!Bun.which("g++")) throw new Error("--cuda-trace: the access-trace build needs g++ (apt-get install g++)");
+    variants.push({ lib: cudaEmulatorTraceLib, flags: ["-O2", "-DPSI_EMU_TRACE"], kernelFlags: cudaTraceFlags, link: ["-ldl"], name: "cuda-emu-trace", cxx: "g++" });
   }
   const traceFlagsSource = join(root, "src/runtime/cuda/access-trace.ts");
   for (const v of variants) {
@@ -144,8 +146,8 @@ async function buildCudaEmulator() {
     const objDir = join(buildDir, "obj", v.name);
     mkdirSync(objDir, { recursive: true });
     const objects = sources.map((source) => join(objDir, relative(dir, source).replace(/\.(cu|cpp)$/, ".o")));
-    await Promise.all(sources.map((source, i) => compile(cxx, [...flags, ...v.flags, ...(source.endsWith(".cu") ? v.kernelFlags : []), "-x", "c++", "-c", source, "-o", objects[i]!])));
-    await compile(cxx, ["-shared", "-pthread", ...v.link, "-o", v.lib, ...objects]);
+    await Promise.all(sources.map((source, i) => compile(v.cxx, [...flags, ...v.flags, ...(source.endsWith(".cu") ? v.kernelFlags : []), "-x", "c++", "-c", source, "-o", objects[i]!])));
+    await compile(v.cxx, ["-shared", "-pthread", ...v.link, "-o", v.lib, ...objects]);
     log(`kernels/cuda (CPU emulation): built ${relative(root, v.lib)}`);
   }
 }
