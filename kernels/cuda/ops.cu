@@ -124,17 +124,31 @@ __global__ void rope_kernel(const float *x, float *out, int64_t heads, const flo
     if (!src) continue;
     src += t * n * headDim;
     dst += t * n * headDim;
-    for (int64_t i = threadIdx.x; i < n * headDim; i += blockDim.x) {
-      const int64_t h = i / headDim, v = i % headDim;
+    // A thread per pair of values, so every lane has work: rotated pair j (normal:
+    // dims 2j, 2j + 1, one float2; NeoX: j and j + half), or, past the rotated
+    // dims, two values copied as they are. Head dims and nDims are even.
+    const int64_t slots = headDim / 2;
+    for (int64_t i = threadIdx.x; i < n * slots; i += blockDim.x) {
+      const int64_t h = i / slots, j = i % slots;
       const float *hs = src + h * headDim;
-      if (v >= p.nDims) { dst[i] = hs[v]; continue; }  // past the rotated dims: as it is
-      // Each pair (a, b) once, from its first member: normal pairs 2j, 2j+1; NeoX j, j + half.
-      const bool first = p.mode == 2 ? v < half : v % 2 == 0;
-      if (!first) continue;
-      const int64_t pair = p.mode == 2 ? v : v / 2, a = v, b = p.mode == 2 ? v + half : v + 1;
-      const float x0 = hs[a], x1 = hs[b], c = cs[pair], s = sn[pair];
-      dst[h * headDim + a] = fmaf(x0, c, -(x1 * s));
-      dst[h * headDim + b] = fmaf(x0, s, x1 * c);
+      float *hd = dst + h * headDim;
+      if (j >= half) {
+        const int64_t v = p.nDims + 2 * (j - half);
+        *reinterpret_cast<float2 *>(hd + v) = *reinterpret_cast<const float2 *>(hs + v);
+        continue;
+      }
+      const float c = cs[j], s = sn[j];
+      if (p.mode == 2) {
+        const float x0 = hs[j], x1 = hs[j + half];
+        hd[j] = fmaf(x0, c, -(x1 * s));
+        hd[j + half] = fmaf(x0, s, x1 * c);
+      } else {
+        const float2 in = *reinterpret_cast<const float2 *>(hs + 2 * j);
+        float2 r;
+        r.x = fmaf(in.x, c, -(in.y * s));
+        r.y = fmaf(in.x, s, in.y * c);
+        *reinterpret_cast<float2 *>(hd + 2 * j) = r;
+      }
     }
   }
 }
@@ -144,6 +158,10 @@ __global__ void rope_kernel(const float *x, float *out, int64_t heads, const flo
 PSI_EXPORT int psi_cuda_rope(const float *x, float *out, int64_t heads, const float *x2, float *out2, int64_t heads2,
                              const int32_t *hostPositions, int64_t rows, int64_t headDim, const RopeArgs *p, const float *factors) {
   if (p->nDims / 2 > ROPE_MAX_PAIRS) { psi_set_error("rope: %d rotated dims (at most %d)", p->nDims, 2 * ROPE_MAX_PAIRS); return -1; }
+  if (headDim % 2 || p->nDims % 2 || p->nDims > headDim) {
+    psi_set_error("rope: head dim %lld and rotated dims %d must be even, rotated at most the head", (long long)headDim, p->nDims);
+    return -1;
+  }
   const int *pos = (const int *)psi_stage(hostPositions, rows * sizeof(int32_t));
   if (!pos) return -1;
   const float pi = 3.14159265358979323846f;

@@ -243,6 +243,7 @@ describe("CUDA ops against the CPU backend", () => {
   const [selectG, selectC] = both("select", GGMLType.F32, [256, 128], selectValues);
   const ropes: [string, RopeParams][] = [
     ["normal", { dims: 64, mode: "normal", freqBase: 10000, freqScale: 1, extFactor: 0, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
+    ["normal, partial dims", { dims: 32, mode: "normal", freqBase: 10000, freqScale: 1, extFactor: 0, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
     ["neox, partial dims", { dims: 32, mode: "neox", freqBase: 1e6, freqScale: 1, extFactor: 0, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
     ["YaRN x32 (gpt-oss)", { dims: 64, mode: "neox", freqBase: 150000, freqScale: 1 / 32, extFactor: 1, attnFactor: 1, betaFast: 32, betaSlow: 1, originalContext: 4096 }],
   ];
@@ -256,6 +257,12 @@ describe("CUDA ops against the CPU backend", () => {
       }
     });
   }
+
+  it("rope of an odd head dim is refused with the dims, not run (the kernel reads pairs as float2)", () => {
+    const params = ropes[0]![1];
+    const x = cuda.upload(random(2 * 4 * 63), 2, 4 * 63);
+    expect(() => cuda.rope(x, Int32Array.of(0, 1), 63, { ...params, dims: 62 })).toThrow(/rope: head dim 63 and rotated dims 62 must be even/);
+  });
 
   it("attention: two sequences in one batch, GQA, sliding window and sinks, over stored and new rows; the output projection after it", () => {
     const heads = 8, kvHeads = 2, hd = 64;
