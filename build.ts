@@ -125,12 +125,12 @@ async function buildCudaEmulator() {
   const flags = ["-std=c++17", "-fPIC", "-fvisibility=hidden", "-pthread", "-DPSI_EMULATE"];
   // No stack instrumentation: the fibers switch stacks, which AddressSanitizer's stack checks do not follow.
   const sanitize = ["-fsanitize=address", "-fno-omit-frame-pointer", "--param", "asan-stack=0"];
-  // kernelFlags: for the kernel sources only (not the emulator's own .cpp files).
-  const variants = [{ lib: cudaEmulatorLib, flags: ["-O2"], kernelFlags: [] as string[], link: [] as string[], name: "cuda-emu", cxx }];
+  // kernelFlags: for the kernel sources only (not the emulator's own .cpp files); moreInputs: besides the sources.
+  const variants = [{ lib: cudaEmulatorLib, flags: ["-O2"], kernelFlags: [] as string[], link: [] as string[], name: "cuda-emu", cxx, moreInputs: [] as string[] }];
   // Bun is not built with the sanitizer, so its runtime must be preloaded: the tests read its path here.
   const runtime = asanRuntime(cxx);
   if (runtime) {
-    variants.push({ lib: cudaEmulatorAsanLib, flags: ["-O1", "-g1", ...sanitize], kernelFlags: [], link: ["-fsanitize=address"], name: "cuda-emu-asan", cxx });
+    variants.push({ lib: cudaEmulatorAsanLib, flags: ["-O1", "-g1", ...sanitize], kernelFlags: [], link: ["-fsanitize=address"], name: "cuda-emu-asan", cxx, moreInputs: [] });
     writeFileSync(`${cudaEmulatorAsanLib}.preload`, `${runtime}\n`);
   } else {
     log("kernels/cuda (CPU emulation): the C++ compiler has no libasan, so no AddressSanitizer build");
@@ -138,11 +138,11 @@ async function buildCudaEmulator() {
   if (cudaTrace) {
     // Its flags (outline -fsanitize=kernel-address calls, -fdisable-tree-bswap) are g++'s.
     if (!Bun.which("g++")) throw new Error("--cuda-trace: the access-trace build needs g++ (apt-get install g++)");
-    variants.push({ lib: cudaEmulatorTraceLib, flags: ["-O2", "-DPSI_EMU_TRACE"], kernelFlags: cudaTraceFlags, link: ["-ldl"], name: "cuda-emu-trace", cxx: "g++" });
+    variants.push({ lib: cudaEmulatorTraceLib, flags: ["-O2", "-DPSI_EMU_TRACE"], kernelFlags: cudaTraceFlags, link: ["-ldl"], name: "cuda-emu-trace", cxx: "g++",
+      moreInputs: [join(root, "src/runtime/cuda/access-trace.ts")] });  // where cudaTraceFlags are
   }
-  const traceFlagsSource = join(root, "src/runtime/cuda/access-trace.ts");
   for (const v of variants) {
-    if (!stale(v.lib, v.lib === cudaEmulatorTraceLib ? [...inputs, traceFlagsSource] : inputs)) { log(`kernels/cuda (CPU emulation): ${relative(root, v.lib)} up to date`); continue; }
+    if (!stale(v.lib, [...inputs, ...v.moreInputs])) { log(`kernels/cuda (CPU emulation): ${relative(root, v.lib)} up to date`); continue; }
     const objDir = join(buildDir, "obj", v.name);
     mkdirSync(objDir, { recursive: true });
     const objects = sources.map((source) => join(objDir, relative(dir, source).replace(/\.(cu|cpp)$/, ".o")));

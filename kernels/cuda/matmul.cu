@@ -21,8 +21,8 @@
 
 static const int MMV_WARPS = 4;
 
-// x rows -> int8 codes and fp16-rounded scales per 32 values (quantize_warp32's
-// arithmetic): 8 lanes a block, 4 values a lane, so a warp's load is 512
+// x rows -> int8 codes and fp16-rounded scales per 32 values (q8_code, q8_scale):
+// 8 lanes a block, 4 values a lane, so a warp's load is 512
 // contiguous bytes and a one-row input is spread over blocks / 16 warps.
 __global__ void quantize_q8(const float *x, int8_t *xq, float *xd, int64_t blocks) {
   psi_grid_wait();
@@ -37,11 +37,10 @@ __global__ void quantize_q8(const float *x, int8_t *xq, float *xd, int64_t block
 #pragma unroll
   for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
   if (!in) return;
-  const float id = amax != 0.f ? 127.f / amax : 0.f;
-  const int packed = ((int)rintf(f.x * id) & 0xff) | (((int)rintf(f.y * id) & 0xff) << 8) |
-                     (((int)rintf(f.z * id) & 0xff) << 16) | (((int)rintf(f.w * id) & 0xff) << 24);
+  const float id = q8_inverse_scale(amax);
+  const int packed = q8_code(f.x, id) | (q8_code(f.y, id) << 8) | (q8_code(f.z, id) << 16) | (q8_code(f.w, id) << 24);
   *reinterpret_cast<int *>(xq + b * 32 + part * 4) = packed;
-  if (part == 0) xd[b] = __half2float(__float2half_rn(amax / 127.f));
+  if (part == 0) xd[b] = q8_scale(amax);
 }
 
 template <int T>

@@ -56,19 +56,22 @@ inline unsigned group_blocks(const RowMap &map, int64_t rows) { return (unsigned
 // The expert block index j takes, or -1: fewer experts have rows than the launch spans.
 __device__ __forceinline__ int group_expert(const RowMap &map, unsigned j) { return map.active[j]; }
 
-// One 32-value block of an activation row, a value a lane of a whole warp ->
-// int8 codes to q[0..31] and the fp16-rounded scale to *d, as the CPU backend
-// (and ggml's x86 quantize_row_q8_0) does: q = round-half-even(x * (127/amax));
-// 127/amax, not 1/(amax/127): the two differ by an ulp often enough to move a
-// code at a rounding boundary.
+// Activation rows are quantized per 32-value block as the CPU backend (and
+// ggml's x86 quantize_row_q8_0) does: q = round-half-even(x * (127/amax)) and
+// the scale amax/127 rounded to fp16. 127/amax, not 1/(amax/127): the two
+// differ by an ulp often enough to move a code at a rounding boundary.
+__device__ __forceinline__ float q8_inverse_scale(float amax) { return amax != 0.f ? 127.f / amax : 0.f; }
+__device__ __forceinline__ int q8_code(float v, float inverseScale) { return (int)rintf(v * inverseScale) & 0xff; }
+__device__ __forceinline__ float q8_scale(float amax) { return __half2float(__float2half_rn(amax / 127.f)); }
+
+// One 32-value block held a value a lane by a whole warp: codes to q[0..31], the scale to *d.
 __device__ __forceinline__ void quantize_warp32(float v, int lane, int8_t *q, float *d) {
   const float amax = warp_max(fabsf(v));
-  const float id = amax != 0.f ? 127.f / amax : 0.f;
-  q[lane] = (int8_t)((int)rintf(v * id) & 0xff);
-  if (lane == 0) *d = __half2float(__float2half_rn(amax / 127.f));
+  q[lane] = (int8_t)q8_code(v, q8_inverse_scale(amax));
+  if (lane == 0) *d = q8_scale(amax);
 }
 
-// `blocks` 32-value blocks of x quantized into xq/xd (quantize_warp32).
+// `blocks` 32-value blocks of x quantized into xq/xd (q8_code, q8_scale).
 int psi_quantize_into(const float *x, int64_t blocks, int8_t *xq, float *xd);
 
 // The scratch where products find the int8 rows of their input (rows x cols
