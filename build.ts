@@ -92,16 +92,24 @@ async function compile(cc: string, args: string[]) {
 }
 
 async function buildCudaKernels() {
-  const sources = files(join(root, "kernels/cuda"), ".cu");
-  const headers = files(join(root, "kernels/cuda"), ".cuh");
+  const dir = join(root, "kernels/cuda");
+  const sources = files(dir, ".cu");
+  const headers = files(dir, ".cuh");
   if (sources.length === 0) return;
   const nvcc = Bun.which("nvcc") ?? (existsSync("/usr/local/cuda/bin/nvcc") ? "/usr/local/cuda/bin/nvcc" : null);
   if (!nvcc) return log("kernels/cuda: nvcc not found, skipping the CUDA library (the CPU backend still works)");
   if (!stale(cudaLib, [...sources, ...headers, import.meta.path])) return log("kernels/cuda: up to date");
   log("kernels/cuda: compiling for sm_80 and sm_90 ...");
   const arch = ["-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90"];
-  const result = await $`${nvcc} -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden ${arch} -o ${cudaLib} ${sources} -ldl`.nothrow().quiet();
-  if (result.exitCode !== 0) throw new Error(`nvcc failed:\n${result.stderr.toString()}`);
+  // A file at a time in the compile slots, the largest first (matmul.cu's kernel
+  // templates take most of the time), and each file's two architectures in parallel.
+  const objDir = join(buildDir, "obj", "cuda");
+  mkdirSync(objDir, { recursive: true });
+  const bySize = [...sources].sort((a, b) => statSync(b).size - statSync(a).size);
+  const objects = bySize.map((source) => join(objDir, relative(dir, source).replace(/\.cu$/, ".o")));
+  await awaitAll(bySize.map((source, i) =>
+    compile(nvcc, ["-O3", "-std=c++17", "-Xcompiler", "-fPIC,-fvisibility=hidden", ...arch, "--threads", "2", "-c", source, "-o", objects[i]!])));
+  await compile(nvcc, ["-shared", ...arch, "-o", cudaLib, ...objects, "-ldl"]);
   log(`kernels/cuda: built ${relative(root, cudaLib)}`);
 }
 
@@ -213,8 +221,8 @@ async function buildExecutable() {
 try {
   mkdirSync(buildDir, { recursive: true });
   await buildCpuKernels();
-  await buildCudaKernels();
-  await buildCudaEmulator();
+  // Both in the compile slots at once: nvcc on one core while the emulator builds on the others.
+  await Promise.all([buildCudaKernels(), buildCudaEmulator()]);
   if (!kernelsOnly) await buildExecutable();
 } catch (error) {
   console.error(`build failed: ${error instanceof Error ? error.message : error}`);
