@@ -273,6 +273,12 @@ if [ "$model_ok" = 1 ]; then
   if [ "$llama_ok" = 1 ]; then
     step "llama-bench pp$pp ub$pp" "$bench_log" 60 "$llama_build/bin/llama-bench" -m "$model" -ngl 99 -fa 1 -p "$pp" -n 0 -ub "$pp" -b "$pp" -r 2
   fi
+  # Batched decode with one output per matrix-vector warp (PSIONIC_CUDA_MMV_WARP_ROWS=1; the default
+  # takes two from 4 rows, kernels/cuda/matmul.cu with_warp_rows), for the A/B against the engine step above.
+  if [ "$quick" = 0 ] && [ "$backend" = cuda ]; then
+    step "psionic engine (cuda, one output a warp) 8,32 seqs" "$bench_log" 75 env PSIONIC_CUDA_MMV_WARP_ROWS=1 bun scripts/bench-engine.ts \
+      -m "$model" --backend cuda --counts 8,32 --parallel 32 -n 128 -c 512 --rounds 1 -t 8
+  fi
   # Programmatic dependent launch (PSIONIC_CUDA_PDL=1, kernels/cuda/common.cuh; off by default
   # until measured): the ops checks under it, then the main benchmark's tests again. Last, so
   # the peers above get the time first.
@@ -317,7 +323,8 @@ EOF
   awk -F'|' '/^=== / { name = $0; sub(/^=== /, "", name); sub(/ \(limit .*/, "", name); ub = (name ~ / ub[0-9]+$/) ? " (one pass, -ub)" : "" }
     /^\| .*\| +(pp|tg)[0-9]+ +\|/ { t = $(NF-2); v = $(NF-1); gsub(/^ +| +$/, "", t); gsub(/^ +| +$/, "", v); printf "  llama.cpp %s%s: %s tok/s\n", t, ub, v }
     /^\| (pp|tg)[0-9]+ +\|/ { t = $2; v = $3; gsub(/^ +| +$/, "", t); gsub(/^ +| +$/, "", v); printf "  %s: %s %s tok/s\n", name, t, v }' "$bench_log"
-  grep -E 'sequences: median' "$bench_log" | sed 's/^/  psionic engine: /'
+  awk '/^=== / { name = $0; sub(/^=== /, "", name); sub(/ \(limit .*/, "", name) }
+    /sequences: median/ { printf "  %s: %s\n", name, $0 }' "$bench_log"
   # llama-batched-bench rows: | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
   grep -E '^\| +128 \| +128 \|' "$bench_log" | awk -F'|' '{ v = $9; gsub(/ /, "", v); printf "  llama.cpp batched: %2d sequences: decode %s tok/s (aggregate)\n", $4, v }'
   grep -E '^psionic \(' "$bench_log" | sed 's/^/  /'

@@ -140,6 +140,34 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// warp_sum of N values at once (N a power of two, KEEP of them per unit, N /
+// KEEP <= 32), for a fraction of the shuffles: each step a lane keeps half of
+// its values (the upper half where its lane bit o is set) and trades the other
+// half for its partner's, so N values cost fewer than N + 5 KEEP shuffles
+// instead of 5 N. Afterwards v[0..KEEP) hold the warp's totals of unit
+// lane / (32 / (N / KEEP)) (values [unit * KEEP, unit * KEEP + KEEP)),
+// bit for bit warp_sum's: each value meets the same partners in the same order.
+template <int N, int KEEP = 1, int O = 16>
+__device__ __forceinline__ void warp_reduce_scatter(float *v, int lane) {
+  static_assert((N & (N - 1)) == 0 && N % KEEP == 0 && (N == KEEP || N / KEEP <= 2 * O), "N: a power of two, at most 32 units");
+  if constexpr (O > 0) {
+    if constexpr (N > KEEP) {
+      constexpr int HALF = N / 2;
+      const bool upper = (lane & O) != 0;
+#pragma unroll
+      for (int j = 0; j < HALF; j++) {
+        const float mine = upper ? v[j + HALF] : v[j], theirs = upper ? v[j] : v[j + HALF];
+        v[j] = mine + __shfl_xor_sync(0xffffffffu, theirs, O);
+      }
+      warp_reduce_scatter<HALF, KEEP, O / 2>(v, lane);
+    } else {
+#pragma unroll
+      for (int j = 0; j < KEEP; j++) v[j] += __shfl_xor_sync(0xffffffffu, v[j], O);
+      warp_reduce_scatter<N, KEEP, O / 2>(v, lane);
+    }
+  }
+}
+
 // Whether (ov, oi) beats (v, i): a larger value, or an equal one at a lower index; i < 0 is none yet.
 // The ranking of the argmax (ops.cu) and of MoE top-k (moe.cu), as the CPU ranks.
 __device__ __forceinline__ bool argmax_better(float ov, int oi, float v, int i) {

@@ -57,13 +57,15 @@ __device__ __forceinline__ float float_input(float x) {
   return x;
 }
 
-// One warp: dot products of weight row n of each of NW slabs (one type and
-// shape: gate and up take one pass, so each lane has twice the loads in
-// flight) with up to R input rows (inRow[]), summed over the warp into
-// acc[i][r] (every lane gets the totals). Quantized types read the int8 rows
-// xq/xd; float types x. Each slab's sums keep the order a lone pass over it has.
+// One warp: dot products of row ns[i] of slab i, for NW slabs of one type and
+// shape (gate and up of one row, or two rows of one weight: each lane has NW
+// times the weight loads in flight, and each activation load serves NW rows),
+// with up to R input rows (inRow[]), into this lane's partial sums acc[i][r]
+// (warp_sum or warp_reduce_scatter gives the totals). Quantized types read
+// the int8 rows xq/xd; float types x. Each row's sums keep the order a lone
+// pass over it has.
 template <int T, int R, int NW = 1>
-__device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *const *slabs, int64_t n, int lane,
+__device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *const *slabs, const int64_t *ns, int lane,
                                         const int8_t *xq, const float *xd, const float *x,
                                         const int64_t *inRow, int nr, float (*acc)[R]) {
   const int64_t K = w.cols;
@@ -82,7 +84,7 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *const *
       for (; c < K; c += 32 * V) {
         int4 raw[NW];
 #pragma unroll
-        for (int i = 0; i < NW; i++) raw[i] = *reinterpret_cast<const int4 *>(slabs[i] + (n * K + c) * BYTES);
+        for (int i = 0; i < NW; i++) raw[i] = *reinterpret_cast<const int4 *>(slabs[i] + (ns[i] * K + c) * BYTES);
 #pragma unroll
         for (int r = 0; r < R; r++) {
           if (r >= nr) break;
@@ -104,7 +106,7 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *const *
       for (c = lane; c < K; c += 32) {
 #pragma unroll
         for (int i = 0; i < NW; i++) {
-          const float wv = float_weight<T>(slabs[i] + n * K * BYTES, c);
+          const float wv = float_weight<T>(slabs[i] + ns[i] * K * BYTES, c);
 #pragma unroll
           for (int r = 0; r < R; r++) {
             if (r >= nr) break;
@@ -115,59 +117,63 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *const *
     }
   } else {
     const int64_t subs = K / 32;
-    const auto accumulate = [&](const Sub32 &s, int64_t sb, float *into) {
+    // Sub-block sb of the NW rows (s[i]) times each input row: the input's
+    // codes and scale are loaded once for all NW.
+    const auto accumulate = [&](const Sub32 *s, int64_t sb) {
 #pragma unroll
       for (int r = 0; r < R; r++) {
         if (r >= nr) break;
         const int4 *xp = reinterpret_cast<const int4 *>(xq + inRow[r] * K + sb * 32);
         const int4 x0 = xp[0], x1 = xp[1];
-        int s0 = __dp4a(s.q[0], x0.x, 0); s0 = __dp4a(s.q[1], x0.y, s0); s0 = __dp4a(s.q[2], x0.z, s0); s0 = __dp4a(s.q[3], x0.w, s0);
-        int s1 = __dp4a(s.q[4], x1.x, 0); s1 = __dp4a(s.q[5], x1.y, s1); s1 = __dp4a(s.q[6], x1.z, s1); s1 = __dp4a(s.q[7], x1.w, s1);
-        float v = s.a0 * (float)s0 + s.a1 * (float)s1, offset = 0.f;
         const float d = xd[inRow[r] * subs + sb];
-        if (s.b0 != 0.f || s.b1 != 0.f) {
+        bool mins = false;
+#pragma unroll
+        for (int i = 0; i < NW; i++) mins |= s[i].b0 != 0.f || s[i].b1 != 0.f;
+        int c0 = 0, c1 = 0;
+        if (mins) {
           const int ones = 0x01010101;
-          int c0 = __dp4a(ones, x0.x, 0); c0 = __dp4a(ones, x0.y, c0); c0 = __dp4a(ones, x0.z, c0); c0 = __dp4a(ones, x0.w, c0);
-          int c1 = __dp4a(ones, x1.x, 0); c1 = __dp4a(ones, x1.y, c1); c1 = __dp4a(ones, x1.z, c1); c1 = __dp4a(ones, x1.w, c1);
-          if constexpr (T == T_Q4_1 || T == T_Q5_1) {
-            // ggml's q8_1 keeps d * sum(q) as fp16, and these types multiply their min by it.
-            offset = s.b0 * __half2float(__float2half_rn(d * (float)(c0 + c1)));
-          } else {
-            v += s.b0 * (float)c0 + s.b1 * (float)c1;
-          }
+          c0 = __dp4a(ones, x0.x, 0); c0 = __dp4a(ones, x0.y, c0); c0 = __dp4a(ones, x0.z, c0); c0 = __dp4a(ones, x0.w, c0);
+          c1 = __dp4a(ones, x1.x, 0); c1 = __dp4a(ones, x1.y, c1); c1 = __dp4a(ones, x1.z, c1); c1 = __dp4a(ones, x1.w, c1);
         }
-        into[r] += d * v + offset;
+#pragma unroll
+        for (int i = 0; i < NW; i++) {
+          const Sub32 &q = s[i];
+          int s0 = __dp4a(q.q[0], x0.x, 0); s0 = __dp4a(q.q[1], x0.y, s0); s0 = __dp4a(q.q[2], x0.z, s0); s0 = __dp4a(q.q[3], x0.w, s0);
+          int s1 = __dp4a(q.q[4], x1.x, 0); s1 = __dp4a(q.q[5], x1.y, s1); s1 = __dp4a(q.q[6], x1.z, s1); s1 = __dp4a(q.q[7], x1.w, s1);
+          float v = q.a0 * (float)s0 + q.a1 * (float)s1, offset = 0.f;
+          if (q.b0 != 0.f || q.b1 != 0.f) {
+            if constexpr (T == T_Q4_1 || T == T_Q5_1) {
+              // ggml's q8_1 keeps d * sum(q) as fp16, and these types multiply their min by it.
+              offset = q.b0 * __half2float(__float2half_rn(d * (float)(c0 + c1)));
+            } else {
+              v += q.b0 * (float)c0 + q.b1 * (float)c1;
+            }
+          }
+          acc[i][r] += d * v + offset;
+        }
       }
     };
-    // Two sub-blocks of each slab a step, all loaded before any is used: a
-    // decode row is 2-4 sub-blocks per lane, so each lane has 2 * NW weight
-    // loads in flight.
+    // Two sub-blocks of each slab a step (one where NW > 2, for the
+    // registers), all loaded before any is used: a decode row is 2-4
+    // sub-blocks per lane, so each lane has 2 * NW weight loads in flight.
+    const auto pass = [&](int64_t sb, auto count) {
+      constexpr int C = decltype(count)::value;
+      Sub32 s[C][NW];
+#pragma unroll
+      for (int k = 0; k < C; k++)
+#pragma unroll
+        for (int i = 0; i < NW; i++) load_sub<T>(slabs[i], slabs[i] + w.scalesOffset, ns[i], K, sb + 32 * k, s[k][i]);
+#pragma unroll
+      for (int k = 0; k < C; k++) accumulate(s[k], sb + 32 * k);
+    };
     int64_t sb = lane;
-    for (; sb + 32 < subs; sb += 64) {
-      Sub32 s0[NW], s1[NW];
-#pragma unroll
-      for (int i = 0; i < NW; i++) {
-        load_sub<T>(slabs[i], slabs[i] + w.scalesOffset, n, K, sb, s0[i]);
-        load_sub<T>(slabs[i], slabs[i] + w.scalesOffset, n, K, sb + 32, s1[i]);
-      }
-#pragma unroll
-      for (int i = 0; i < NW; i++) {
-        accumulate(s0[i], sb, acc[i]);
-        accumulate(s1[i], sb + 32, acc[i]);
-      }
-    }
-    if (sb < subs) {
-      Sub32 s[NW];
-#pragma unroll
-      for (int i = 0; i < NW; i++) load_sub<T>(slabs[i], slabs[i] + w.scalesOffset, n, K, sb, s[i]);
-#pragma unroll
-      for (int i = 0; i < NW; i++) accumulate(s[i], sb, acc[i]);
+    if constexpr (NW <= 2) {
+      for (; sb + 32 < subs; sb += 64) pass(sb, std::integral_constant<int, 2>{});
+      if (sb < subs) pass(sb, std::integral_constant<int, 1>{});
+    } else {
+      for (; sb < subs; sb += 32) pass(sb, std::integral_constant<int, 1>{});
     }
   }
-#pragma unroll
-  for (int i = 0; i < NW; i++)
-#pragma unroll
-    for (int r = 0; r < R; r++) acc[i][r] = warp_sum(acc[i][r]);
 }
 
 // The rows a block takes, R at a time: f(slab index, inRow[], outRow[], count).
@@ -203,21 +209,62 @@ __device__ __forceinline__ void each_chunk(const RowMap &map, int64_t rows, F &&
   }
 }
 
-// y = x W^T + bias, one warp per output n.
-template <int T, int R>
+// a[r] for a lane's own r, from registers (an indexed register array would go to local memory).
+template <int R>
+__device__ __forceinline__ int64_t pick(const int64_t *a, int r) {
+  int64_t v = a[0];
+#pragma unroll
+  for (int k = 1; k < R; k++) if (r == k) v = a[k];
+  return v;
+}
+
+// The warp's totals of acc[W * G][R] (W weight rows, G slabs each: gate and up,
+// for R input rows), reduce-scattered so that one lane per (weight row, input
+// row) calls put(i, r, totals of its G slabs) for each r < nr: W * R lanes
+// store at once instead of lane 0 W * R times, for a fifth of warp_sum's shuffles.
+template <int W, int G, int R, class F>
+__device__ __forceinline__ void warp_totals(float (*acc)[R], int lane, int nr, F &&put) {
+  constexpr int N = W * G * R, SPREAD = 32 / (W * R);
+  float v[N];
+#pragma unroll
+  for (int i = 0; i < W; i++)
+#pragma unroll
+    for (int g = 0; g < G; g++)
+#pragma unroll
+      for (int r = 0; r < R; r++) v[(i * R + r) * G + g] = acc[i * G + g][r];
+  warp_reduce_scatter<N, G>(v, lane);
+  const int unit = lane / SPREAD;
+  if (lane % SPREAD == 0 && unit % R < nr) put(unit / R, unit % R, v);
+}
+
+// The W weight rows a warp takes from row n0 (rows past the last repeat the
+// last, computed and not stored), each in G slabs.
+template <int W, int G>
+__device__ __forceinline__ void warp_rows(int64_t n0, int64_t rows, int64_t *ns) {
+#pragma unroll
+  for (int i = 0; i < W * G; i++) ns[i] = min(n0 + i / G, rows - 1);
+}
+
+// y = x W^T + bias, W consecutive outputs per warp.
+template <int T, int R, int W>
 __global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
                     const float *bias, int64_t biasStride, float *y) {
   psi_grid_wait();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
-  if (n >= w.rows) return;
+  const int64_t n0 = (blockIdx.x * (int64_t)MMV_WARPS + warp) * W;
+  if (n0 >= w.rows) return;
+  int64_t ns[W];
+  warp_rows<W, 1>(n0, w.rows, ns);
   each_chunk<R>(map, rows, [&](int e, const int64_t *inRow, const int64_t *outRow, int nr) {
-    const uint8_t *slab = w.data + e * w.slabStride;
-    float acc[1][R];
-    mmv_dot<T, R>(w, &slab, n, lane, xq, xd, x, inRow, nr, acc);
-    const float b = bias ? bias[e * biasStride + n] : 0.f;
+    const uint8_t *slabs[W];
 #pragma unroll
-    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = acc[0][r] + b;
+    for (int i = 0; i < W; i++) slabs[i] = w.data + e * w.slabStride;
+    float acc[W][R];
+    mmv_dot<T, R, W>(w, slabs, ns, lane, xq, xd, x, inRow, nr, acc);
+    warp_totals<W, 1, R>(acc, lane, nr, [&](int i, int r, const float *total) {
+      const int64_t n = n0 + i;
+      if (n < w.rows) y[pick<R>(outRow, r) * w.rows + n] = total[0] + (bias ? bias[e * biasStride + n] : 0.f);
+    });
   });
 }
 
@@ -233,42 +280,58 @@ struct Many {
   int count, unused;
 };
 
-template <int T, int R>
+template <int T, int R, int W>
 __global__ void mmv_many(Many m, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map) {
   psi_grid_wait();
-  int i = 0;
-  while (i + 1 < m.count && (int)blockIdx.x >= m.blocks[i + 1]) i++;
-  const MatDesc w = m.w[i];
+  int which = 0;
+  while (which + 1 < m.count && (int)blockIdx.x >= m.blocks[which + 1]) which++;
+  const MatDesc w = m.w[which];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n = (int64_t)(blockIdx.x - m.blocks[i]) * MMV_WARPS + warp;
-  if (n >= w.rows) return;
-  const float *bias = m.bias[i];
-  float *y = m.y[i];
+  const int64_t n0 = ((int64_t)(blockIdx.x - m.blocks[which]) * MMV_WARPS + warp) * W;
+  if (n0 >= w.rows) return;
+  const float *bias = m.bias[which];
+  float *y = m.y[which];
+  int64_t ns[W];
+  warp_rows<W, 1>(n0, w.rows, ns);
   each_chunk<R>(map, rows, [&](int, const int64_t *inRow, const int64_t *outRow, int nr) {
-    float acc[1][R];
-    mmv_dot<T, R>(w, &w.data, n, lane, xq, xd, x, inRow, nr, acc);
-    const float b = bias ? bias[n] : 0.f;
+    const uint8_t *slabs[W];
 #pragma unroll
-    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) y[outRow[r] * w.rows + n] = acc[0][r] + b;
+    for (int i = 0; i < W; i++) slabs[i] = w.data;
+    float acc[W][R];
+    mmv_dot<T, R, W>(w, slabs, ns, lane, xq, xd, x, inRow, nr, acc);
+    warp_totals<W, 1, R>(acc, lane, nr, [&](int i, int r, const float *total) {
+      const int64_t n = n0 + i;
+      if (n < w.rows) y[pick<R>(outRow, r) * w.rows + n] = total[0] + (bias ? bias[n] : 0.f);
+    });
   });
 }
 
 // hidden = swiglu_oai(x gate^T + gateBias, x up^T + upBias): both products in one pass over the rows.
-template <int T, int R>
+template <int T, int R, int W>
 __global__ void mmv_glu(MatDesc gate, MatDesc up, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
                         const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden) {
   psi_grid_wait();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n = blockIdx.x * (int64_t)MMV_WARPS + warp;
-  if (n >= gate.rows) return;
+  const int64_t n0 = (blockIdx.x * (int64_t)MMV_WARPS + warp) * W;
+  if (n0 >= gate.rows) return;
+  int64_t ns[2 * W];
+  warp_rows<W, 2>(n0, gate.rows, ns);
   each_chunk<R>(map, rows, [&](int e, const int64_t *inRow, const int64_t *outRow, int nr) {
     // gate and up share type and shape (psi_matmul_glu checks), so one pass reads both rows.
-    const uint8_t *slabs[2] = {gate.data + e * gate.slabStride, up.data + e * up.slabStride};
-    float gu[2][R];
-    mmv_dot<T, R, 2>(gate, slabs, n, lane, xq, xd, x, inRow, nr, gu);
-    const float gb = gateBias ? gateBias[e * biasStride + n] : 0.f, ub = upBias ? upBias[e * biasStride + n] : 0.f;
+    const uint8_t *slabs[2 * W];
 #pragma unroll
-    for (int r = 0; r < R; r++) if (lane == 0 && r < nr) hidden[outRow[r] * gate.rows + n] = swiglu_oai_value(gu[0][r] + gb, gu[1][r] + ub, alpha, limit);
+    for (int i = 0; i < W; i++) {
+      slabs[2 * i] = gate.data + e * gate.slabStride;
+      slabs[2 * i + 1] = up.data + e * up.slabStride;
+    }
+    float gu[2 * W][R];
+    mmv_dot<T, R, 2 * W>(gate, slabs, ns, lane, xq, xd, x, inRow, nr, gu);
+    warp_totals<W, 2, R>(gu, lane, nr, [&](int i, int r, const float *total) {
+      const int64_t n = n0 + i;
+      if (n >= gate.rows) return;
+      const float gb = gateBias ? gateBias[e * biasStride + n] : 0.f, ub = upBias ? upBias[e * biasStride + n] : 0.f;
+      hidden[pick<R>(outRow, r) * gate.rows + n] = swiglu_oai_value(total[0] + gb, total[1] + ub, alpha, limit);
+    });
   });
 }
 
@@ -346,31 +409,47 @@ static int with_rows(int64_t most, F &&f) {
   if (most <= 4) return f(Rows<4>{});
   return f(Rows<MMV_ROWS>{});
 }
+// Calls f(Rows<W>{}) with the weight rows each matrix-vector warp takes: 2 from
+// 4 input rows, where each activation load then serves two weight rows (from 4
+// rows the activations a warp loads outweigh its weight bytes 8 to 1 or more),
+// else 1 (a decode token's products want every warp they can get).
+template <int R, class F>
+static int with_warp_rows(F &&f) {
+  if constexpr (R >= 4) {
+    if (MMV_WARP_ROWS == 2) return f(Rows<2>{});
+  }
+  return f(Rows<1>{});
+}
 // Rows one chunk of a grouped product's expert can hold (a token picks an expert at most once).
 static int64_t group_rows(const RowMap &map, int64_t rows) { return map.maxGroup ? std::min<int64_t>(map.maxGroup, rows) : rows; }
 
 template <int T, int R>
 static int launch_mmv(const MatDesc &w, const float *x, int64_t rows, const RowMap &given, const float *bias, int64_t biasStride, float *y) {
-  RowMap map = given;
-  const int64_t across = ceil_div(w.rows, MMV_WARPS);
-  const int64_t down = map.offsets ? group_blocks(map, rows) : dense_row_blocks(across, rows, R, map);
-  const dim3 grid((unsigned)across, (unsigned)down);
   int8_t *xq;
   float *xd;
-  if (quantized_rows<T>(x, rows, w.cols, map, &xq, &xd)) return -1;
-  PSI_LAUNCH(grid, 32 * MMV_WARPS, mmv<T, R>)(w, xq, xd, x, rows, map, bias, biasStride, y);
-  return PSI_LAUNCHED("mmv");
+  if (quantized_rows<T>(x, rows, w.cols, given, &xq, &xd)) return -1;
+  return with_warp_rows<R>([&](auto warpRows) {
+    constexpr int W = decltype(warpRows)::value;
+    RowMap map = given;
+    const int64_t across = ceil_div(w.rows, MMV_WARPS * W);
+    const int64_t down = map.offsets ? group_blocks(map, rows) : dense_row_blocks(across, rows, R, map);
+    PSI_LAUNCH(dim3((unsigned)across, (unsigned)down), 32 * MMV_WARPS, mmv<T, R, W>)(w, xq, xd, x, rows, map, bias, biasStride, y);
+    return PSI_LAUNCHED("mmv");
+  });
 }
 
 template <int T, int R>
 static int launch_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
                       const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden) {
-  const dim3 grid((unsigned)ceil_div(gate.rows, MMV_WARPS), group_blocks(map, rows));
   int8_t *xq;
   float *xd;
   if (quantized_rows<T>(x, rows, gate.cols, map, &xq, &xd)) return -1;
-  PSI_LAUNCH(grid, 32 * MMV_WARPS, mmv_glu<T, R>)(gate, up, xq, xd, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
-  return PSI_LAUNCHED("mmv_glu");
+  return with_warp_rows<R>([&](auto warpRows) {
+    constexpr int W = decltype(warpRows)::value;
+    const dim3 grid((unsigned)ceil_div(gate.rows, MMV_WARPS * W), group_blocks(map, rows));
+    PSI_LAUNCH(grid, 32 * MMV_WARPS, mmv_glu<T, R, W>)(gate, up, xq, xd, x, rows, map, gateBias, upBias, biasStride, alpha, limit, hidden);
+    return PSI_LAUNCHED("mmv_glu");
+  });
 }
 
 // Dense float weight times many rows on cuBLAS: y = fp16(x) fp16(W)^T (+ bias), fp32 sums.
@@ -450,14 +529,17 @@ int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64
 
 template <int T, int R>
 static int launch_many(Many m, const float *x, int64_t rows, RowMap map) {
-  m.blocks[0] = 0;
-  for (int i = 0; i < m.count; i++) m.blocks[i + 1] = m.blocks[i] + (int)ceil_div(m.w[i].rows, MMV_WARPS);
-  const int64_t across = m.blocks[m.count], down = dense_row_blocks(across, rows, R, map);
   int8_t *xq;
   float *xd;
   if (quantized_rows<T>(x, rows, m.w[0].cols, map, &xq, &xd)) return -1;
-  PSI_LAUNCH(dim3((unsigned)across, (unsigned)down), 32 * MMV_WARPS, mmv_many<T, R>)(m, xq, xd, x, rows, map);
-  return PSI_LAUNCHED("mmv_many");
+  return with_warp_rows<R>([&](auto warpRows) {
+    constexpr int W = decltype(warpRows)::value;
+    m.blocks[0] = 0;
+    for (int i = 0; i < m.count; i++) m.blocks[i + 1] = m.blocks[i] + (int)ceil_div(m.w[i].rows, MMV_WARPS * W);
+    const int64_t across = m.blocks[m.count], down = dense_row_blocks(across, rows, R, map);
+    PSI_LAUNCH(dim3((unsigned)across, (unsigned)down), 32 * MMV_WARPS, mmv_many<T, R, W>)(m, xq, xd, x, rows, map);
+    return PSI_LAUNCHED("mmv_many");
+  });
 }
 
 // x (rows x cols) times `count` weights of one type and width, each plus its bias (or

@@ -27,6 +27,9 @@ static const int MMV_ROWS = 8;
 // never below the decode step's 64 rows).
 extern int64_t GEMM_MIN_ROWS;
 extern int64_t MOE_DEVICE_TOKENS;
+// Weight rows a matrix-vector warp takes from 4 input rows on (matmul.cu
+// with_warp_rows): 2, or 1 with PSIONIC_CUDA_MMV_WARP_ROWS=1 (for the A/B).
+extern int64_t MMV_WARP_ROWS;
 
 // Which slab (expert) and input row each product row uses. Dense (the
 // default): slab 0, input row = row. Grouped: the rows of expert e are

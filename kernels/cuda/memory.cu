@@ -58,6 +58,7 @@ static const size_t RING_BYTES = 8u << 20;
 int64_t GEMM_MIN_ROWS = 65;
 int64_t MOE_DEVICE_TOKENS = 64;
 int64_t FLASH_MIN_ROWS = 16;
+int64_t MMV_WARP_ROWS = 2;
 bool psi_pdl = false;
 
 // A positive integer from the environment, at least `floor`; else `fallback`.
@@ -72,6 +73,7 @@ PSI_EXPORT int psi_cuda_init(int device) {
   GEMM_MIN_ROWS = tuning("PSIONIC_CUDA_GEMM_MIN_ROWS", 65, 65);
   MOE_DEVICE_TOKENS = tuning("PSIONIC_CUDA_MOE_DEVICE_TOKENS", 64, 64);
   FLASH_MIN_ROWS = tuning("PSIONIC_CUDA_FLASH_MIN_ROWS", 16, 2);
+  MMV_WARP_ROWS = std::min<int64_t>(2, tuning("PSIONIC_CUDA_MMV_WARP_ROWS", 2, 1));
   if (psi_failed(cudaSetDevice(device), "cudaSetDevice")) return -1;
   // Programmatic dependent launch (common.cuh), sm_90 and later, on request until measured.
   cudaDeviceProp prop;
