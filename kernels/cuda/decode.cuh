@@ -6,9 +6,10 @@
 //
 // Layouts: Q8_0, Q4_0 and MXFP4 are repacked at load ("split": each 2-D slab
 // holds its blocks' codes first, 16-byte aligned, then their scales) so a
-// lane reads a block's codes with one or two 16-byte loads; the other types
-// keep the GGUF block layout, read as wide as their blocks stay aligned
-// (see load_word below). Same bits either way.
+// lane reads a block's codes with one or two 16-byte loads; Q6_K is split
+// further, into each sub-block's low and high code bits, scales and d
+// (decode_q6k); the other types keep the GGUF block layout, read as wide as
+// their blocks stay aligned (see load_word below). Same bits either way.
 #pragma once
 #include "common.cuh"
 
@@ -69,7 +70,7 @@ __device__ __forceinline__ float half_bits(uint16_t h) { return __half2float(__u
 
 // Loads of the GGUF-layout blocks, as wide as each field's alignment allows:
 // a block of 144 or 176 bytes (Q4_K, Q5_K) keeps 16-byte alignment, 20 and 24
-// (Q4_1, Q5_1) 4, 22 and 210 (Q5_0, Q6_K) only 2, while a byte at a time
+// (Q4_1, Q5_1) 4, 22 (Q5_0) only 2, while a byte at a time
 // costs a warp request per byte per lane (the access trace showed Q4_K's
 // codes at 13% sector use). The emulator checks each alignment, as the GPU
 // faults on a misaligned load.
@@ -89,21 +90,6 @@ __device__ __forceinline__ int load_word(const uint8_t *p) {
 }
 // A little-endian word at a 2-byte aligned address, from two 16-bit loads.
 __device__ __forceinline__ int load_word_u16(const uint8_t *p) { return (int)(load_u16(p) | ((uint32_t)load_u16(p + 2) << 16)); }
-// N words from a 2-byte aligned p whose block holds at least 2 bytes past
-// the N words: N + 1 aligned loads, each word funnel-shifted out of two.
-template <int N>
-__device__ __forceinline__ void load_words_2aligned(const uint8_t *p, int out[N]) {
-  const uint8_t *base = p - ((uintptr_t)p & 2);
-  const unsigned shift = ((unsigned)(uintptr_t)p & 2) * 8;
-  unsigned prev = (unsigned)load_word(base);
-#pragma unroll
-  for (int k = 0; k < N; k++) {
-    const unsigned next = (unsigned)load_word(base + 4 * (k + 1));
-    out[k] = (int)__funnelshift_r(prev, next, shift);
-    prev = next;
-  }
-}
-
 // 2^(e-128): half the e8m0 scale, since the E2M1 codes below are doubled to be integers.
 __device__ __forceinline__ float e8m0_half(uint8_t e) {
   return __uint_as_float(e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23);
@@ -202,27 +188,31 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
     s.a0 = s.a1 = d * (float)sc;
     s.b0 = s.b1 = -(dmin * (float)m);
     return;
-  } else if (T == T_Q6_K) {
-    const int64_t super = sb / 8; const int j = (int)(sb % 8), half = j / 4, qi = j % 4;
-    const uint8_t *b = slab + (row * blocksPerRow + super) * 210;
-    const uint8_t *ql = b + half * 64 + (qi & 1) * 32, *qh = b + 128 + half * 32;
-    const int8_t *scales = reinterpret_cast<const int8_t *>(b + 192) + half * 8;
-    const float d = half_bits(load_u16(b + 208));
-    const int shift = (qi >> 1) * 4, hshift = qi * 2;
-    // 210-byte blocks: 2-byte aligned; ql and qh end well before the block's scales and d.
-    int lw[8], hw[8];
-    load_words_2aligned<8>(ql, lw);
-    load_words_2aligned<8>(qh, hw);
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-      const int low = (lw[i] >> shift) & 0x0f0f0f0f;
-      const int high = ((hw[i] >> hshift) & 0x03030303) << 4;
-      s.q[i] = __vsubss4(low | high, 0x20202020);
-    }
-    s.a0 = d * (float)scales[2 * qi]; s.a1 = d * (float)scales[2 * qi + 1];
-    s.b0 = s.b1 = 0.f;
-    return;
   }
+}
+
+// Q6_K, repacked at load (repack_q6k, memory.cu) from 210-byte blocks (2-byte
+// aligned, each sub-block's bits spread over 64 bytes of ql and qh) into four
+// regions per slab of S sub-blocks: low nibbles [S][16] (value v at byte v % 16,
+// high nibble from 16), high bit pairs [S][8] (value v at byte v % 8, bits
+// 2 * (v / 8)), int8 scales [S][2] (values 0..15, 16..31) and fp16 d [S / 8].
+// `highs` (slab + scalesOffset) is 16 S bytes in, so the regions after it
+// follow from it. Four loads a sub-block instead of eighteen words.
+__device__ __forceinline__ void decode_q6k(const uint8_t *slab, const uint8_t *highs, int64_t g, Sub32 &s) {
+  const int64_t S = (highs - slab) / 16;
+  const int4 lo = reinterpret_cast<const int4 *>(slab)[g];
+  const int2 hi = reinterpret_cast<const int2 *>(highs)[g];
+  const uint16_t scales = load_u16(highs + S * 8 + g * 2);
+  const float d = half_bits(load_u16(highs + S * 10 + (g / 8) * 2));
+  const int lows[4] = {lo.x, lo.y, lo.z, lo.w}, high[2] = {hi.x, hi.y};
+#pragma unroll
+  for (int i = 0; i < 8; i++) {
+    const int low = i < 4 ? lows[i] & 0x0f0f0f0f : (lows[i - 4] >> 4) & 0x0f0f0f0f;
+    s.q[i] = __vsubss4(low | (((high[i % 2] >> (2 * (i / 2))) & 0x03030303) << 4), 0x20202020);
+  }
+  s.a0 = d * (float)(int8_t)(scales & 0xff);
+  s.a1 = d * (float)(int8_t)(scales >> 8);
+  s.b0 = s.b1 = 0.f;
 }
 
 // The split types' scale of block `blk`; scales start `codeBytes` after the slab.
@@ -236,8 +226,12 @@ __device__ __forceinline__ void split_scale(const uint8_t *scales, int64_t blk, 
 // `scales` points at the slab's scale region; other types ignore it.
 template <int T>
 __device__ __forceinline__ void load_sub(const uint8_t *slab, const uint8_t *scales, int64_t row, int64_t cols, int64_t sb, Sub32 &s) {
-  decode_sub<T>(slab, row, cols, sb, s);
-  if (split_code_bytes(T)) split_scale<T>(scales, row * (cols / 32) + sb, s);
+  if constexpr (T == T_Q6_K) {
+    decode_q6k(slab, scales, row * (cols / 32) + sb, s);
+  } else {
+    decode_sub<T>(slab, row, cols, sb, s);
+    if (split_code_bytes(T)) split_scale<T>(scales, row * (cols / 32) + sb, s);
+  }
 }
 
 __device__ __forceinline__ int sub_code(const Sub32 &s, int i) {

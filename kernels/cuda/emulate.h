@@ -69,6 +69,7 @@ inline void psi_emu_aligned(const void *p, const char *type) {
 PSI_EMU_VECTOR(int4, 16, int, x, y, z, w)
 PSI_EMU_VECTOR(float4, 16, float, x, y, z, w)
 PSI_EMU_VECTOR(float2, 8, float, x, y)
+PSI_EMU_VECTOR(int2, 8, int, x, y)
 inline int4 make_int4(int x, int y, int z, int w) { int4 v; v.x = x; v.y = y; v.z = z; v.w = w; return v; }
 
 // The running fiber's coordinates (emulate.cpp).

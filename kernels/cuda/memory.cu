@@ -233,12 +233,39 @@ __global__ void repack_split(const uint8_t *src, uint8_t *dst, int64_t blocks, i
   for (int j = 0; j < scale; j++) dst[blocks * codes + i * scale + j] = b[j];
 }
 
+// Q6_K blocks of one slab -> decode_q6k's regions (decode.cuh), a thread per sub-block g
+// (block g / 8, sub-block j = g % 8: half j / 4, quarter j % 4 of ggml's layout).
+__global__ void repack_q6k(const uint8_t *src, uint8_t *dst, int64_t blocks) {
+  psi_grid_wait();
+  const int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, S = blocks * 8;
+  if (g >= S) return;
+  const uint8_t *b = src + (g / 8) * 210;
+  const int j = (int)(g % 8), half = j / 4, qi = j % 4;
+  const uint8_t *ql = b + half * 64 + (qi & 1) * 32, *qh = b + 128 + half * 32;
+  const int shift = (qi >> 1) * 4, hshift = qi * 2;
+  uint8_t lows[16] = {}, highs[8] = {};
+  for (int v = 0; v < 32; v++) {
+    lows[v % 16] |= ((ql[v] >> shift) & 0xf) << (4 * (v / 16));
+    highs[v % 8] |= ((qh[v] >> hshift) & 3) << (2 * (v / 8));
+  }
+  for (int k = 0; k < 16; k++) dst[g * 16 + k] = lows[k];
+  for (int k = 0; k < 8; k++) dst[S * 16 + g * 8 + k] = highs[k];
+  dst[S * 24 + g * 2] = b[192 + half * 8 + 2 * qi];
+  dst[S * 24 + g * 2 + 1] = b[192 + half * 8 + 2 * qi + 1];
+  if (j == 0) { dst[S * 26 + (g / 8) * 2] = b[208]; dst[S * 26 + (g / 8) * 2 + 1] = b[209]; }
+}
+
 // Repacks `slabs` slabs of `blocksPerSlab` blocks from src (GGUF, contiguous) into dst
 // at `dstSlabStride` bytes apart.
 PSI_EXPORT int psi_cuda_repack(int type, const uint8_t *src, uint8_t *dst, int64_t blocksPerSlab, int64_t slabs, int64_t dstSlabStride) {
-  if (!split_code_bytes(type)) { psi_set_error("repack: type %d has no split layout", type); return -1; }
+  if (!split_code_bytes(type) && type != T_Q6_K) { psi_set_error("repack: type %d has no split layout", type); return -1; }
   for (int64_t s = 0; s < slabs; s++) {
-    PSI_LAUNCH((unsigned)ceil_div(blocksPerSlab, 256), 256, repack_split)(src + s * blocksPerSlab * block_bytes(type), dst + s * dstSlabStride, blocksPerSlab, type);
+    const uint8_t *from = src + s * blocksPerSlab * block_bytes(type);
+    if (type == T_Q6_K) {
+      PSI_LAUNCH((unsigned)ceil_div(blocksPerSlab * 8, 256), 256, repack_q6k)(from, dst + s * dstSlabStride, blocksPerSlab);
+    } else {
+      PSI_LAUNCH((unsigned)ceil_div(blocksPerSlab, 256), 256, repack_split)(from, dst + s * dstSlabStride, blocksPerSlab, type);
+    }
     if (PSI_LAUNCHED("repack")) return -1;
   }
   return 0;
