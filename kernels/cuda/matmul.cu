@@ -61,7 +61,7 @@ __device__ __forceinline__ float float_input(float x) {
 // shape (gate and up of one row, or two rows of one weight: each lane has NW
 // times the weight loads in flight, and each activation load serves NW rows),
 // with up to R input rows (inRow[]), into this lane's partial sums acc[i][r]
-// (warp_sum or warp_reduce_scatter gives the totals). Quantized types read
+// (warp_totals gives the totals). Quantized types read
 // the int8 rows xq/xd; float types x. Each row's sums keep the order a lone
 // pass over it has.
 template <int T, int R, int NW = 1>
@@ -245,14 +245,11 @@ __device__ __forceinline__ void warp_rows(int64_t n0, int64_t rows, int64_t *ns)
   for (int i = 0; i < W * G; i++) ns[i] = min(n0 + i / G, rows - 1);
 }
 
-// y = x W^T + bias, W consecutive outputs per warp.
+// Outputs n0 .. n0 + W - 1 of y = x W^T + bias for every row each_chunk gives
+// this block (slab e of w, its bias biasStride floats after slab e - 1's).
 template <int T, int R, int W>
-__global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
-                    const float *bias, int64_t biasStride, float *y) {
-  psi_grid_wait();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n0 = (blockIdx.x * (int64_t)MMV_WARPS + warp) * W;
-  if (n0 >= w.rows) return;
+__device__ __forceinline__ void mmv_outputs(const MatDesc &w, int64_t n0, int lane, const int8_t *xq, const float *xd, const float *x,
+                                            int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y) {
   int64_t ns[W];
   warp_rows<W, 1>(n0, w.rows, ns);
   each_chunk<R>(map, rows, [&](int e, const int64_t *inRow, const int64_t *outRow, int nr) {
@@ -266,6 +263,16 @@ __global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x
       if (n < w.rows) y[pick<R>(outRow, r) * w.rows + n] = total[0] + (bias ? bias[e * biasStride + n] : 0.f);
     });
   });
+}
+
+// y = x W^T + bias, W consecutive outputs per warp.
+template <int T, int R, int W>
+__global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
+                    const float *bias, int64_t biasStride, float *y) {
+  psi_grid_wait();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t n0 = (blockIdx.x * (int64_t)MMV_WARPS + warp) * W;
+  if (n0 < w.rows) mmv_outputs<T, R, W>(w, n0, lane, xq, xd, x, rows, map, bias, biasStride, y);
 }
 
 // Up to MANY_MAX weights of one type and width multiplied by the same rows in one
@@ -283,27 +290,11 @@ struct Many {
 template <int T, int R, int W>
 __global__ void mmv_many(Many m, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map) {
   psi_grid_wait();
-  int which = 0;
-  while (which + 1 < m.count && (int)blockIdx.x >= m.blocks[which + 1]) which++;
-  const MatDesc w = m.w[which];
+  int i = 0;
+  while (i + 1 < m.count && (int)blockIdx.x >= m.blocks[i + 1]) i++;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n0 = ((int64_t)(blockIdx.x - m.blocks[which]) * MMV_WARPS + warp) * W;
-  if (n0 >= w.rows) return;
-  const float *bias = m.bias[which];
-  float *y = m.y[which];
-  int64_t ns[W];
-  warp_rows<W, 1>(n0, w.rows, ns);
-  each_chunk<R>(map, rows, [&](int, const int64_t *inRow, const int64_t *outRow, int nr) {
-    const uint8_t *slabs[W];
-#pragma unroll
-    for (int i = 0; i < W; i++) slabs[i] = w.data;
-    float acc[W][R];
-    mmv_dot<T, R, W>(w, slabs, ns, lane, xq, xd, x, inRow, nr, acc);
-    warp_totals<W, 1, R>(acc, lane, nr, [&](int i, int r, const float *total) {
-      const int64_t n = n0 + i;
-      if (n < w.rows) y[pick<R>(outRow, r) * w.rows + n] = total[0] + (bias ? bias[n] : 0.f);
-    });
-  });
+  const int64_t n0 = ((int64_t)(blockIdx.x - m.blocks[i]) * MMV_WARPS + warp) * W;
+  if (n0 < m.w[i].rows) mmv_outputs<T, R, W>(m.w[i], n0, lane, xq, xd, x, rows, map, m.bias[i], 0, m.y[i]);
 }
 
 // hidden = swiglu_oai(x gate^T + gateBias, x up^T + upBias): both products in one pass over the rows.
