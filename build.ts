@@ -5,7 +5,7 @@
 // Each step is skipped when its outputs are newer than its inputs.
 import { $ } from "bun";
 import { PACKED_CORPUS, installedCorpusFiles } from "./src/tokenizer/corpus.ts";
-import { cudaTraceFlags } from "./src/runtime/cuda/access-trace.ts";
+import { cudaEmulatorFlags, cudaTraceFlags } from "./src/runtime/cuda/access-trace.ts";
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 
@@ -130,7 +130,7 @@ async function buildCudaEmulator() {
   const cxx = [process.env.CXX, "c++", "g++", "clang++"].find((c) => c && Bun.which(c));
   if (!cxx) return log("kernels/cuda (CPU emulation): no C++ compiler found, skipping (install g++ to test the CUDA kernels without a GPU)");
   if (process.arch !== "x64") return log("kernels/cuda (CPU emulation): its fibers are x86-64 only, skipping");
-  const flags = ["-std=c++17", "-fPIC", "-fvisibility=hidden", "-pthread", "-DPSI_EMULATE"];
+  const flags = [...cudaEmulatorFlags, "-fvisibility=hidden"];
   // No stack instrumentation: the fibers switch stacks, which AddressSanitizer's stack checks do not follow.
   const sanitize = ["-fsanitize=address", "-fno-omit-frame-pointer", "--param", "asan-stack=0"];
   // kernelFlags: for the kernel sources only (not the emulator's own .cpp files); moreInputs: besides the sources.

@@ -6,7 +6,7 @@ import { describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cudaTraceFlags, readAccessTrace, sectorUse, shortName, type SiteTotals } from "./access-trace.ts";
+import { cudaEmulatorFlags, cudaTraceFlags, readAccessTrace, sectorUse, shortName, type SiteTotals } from "./access-trace.ts";
 
 const root = join(import.meta.dir, "../../..");
 const gxx = Bun.which("g++");
@@ -29,7 +29,7 @@ describe.skipIf(!gxx || process.arch !== "x64")("the CUDA emulator's access trac
   it("reports the sectors, distinct bytes and bank wavefronts of known kernels", () => {
     const dir = mkdtempSync(join(tmpdir(), "psionic-trace-test-"));
     try {
-      const flags = ["-std=c++17", "-fPIC", "-pthread", "-DPSI_EMULATE", "-DPSI_EMU_TRACE", "-O2"];
+      const flags = [...cudaEmulatorFlags, "-DPSI_EMU_TRACE", "-O2"];
       compile([...flags, ...cudaTraceFlags, "-x", "c++", "-c", join(import.meta.dir, "access-trace-probe.cu"), "-o", join(dir, "probe.o")]);
       compile([...flags, "-shared", "-o", join(dir, "probe.so"), join(dir, "probe.o"), join(cuda, "emulate.cpp"), join(cuda, "emulate_trace.cpp"), "-ldl"]);
       const trace = join(dir, "trace.tsv");

@@ -4,6 +4,9 @@
 // addresses are offsets into the library; addr2line (binutils) names them.
 import { readFileSync } from "node:fs";
 
+/** The emulator's base C++ flags, for build.ts's emulator libraries and the trace test's probe library. */
+export const cudaEmulatorFlags = ["-std=c++17", "-fPIC", "-pthread", "-DPSI_EMULATE"];
+
 /**
  * g++ flags for kernel sources in the trace build (build.ts --cuda-trace): a call
  * to __asan_{load,store}N_noabort(address) before every load and store, which
