@@ -6,10 +6,10 @@
 //
 // Layouts: Q8_0, Q4_0 and MXFP4 are repacked at load ("split": each 2-D slab
 // holds its blocks' codes first, 16-byte aligned, then their scales) so a
-// lane reads a block's codes with one or two 16-byte loads; Q6_K is split
-// further, into each sub-block's low and high code bits, scales and d
-// (decode_q6k); the other types keep the GGUF block layout, read as wide as
-// their blocks stay aligned (see load_word below). Same bits either way.
+// lane reads a block's codes with one or two 16-byte loads; the K-quants are
+// split further, each sub-block's code bits apart from the block's scales
+// (decode_k4, decode_q6k); Q4_1 and Q5_* keep the GGUF block layout, read as
+// wide as their blocks stay aligned (see load_word below). Same bits either way.
 #pragma once
 #include "common.cuh"
 
@@ -69,8 +69,7 @@ inline int with_type(int64_t type, const char *what, F &&f) {
 __device__ __forceinline__ float half_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
 // Loads of the GGUF-layout blocks, as wide as each field's alignment allows:
-// a block of 144 or 176 bytes (Q4_K, Q5_K) keeps 16-byte alignment, 20 and 24
-// (Q4_1, Q5_1) 4, 22 (Q5_0) only 2, while a byte at a time
+// blocks of 20 and 24 bytes (Q4_1, Q5_1) keep 4-byte alignment, 22 (Q5_0) only 2, while a byte at a time
 // costs a warp request per byte per lane (the access trace showed Q4_K's
 // codes at 13% sector use). The emulator checks each alignment, as the GPU
 // faults on a misaligned load.
@@ -104,10 +103,6 @@ __device__ __forceinline__ int lookup16(int idx, const int table[4]) {
   return (int)((lo & ~high) | (hi & high));
 }
 
-__device__ __forceinline__ void k4_scale_min(int j, const uint8_t *q, int &sc, int &m) {
-  if (j < 4) { sc = q[j] & 63; m = q[j + 4] & 63; }
-  else { sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4); m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
-}
 
 // Sub-block `sb` (values sb*32 .. sb*32+31) of row `row` of a slab with `cols` values per row.
 template <int T>
@@ -164,31 +159,39 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
     }
     s.a0 = s.a1 = d; s.b0 = s.b1 = m;
     return;
-  } else if (T == T_Q4_K || T == T_Q5_K) {
-    const int64_t super = sb / 8; const int j = (int)(sb % 8);
-    const uint8_t *b = slab + (row * blocksPerRow + super) * block_bytes(T);
-    const float d = half_bits(load_u16(b)), dmin = half_bits(load_u16(b + 2));
-    int sc, m;
-    k4_scale_min(j, b + 4, sc, m);
-    const uint8_t *qs = b + (T == T_Q4_K ? 16 : 48) + (j / 2) * 32;
-    const int shift = (j & 1) * 4;
-    const int4 *q4 = reinterpret_cast<const int4 *>(qs);
-    const int4 c0 = q4[0], c1 = q4[1];
-    const int codes[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
-    int high[8] = {};
-    if (T == T_Q5_K) {
-      const int4 *h4 = reinterpret_cast<const int4 *>(b + 16);
-      const int4 h0 = h4[0], h1 = h4[1];
-      const int hs[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
-#pragma unroll
-      for (int i = 0; i < 8; i++) high[i] = ((hs[i] >> j) & 0x01010101) << 4;
-    }
-#pragma unroll
-    for (int i = 0; i < 8; i++) s.q[i] = ((codes[i] >> shift) & 0x0f0f0f0f) | high[i];
-    s.a0 = s.a1 = d * (float)sc;
-    s.b0 = s.b1 = -(dmin * (float)m);
-    return;
   }
+}
+
+// Q4_K and Q5_K, repacked at load (repack_k4, memory.cu) into each sub-block's
+// low code nibbles [S][16] (as Q6_K's below), for Q5_K each sub-block's fifth
+// bits [S][4] (bit v of a little-endian word for value v), then each block's
+// first 16 bytes [S / 8][16] (d, dmin and the 12 bytes of packed 6-bit scales
+// and mins), so a lane takes a sub-block in two or three aligned loads and
+// reads its scale and min out of registers. `rest` (slab + scalesOffset) is
+// 16 S bytes in. Same bytes per block as the GGUF layout.
+template <int T>
+__device__ __forceinline__ void decode_k4(const uint8_t *slab, const uint8_t *rest, int64_t g, Sub32 &s) {
+  const int64_t S = (rest - slab) / 16;
+  const int4 lo = reinterpret_cast<const int4 *>(slab)[g];
+  const uint32_t fifth = T == T_Q5_K ? (uint32_t)load_word(rest + g * 4) : 0u;
+  const int4 meta = reinterpret_cast<const int4 *>(rest + (T == T_Q5_K ? S * 4 : 0))[g / 8];
+  const float d = half_bits((uint16_t)(meta.x & 0xffff)), dmin = half_bits((uint16_t)((uint32_t)meta.x >> 16));
+  // Sub-block j's 6-bit scale and min (ggml's get_scale_min_k4) from the scale bytes 0..3, 4..7 and 8..11.
+  const int j = (int)(g % 8), at = 8 * (j & 3);
+  const int a = (meta.y >> at) & 0xff, b = (meta.z >> at) & 0xff, c = (meta.w >> at) & 0xff;
+  const int sc = j < 4 ? a & 63 : (c & 0xf) | ((a >> 6) << 4), m = j < 4 ? b & 63 : (c >> 4) | ((b >> 6) << 4);
+  const int lows[4] = {lo.x, lo.y, lo.z, lo.w};
+#pragma unroll
+  for (int i = 0; i < 8; i++) {
+    int q = i < 4 ? lows[i] & 0x0f0f0f0f : (lows[i - 4] >> 4) & 0x0f0f0f0f;
+    if (T == T_Q5_K) {
+#pragma unroll
+      for (int k = 0; k < 4; k++) q |= (int)((fifth >> (4 * i + k)) & 1u) << (8 * k + 4);
+    }
+    s.q[i] = q;
+  }
+  s.a0 = s.a1 = d * (float)sc;
+  s.b0 = s.b1 = -(dmin * (float)m);
 }
 
 // Q6_K, repacked at load (repack_q6k, memory.cu) from 210-byte blocks (2-byte
@@ -228,6 +231,8 @@ template <int T>
 __device__ __forceinline__ void load_sub(const uint8_t *slab, const uint8_t *scales, int64_t row, int64_t cols, int64_t sb, Sub32 &s) {
   if constexpr (T == T_Q6_K) {
     decode_q6k(slab, scales, row * (cols / 32) + sb, s);
+  } else if constexpr (T == T_Q4_K || T == T_Q5_K) {
+    decode_k4<T>(slab, scales, row * (cols / 32) + sb, s);
   } else {
     decode_sub<T>(slab, row, cols, sb, s);
     if (split_code_bytes(T)) split_scale<T>(scales, row * (cols / 32) + sb, s);

@@ -233,6 +233,14 @@ __global__ void repack_split(const uint8_t *src, uint8_t *dst, int64_t blocks, i
   for (int j = 0; j < scale; j++) dst[blocks * codes + i * scale + j] = b[j];
 }
 
+// One sub-block's 32 code nibbles, (src[v] >> shift) & 15, packed into dst[0..16):
+// value v at byte v % 16, in the high nibble from 16 (decode.cuh's low-nibble regions).
+__device__ __forceinline__ void pack_low_nibbles(const uint8_t *src, int shift, uint8_t *dst) {
+  uint8_t lows[16] = {};
+  for (int v = 0; v < 32; v++) lows[v % 16] |= ((src[v] >> shift) & 0xf) << (4 * (v / 16));
+  for (int k = 0; k < 16; k++) dst[k] = lows[k];
+}
+
 // Q6_K blocks of one slab -> decode_q6k's regions (decode.cuh), a thread per sub-block g
 // (block g / 8, sub-block j = g % 8: half j / 4, quarter j % 4 of ggml's layout).
 __global__ void repack_q6k(const uint8_t *src, uint8_t *dst, int64_t blocks) {
@@ -241,28 +249,50 @@ __global__ void repack_q6k(const uint8_t *src, uint8_t *dst, int64_t blocks) {
   if (g >= S) return;
   const uint8_t *b = src + (g / 8) * 210;
   const int j = (int)(g % 8), half = j / 4, qi = j % 4;
-  const uint8_t *ql = b + half * 64 + (qi & 1) * 32, *qh = b + 128 + half * 32;
-  const int shift = (qi >> 1) * 4, hshift = qi * 2;
-  uint8_t lows[16] = {}, highs[8] = {};
-  for (int v = 0; v < 32; v++) {
-    lows[v % 16] |= ((ql[v] >> shift) & 0xf) << (4 * (v / 16));
-    highs[v % 8] |= ((qh[v] >> hshift) & 3) << (2 * (v / 8));
-  }
-  for (int k = 0; k < 16; k++) dst[g * 16 + k] = lows[k];
+  const uint8_t *qh = b + 128 + half * 32;
+  pack_low_nibbles(b + half * 64 + (qi & 1) * 32, (qi >> 1) * 4, dst + g * 16);
+  uint8_t highs[8] = {};
+  for (int v = 0; v < 32; v++) highs[v % 8] |= ((qh[v] >> (qi * 2)) & 3) << (2 * (v / 8));
   for (int k = 0; k < 8; k++) dst[S * 16 + g * 8 + k] = highs[k];
   dst[S * 24 + g * 2] = b[192 + half * 8 + 2 * qi];
   dst[S * 24 + g * 2 + 1] = b[192 + half * 8 + 2 * qi + 1];
   if (j == 0) { dst[S * 26 + (g / 8) * 2] = b[208]; dst[S * 26 + (g / 8) * 2 + 1] = b[209]; }
 }
 
+// Q4_K / Q5_K blocks of one slab -> decode_k4's regions (decode.cuh), a thread per
+// sub-block g (block g / 8, sub-block j = g % 8: nibble j % 2 of the codes' 32-byte run j / 2).
+template <int T>
+__global__ void repack_k4(const uint8_t *src, uint8_t *dst, int64_t blocks) {
+  psi_grid_wait();
+  const int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x, S = blocks * 8;
+  if (g >= S) return;
+  const uint8_t *b = src + (g / 8) * block_bytes(T);
+  const int j = (int)(g % 8);
+  pack_low_nibbles(b + (T == T_Q5_K ? 48 : 16) + (j / 2) * 32, (j & 1) * 4, dst + g * 16);
+  uint8_t *meta = dst + S * 16;
+  if (T == T_Q5_K) {
+    uint32_t fifth = 0;
+    for (int v = 0; v < 32; v++) fifth |= (uint32_t)((b[16 + v] >> j) & 1) << v;
+    for (int k = 0; k < 4; k++) meta[g * 4 + k] = (uint8_t)(fifth >> (8 * k));
+    meta += S * 4;
+  }
+  if (j == 0) for (int k = 0; k < 16; k++) meta[(g / 8) * 16 + k] = b[k];
+}
+
 // Repacks `slabs` slabs of `blocksPerSlab` blocks from src (GGUF, contiguous) into dst
 // at `dstSlabStride` bytes apart.
 PSI_EXPORT int psi_cuda_repack(int type, const uint8_t *src, uint8_t *dst, int64_t blocksPerSlab, int64_t slabs, int64_t dstSlabStride) {
-  if (!split_code_bytes(type) && type != T_Q6_K) { psi_set_error("repack: type %d has no split layout", type); return -1; }
+  const bool kQuant = type == T_Q4_K || type == T_Q5_K || type == T_Q6_K;
+  if (!split_code_bytes(type) && !kQuant) { psi_set_error("repack: type %d has no split layout", type); return -1; }
   for (int64_t s = 0; s < slabs; s++) {
     const uint8_t *from = src + s * blocksPerSlab * block_bytes(type);
+    const unsigned subBlocks = (unsigned)ceil_div(blocksPerSlab * 8, 256);
     if (type == T_Q6_K) {
-      PSI_LAUNCH((unsigned)ceil_div(blocksPerSlab * 8, 256), 256, repack_q6k)(from, dst + s * dstSlabStride, blocksPerSlab);
+      PSI_LAUNCH(subBlocks, 256, repack_q6k)(from, dst + s * dstSlabStride, blocksPerSlab);
+    } else if (type == T_Q4_K) {
+      PSI_LAUNCH(subBlocks, 256, repack_k4<T_Q4_K>)(from, dst + s * dstSlabStride, blocksPerSlab);
+    } else if (type == T_Q5_K) {
+      PSI_LAUNCH(subBlocks, 256, repack_k4<T_Q5_K>)(from, dst + s * dstSlabStride, blocksPerSlab);
     } else {
       PSI_LAUNCH((unsigned)ceil_div(blocksPerSlab, 256), 256, repack_split)(from, dst + s * dstSlabStride, blocksPerSlab, type);
     }

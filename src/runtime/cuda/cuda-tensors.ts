@@ -1,7 +1,7 @@
 // What the CUDA backend's handles hold: activations are float32 rows in a
 // device arena reset at each forward step; weights are their GGUF bytes on the
-// device (Q8_0, Q4_0, MXFP4 and Q6_K matrices regrouped into the split layouts
-// of kernels/cuda/decode.cuh), described to the kernels by a MatDesc; KV storage
+// device (Q8_0, Q4_0, MXFP4 and K-quant matrices regrouped into the split
+// layouts of kernels/cuda/decode.cuh), described to the kernels by a MatDesc; KV storage
 // is F16 rows, one slot per position.
 import { ptr, type Pointer } from "bun:ffi";
 import { checkCuda, cudaKernels } from "../../../ffi/cuda.ts";
@@ -12,14 +12,15 @@ import { checkWeightBytes, type Activation, type KVPrecision, type KVStorage, ty
 
 /**
  * Types with CUDA kernels, and the ones repacked into the split layout (code
- * bytes per block before the slab's scales start; Q6_K's own split keeps each
- * block's low code nibbles, 128 bytes, first: kernels/cuda/decode.cuh).
+ * bytes per block before the slab's scales start; the K-quants' own splits
+ * keep each block's low code nibbles, 128 bytes, first: kernels/cuda/decode.cuh).
  */
 export const CUDA_TYPES: readonly GGMLType[] = [
   GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0,
   GGMLType.Q5_1, GGMLType.MXFP4, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
 ];
-const SPLIT_CODE_BYTES = new Map<GGMLType, number>([[GGMLType.Q8_0, 32], [GGMLType.Q4_0, 16], [GGMLType.MXFP4, 16], [GGMLType.Q6_K, 128]]);
+const SPLIT_CODE_BYTES = new Map<GGMLType, number>([[GGMLType.Q8_0, 32], [GGMLType.Q4_0, 16], [GGMLType.MXFP4, 16], [GGMLType.Q4_K, 128],
+  [GGMLType.Q5_K, 128], [GGMLType.Q6_K, 128]]);
 
 /** Frees device memory of handles the program drops (uploads, KV caches, weights of closed models). */
 const freeOnCollect = new FinalizationRegistry<number>((address) => { cudaKernels().psi_cuda_free(address as unknown as Pointer); });
