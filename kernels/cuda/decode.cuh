@@ -69,10 +69,9 @@ inline int with_type(int64_t type, const char *what, F &&f) {
 __device__ __forceinline__ float half_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
 // Loads of the GGUF-layout blocks, as wide as each field's alignment allows:
-// blocks of 20 and 24 bytes (Q4_1, Q5_1) keep 4-byte alignment, 22 (Q5_0) only 2, while a byte at a time
-// costs a warp request per byte per lane (the access trace showed Q4_K's
-// codes at 13% sector use). The emulator checks each alignment, as the GPU
-// faults on a misaligned load.
+// blocks of 20 and 24 bytes (Q4_1, Q5_1) keep 4-byte alignment, 22 (Q5_0)
+// only 2, while a byte at a time costs a warp request per byte per lane. The
+// emulator checks each alignment, as the GPU faults on a misaligned load.
 template <int A>
 __device__ __forceinline__ void check_aligned(const void *p) {
 #ifdef PSI_EMULATE
@@ -102,7 +101,6 @@ __device__ __forceinline__ int lookup16(int idx, const int table[4]) {
   const uint32_t high = (((uint32_t)idx & 0x08080808u) >> 3) * 0xffu;
   return (int)((lo & ~high) | (hi & high));
 }
-
 
 // Sub-block `sb` (values sb*32 .. sb*32+31) of row `row` of a slab with `cols` values per row.
 template <int T>

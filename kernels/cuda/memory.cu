@@ -286,13 +286,13 @@ PSI_EXPORT int psi_cuda_repack(int type, const uint8_t *src, uint8_t *dst, int64
   if (!split_code_bytes(type) && !kQuant) { psi_set_error("repack: type %d has no split layout", type); return -1; }
   for (int64_t s = 0; s < slabs; s++) {
     const uint8_t *from = src + s * blocksPerSlab * block_bytes(type);
-    const unsigned subBlocks = (unsigned)ceil_div(blocksPerSlab * 8, 256);
+    const unsigned subBlockGrid = (unsigned)ceil_div(blocksPerSlab * 8, 256);  // a thread per sub-block
     if (type == T_Q6_K) {
-      PSI_LAUNCH(subBlocks, 256, repack_q6k)(from, dst + s * dstSlabStride, blocksPerSlab);
+      PSI_LAUNCH(subBlockGrid, 256, repack_q6k)(from, dst + s * dstSlabStride, blocksPerSlab);
     } else if (type == T_Q4_K) {
-      PSI_LAUNCH(subBlocks, 256, repack_k4<T_Q4_K>)(from, dst + s * dstSlabStride, blocksPerSlab);
+      PSI_LAUNCH(subBlockGrid, 256, repack_k4<T_Q4_K>)(from, dst + s * dstSlabStride, blocksPerSlab);
     } else if (type == T_Q5_K) {
-      PSI_LAUNCH(subBlocks, 256, repack_k4<T_Q5_K>)(from, dst + s * dstSlabStride, blocksPerSlab);
+      PSI_LAUNCH(subBlockGrid, 256, repack_k4<T_Q5_K>)(from, dst + s * dstSlabStride, blocksPerSlab);
     } else {
       PSI_LAUNCH((unsigned)ceil_div(blocksPerSlab, 256), 256, repack_split)(from, dst + s * dstSlabStride, blocksPerSlab, type);
     }
