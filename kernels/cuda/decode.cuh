@@ -162,7 +162,8 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
 
 // Q4_K and Q5_K, repacked at load (repack_k4, memory.cu) into each sub-block's
 // low code nibbles [S][16] (as Q6_K's below), for Q5_K each sub-block's fifth
-// bits [S][4] (bit v of a little-endian word for value v), then each block's
+// bits [S][4] (a little-endian word, value v at bit 8 (v % 4) + v / 4, so code
+// word i takes them with one shift and mask), then each block's
 // first 16 bytes [S / 8][16] (d, dmin and the 12 bytes of packed 6-bit scales
 // and mins), so a lane takes a sub-block in two or three aligned loads and
 // reads its scale and min out of registers. `rest` (slab + scalesOffset) is
@@ -181,12 +182,8 @@ __device__ __forceinline__ void decode_k4(const uint8_t *slab, const uint8_t *re
   const int lows[4] = {lo.x, lo.y, lo.z, lo.w};
 #pragma unroll
   for (int i = 0; i < 8; i++) {
-    int q = i < 4 ? lows[i] & 0x0f0f0f0f : (lows[i - 4] >> 4) & 0x0f0f0f0f;
-    if (T == T_Q5_K) {
-#pragma unroll
-      for (int k = 0; k < 4; k++) q |= (int)((fifth >> (4 * i + k)) & 1u) << (8 * k + 4);
-    }
-    s.q[i] = q;
+    const int low = i < 4 ? lows[i] & 0x0f0f0f0f : (lows[i - 4] >> 4) & 0x0f0f0f0f;
+    s.q[i] = low | (int)(((fifth >> i) & 0x01010101u) << 4);
   }
   s.a0 = s.a1 = d * (float)sc;
   s.b0 = s.b1 = -(dmin * (float)m);

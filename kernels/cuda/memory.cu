@@ -272,7 +272,7 @@ __global__ void repack_k4(const uint8_t *src, uint8_t *dst, int64_t blocks) {
   uint8_t *meta = dst + S * 16;
   if (T == T_Q5_K) {
     uint32_t fifth = 0;
-    for (int v = 0; v < 32; v++) fifth |= (uint32_t)((b[16 + v] >> j) & 1) << v;
+    for (int v = 0; v < 32; v++) fifth |= (uint32_t)((b[16 + v] >> j) & 1) << (8 * (v % 4) + v / 4);
     for (int k = 0; k < 4; k++) meta[g * 4 + k] = (uint8_t)(fifth >> (8 * k));
     meta += S * 4;
   }
