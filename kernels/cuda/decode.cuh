@@ -160,6 +160,13 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
   }
 }
 
+// Code word i (values 4i .. 4i + 3) of a sub-block's low-nibble region (value v
+// at byte v % 16, in the high nibble from 16; pack_low_nibbles, memory.cu).
+__device__ __forceinline__ int low_nibbles(const int4 &lo, int i) {
+  const int w = (i & 3) == 0 ? lo.x : (i & 3) == 1 ? lo.y : (i & 3) == 2 ? lo.z : lo.w;
+  return (i < 4 ? w : w >> 4) & 0x0f0f0f0f;
+}
+
 // Q4_K and Q5_K, repacked at load (repack_k4, memory.cu) into each sub-block's
 // low code nibbles [S][16] (as Q6_K's below), for Q5_K each sub-block's fifth
 // bits [S][4] (a little-endian word, value v at bit 8 (v % 4) + v / 4, so code
@@ -179,12 +186,8 @@ __device__ __forceinline__ void decode_k4(const uint8_t *slab, const uint8_t *re
   const int j = (int)(g % 8), at = 8 * (j & 3);
   const int a = (meta.y >> at) & 0xff, b = (meta.z >> at) & 0xff, c = (meta.w >> at) & 0xff;
   const int sc = j < 4 ? a & 63 : (c & 0xf) | ((a >> 6) << 4), m = j < 4 ? b & 63 : (c >> 4) | ((b >> 6) << 4);
-  const int lows[4] = {lo.x, lo.y, lo.z, lo.w};
 #pragma unroll
-  for (int i = 0; i < 8; i++) {
-    const int low = i < 4 ? lows[i] & 0x0f0f0f0f : (lows[i - 4] >> 4) & 0x0f0f0f0f;
-    s.q[i] = low | (int)(((fifth >> i) & 0x01010101u) << 4);
-  }
+  for (int i = 0; i < 8; i++) s.q[i] = low_nibbles(lo, i) | (int)(((fifth >> i) & 0x01010101u) << 4);
   s.a0 = s.a1 = d * (float)sc;
   s.b0 = s.b1 = -(dmin * (float)m);
 }
@@ -202,11 +205,10 @@ __device__ __forceinline__ void decode_q6k(const uint8_t *slab, const uint8_t *h
   const int2 hi = reinterpret_cast<const int2 *>(highs)[g];
   const uint16_t scales = load_u16(highs + S * 8 + g * 2);
   const float d = half_bits(load_u16(highs + S * 10 + (g / 8) * 2));
-  const int lows[4] = {lo.x, lo.y, lo.z, lo.w}, high[2] = {hi.x, hi.y};
 #pragma unroll
   for (int i = 0; i < 8; i++) {
-    const int low = i < 4 ? lows[i] & 0x0f0f0f0f : (lows[i - 4] >> 4) & 0x0f0f0f0f;
-    s.q[i] = __vsubss4(low | (((high[i % 2] >> (2 * (i / 2))) & 0x03030303) << 4), 0x20202020);
+    const int high = ((i % 2 ? hi.y : hi.x) >> (2 * (i / 2))) & 0x03030303;
+    s.q[i] = __vsubss4(low_nibbles(lo, i) | (high << 4), 0x20202020);
   }
   s.a0 = d * (float)(int8_t)(scales & 0xff);
   s.a1 = d * (float)(int8_t)(scales >> 8);
@@ -224,13 +226,14 @@ __device__ __forceinline__ void split_scale(const uint8_t *scales, int64_t blk, 
 // `scales` points at the slab's scale region; other types ignore it.
 template <int T>
 __device__ __forceinline__ void load_sub(const uint8_t *slab, const uint8_t *scales, int64_t row, int64_t cols, int64_t sb, Sub32 &s) {
+  const int64_t g = row * (cols / 32) + sb;  // the sub-block's index in its slab
   if constexpr (T == T_Q6_K) {
-    decode_q6k(slab, scales, row * (cols / 32) + sb, s);
+    decode_q6k(slab, scales, g, s);
   } else if constexpr (T == T_Q4_K || T == T_Q5_K) {
-    decode_k4<T>(slab, scales, row * (cols / 32) + sb, s);
+    decode_k4<T>(slab, scales, g, s);
   } else {
     decode_sub<T>(slab, row, cols, sb, s);
-    if (split_code_bytes(T)) split_scale<T>(scales, row * (cols / 32) + sb, s);
+    if (split_code_bytes(T)) split_scale<T>(scales, g, s);
   }
 }
 
