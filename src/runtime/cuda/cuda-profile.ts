@@ -5,8 +5,8 @@
 // "host" the wall time the call took on the host. Products are split by
 // weight name (blk.N. removed) so the table says which matrix costs what. An op
 // that falls back to another wrapped op (matmuls of mixed types) is counted as
-// the inner op. Dense products also get "GB/s": their weights' bytes per call
-// over the op's busy time, to set beside the card's copy bandwidth (a product
+// the inner op. Dense products also get "GB/s": their weights' bytes, summed
+// over the calls, over the op's busy time, to set beside the card's copy bandwidth (a product
 // that reads each weight byte once from memory can reach it; one that runs
 // below it is bound by something else).
 import { cudaKernels } from "../../../ffi/cuda.ts";
@@ -27,8 +27,8 @@ export function profileBackend(backend: CudaBackend): void {
   const labels: string[] = [];
   const ids = new Map<string, number>();
   const host: number[] = [];
-  // Weight bytes one call of the op reads (dense products; 0 for the rest).
-  const bytesPerCall: number[] = [];
+  // Weight bytes the op's calls read in all (dense products; 0 for the rest).
+  const weightBytesRead: number[] = [];
   let marks = 0;
   const busy: number[] = [], idle: number[] = [], count: number[] = [];
   const collect = () => {
@@ -46,7 +46,7 @@ export function profileBackend(backend: CudaBackend): void {
       ids.set(label, (id = labels.length));
       labels.push(label);
       host.push(0);
-      bytesPerCall.push(0);
+      weightBytesRead.push(0);
     }
     return id;
   };
@@ -57,8 +57,9 @@ export function profileBackend(backend: CudaBackend): void {
       const label = op === "matmul" ? `matmul ${weightName(args[1] as Weight)}`
         : op === "matmuls" ? `matmuls ${(args[1] as Product[]).map((p) => weightName(p.w).replace(/\.weight$/, "")).join("+")}` : op;
       const id = idOf(label);
-      if (op === "matmul") bytesPerCall[id] = weightBytes(args[1] as Weight);
-      else if (op === "matmuls") bytesPerCall[id] = (args[1] as Product[]).reduce((sum, p) => sum + weightBytes(p.w), 0);
+      // Summed per call: one label's layers may hold different types (a Q4_K_M file's ffn_down).
+      if (op === "matmul") weightBytesRead[id]! += weightBytes(args[1] as Weight);
+      else if (op === "matmuls") weightBytesRead[id]! += (args[1] as Product[]).reduce((sum, p) => sum + weightBytes(p.w), 0);
       if (op === "download" && marks > COLLECT_EVERY) collect();
       const start = performance.now();
       lib.psi_cuda_prof_begin(id);
@@ -73,13 +74,13 @@ export function profileBackend(backend: CudaBackend): void {
   }
   process.on("exit", () => {
     collect();
-    const rows = labels.map((label, k) => ({ label, calls: count[k] ?? 0, busy: busy[k] ?? 0, idle: idle[k] ?? 0, host: host[k]!, bytes: bytesPerCall[k]! }))
+    const rows = labels.map((label, k) => ({ label, calls: count[k] ?? 0, busy: busy[k] ?? 0, idle: idle[k] ?? 0, host: host[k]!, bytes: weightBytesRead[k]! }))
       .filter((r) => r.calls > 0).sort((a, b) => b.busy + b.idle - (a.busy + a.idle));
     const total = rows.reduce((s, r) => s + r.busy + r.idle, 0);
     const lines = [`psionic cuda profile (ms; idle = GPU waiting for the launch before the op)`,
       `${"op".padEnd(34)} ${"calls".padStart(8)} ${"busy".padStart(10)} ${"idle".padStart(10)} ${"host".padStart(10)} ${"us/call".padStart(9)} ${"share".padStart(6)} ${"GB/s".padStart(8)}`];
     for (const r of rows) {
-      lines.push(`${r.label.padEnd(34)} ${String(r.calls).padStart(8)} ${r.busy.toFixed(1).padStart(10)} ${r.idle.toFixed(1).padStart(10)} ${r.host.toFixed(1).padStart(10)} ${((r.busy * 1000) / r.calls).toFixed(1).padStart(9)} ${((100 * (r.busy + r.idle)) / total).toFixed(1).padStart(5)}% ${(r.bytes && r.busy ? ((r.bytes * r.calls) / (r.busy * 1e6)).toFixed(1) : "-").padStart(8)}`);
+      lines.push(`${r.label.padEnd(34)} ${String(r.calls).padStart(8)} ${r.busy.toFixed(1).padStart(10)} ${r.idle.toFixed(1).padStart(10)} ${r.host.toFixed(1).padStart(10)} ${((r.busy * 1000) / r.calls).toFixed(1).padStart(9)} ${((100 * (r.busy + r.idle)) / total).toFixed(1).padStart(5)}% ${(r.bytes && r.busy ? (r.bytes / (r.busy * 1e6)).toFixed(1) : "-").padStart(8)}`);
     }
     console.error(lines.join("\n"));
   });
