@@ -112,6 +112,7 @@ template <class T> inline T __shfl_sync(unsigned, T v, int src) { return psi_emu
 inline int atomicAdd(int *p, int v) { const int old = *p; *p += v; return old; }
 
 inline float __uint_as_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 inline uint32_t psi_emu_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
 inline int __dp4a(int a, int b, int c) {

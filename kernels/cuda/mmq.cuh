@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
         d = xd[row * subs + sb];
         if constexpr (mmq_has_min<T>()) {
           const int4 *xp = reinterpret_cast<const int4 *>(xq + row * K + sb * 32);
-          int sum = 0;
+          int sum = SUM_BIAS;
 #pragma unroll
           for (int j = 0; j < 2; j++) {
             const int4 v = xp[j];
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
             sum = __dp4a(0x01010101, v.z, sum); sum = __dp4a(0x01010101, v.w, sum);
           }
           // ggml's q8_1 keeps d * sum(q) as fp16 for Q4_1/Q5_1 (as the decode kernels do).
-          m = T == T_Q4_1 || T == T_Q5_1 ? __half2float(__float2half_rn(d * (float)sum)) : d * (float)sum;
+          m = T == T_Q4_1 || T == T_Q5_1 ? __half2float(__float2half_rn(d * biased_sum(sum))) : d * biased_sum(sum);
         }
       }
       xds[r][s] = d; xms[r][s] = m;
@@ -139,7 +139,13 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
       constexpr int PASSES = mmq_half_scales<T>() ? 2 : 1;
 #pragma unroll
       for (int h = 0; h < PASSES; h++) {
-        int c[2][4][4] = {};
+        int c[2][4][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+          for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) c[mt][nt][i] = SUM_BIAS;
         const int k = s * 32 + h * 16 + t * 4;
         const auto word = [](const int8_t *p) { return *reinterpret_cast<const int *>(p); };
         if constexpr (PASSES == 2) {
@@ -176,7 +182,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
 #pragma unroll
             for (int nt = 0; nt < 4; nt++) {
               const int col = wn + nt * 8 + 2 * t + i % 2;
-              float v = scale * xds[col][s] * (float)c[mt][nt][i];
+              float v = scale * xds[col][s] * biased_sum(c[mt][nt][i]);
               if (mmq_has_min<T>()) v += offset * xms[col][s];
               acc[mt][nt][i] += v;
             }

@@ -99,24 +99,24 @@ __device__ __forceinline__ void mmv_dot(const MatDesc &w, const uint8_t *const *
         bool mins = false;
 #pragma unroll
         for (int i = 0; i < NW; i++) mins |= s[i].b0 != 0.f || s[i].b1 != 0.f;
-        int c0 = 0, c1 = 0;
+        int c0 = SUM_BIAS, c1 = SUM_BIAS;
         if (mins) {
           const int ones = 0x01010101;
-          c0 = __dp4a(ones, x0.x, 0); c0 = __dp4a(ones, x0.y, c0); c0 = __dp4a(ones, x0.z, c0); c0 = __dp4a(ones, x0.w, c0);
-          c1 = __dp4a(ones, x1.x, 0); c1 = __dp4a(ones, x1.y, c1); c1 = __dp4a(ones, x1.z, c1); c1 = __dp4a(ones, x1.w, c1);
+          c0 = __dp4a(ones, x0.x, SUM_BIAS); c0 = __dp4a(ones, x0.y, c0); c0 = __dp4a(ones, x0.z, c0); c0 = __dp4a(ones, x0.w, c0);
+          c1 = __dp4a(ones, x1.x, SUM_BIAS); c1 = __dp4a(ones, x1.y, c1); c1 = __dp4a(ones, x1.z, c1); c1 = __dp4a(ones, x1.w, c1);
         }
 #pragma unroll
         for (int i = 0; i < NW; i++) {
           const Sub32 &q = s[i];
-          int s0 = __dp4a(q.q[0], x0.x, 0); s0 = __dp4a(q.q[1], x0.y, s0); s0 = __dp4a(q.q[2], x0.z, s0); s0 = __dp4a(q.q[3], x0.w, s0);
-          int s1 = __dp4a(q.q[4], x1.x, 0); s1 = __dp4a(q.q[5], x1.y, s1); s1 = __dp4a(q.q[6], x1.z, s1); s1 = __dp4a(q.q[7], x1.w, s1);
-          float v = q.a0 * (float)s0 + q.a1 * (float)s1, offset = 0.f;
+          int s0 = __dp4a(q.q[0], x0.x, SUM_BIAS); s0 = __dp4a(q.q[1], x0.y, s0); s0 = __dp4a(q.q[2], x0.z, s0); s0 = __dp4a(q.q[3], x0.w, s0);
+          int s1 = __dp4a(q.q[4], x1.x, SUM_BIAS); s1 = __dp4a(q.q[5], x1.y, s1); s1 = __dp4a(q.q[6], x1.z, s1); s1 = __dp4a(q.q[7], x1.w, s1);
+          float v = q.a0 * biased_sum(s0) + q.a1 * biased_sum(s1), offset = 0.f;
           if (q.b0 != 0.f || q.b1 != 0.f) {
             if constexpr (T == T_Q4_1 || T == T_Q5_1) {
               // ggml's q8_1 keeps d * sum(q) as fp16, and these types multiply their min by it.
-              offset = q.b0 * __half2float(__float2half_rn(d * (float)(c0 + c1)));
+              offset = q.b0 * __half2float(__float2half_rn(d * (biased_sum(c0) + biased_sum(c1))));
             } else {
-              v += q.b0 * (float)c0 + q.b1 * (float)c1;
+              v += q.b0 * biased_sum(c0) + q.b1 * biased_sum(c1);
             }
           }
           acc[i][r] += d * v + offset;
