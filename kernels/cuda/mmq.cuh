@@ -139,42 +139,34 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
       constexpr int PASSES = mmq_half_scales<T>() ? 2 : 1;
 #pragma unroll
       for (int h = 0; h < PASSES; h++) {
-        int c[2][4][4];
+        const int k = s * 32 + h * 16 + t * 4;
+        const auto word = [](const int8_t *p) { return *reinterpret_cast<const int *>(p); };
+        // The B fragments (input rows) serve both tile rows; k32 takes words k and k + 16.
+        int b[4][2];
 #pragma unroll
-        for (int mt = 0; mt < 2; mt++)
+        for (int nt = 0; nt < 4; nt++) {
+          b[nt][0] = word(xqs + (wn + nt * 8 + g) * STRIDE + k);
+          b[nt][1] = PASSES == 2 ? 0 : word(xqs + (wn + nt * 8 + g) * STRIDE + k + 16);
+        }
+        // One tile row (16 weight rows) at a time, its sums scaled into acc before the next
+        // row's products: 16 integer sums live instead of 32.
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++) {
+          int c[4][4];
 #pragma unroll
           for (int nt = 0; nt < 4; nt++)
 #pragma unroll
-            for (int i = 0; i < 4; i++) c[mt][nt][i] = SUM_BIAS;
-        const int k = s * 32 + h * 16 + t * 4;
-        const auto word = [](const int8_t *p) { return *reinterpret_cast<const int *>(p); };
-        if constexpr (PASSES == 2) {
-          int b[4];
+            for (int i = 0; i < 4; i++) c[nt][i] = SUM_BIAS;
+          const int8_t *top = wqs + (wm + mt * 16 + g) * STRIDE + k, *bottom = top + 8 * STRIDE;
+          if constexpr (PASSES == 2) {
+            const int a0 = word(top), a1 = word(bottom);
 #pragma unroll
-          for (int nt = 0; nt < 4; nt++) b[nt] = word(xqs + (wn + nt * 8 + g) * STRIDE + k);
-#pragma unroll
-          for (int mt = 0; mt < 2; mt++) {
-            const int a0 = word(wqs + (wm + mt * 16 + g) * STRIDE + k), a1 = word(wqs + (wm + mt * 16 + g + 8) * STRIDE + k);
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) mma_s8_16816(c[mt][nt], a0, a1, b[nt]);
-          }
-        } else {
-          int b[4][2];
-#pragma unroll
-          for (int nt = 0; nt < 4; nt++) {
-            b[nt][0] = word(xqs + (wn + nt * 8 + g) * STRIDE + k);
-            b[nt][1] = word(xqs + (wn + nt * 8 + g) * STRIDE + k + 16);
-          }
-#pragma unroll
-          for (int mt = 0; mt < 2; mt++) {
-            const int8_t *top = wqs + (wm + mt * 16 + g) * STRIDE + k, *bottom = top + 8 * STRIDE;
+            for (int nt = 0; nt < 4; nt++) mma_s8_16816(c[nt], a0, a1, b[nt][0]);
+          } else {
             const int a[4] = {word(top), word(bottom), word(top + 16), word(bottom + 16)};
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++) mma_s8_16832(c[mt][nt], a, b[nt]);
+            for (int nt = 0; nt < 4; nt++) mma_s8_16832(c[nt], a, b[nt]);
           }
-        }
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++)
 #pragma unroll
           for (int i = 0; i < 4; i++) {
             const int r = wm + mt * 16 + g + 8 * (i / 2);
@@ -182,11 +174,12 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
 #pragma unroll
             for (int nt = 0; nt < 4; nt++) {
               const int col = wn + nt * 8 + 2 * t + i % 2;
-              float v = scale * xds[col][s] * biased_sum(c[mt][nt][i]);
+              float v = scale * xds[col][s] * biased_sum(c[nt][i]);
               if (mmq_has_min<T>()) v += offset * xms[col][s];
               acc[mt][nt][i] += v;
             }
           }
+        }
       }
     }
     __syncthreads();
