@@ -103,13 +103,42 @@ __device__ __forceinline__ float e8m0_half(uint8_t e) {
   return __uint_as_float(e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23);
 }
 
-// Four 4-bit indices (one per byte, 0..15) looked up in a 16-byte table of int8.
-__device__ __forceinline__ int lookup16(int idx, const int table[4]) {
-  const uint32_t w = (uint32_t)idx & 0x07070707u, folded = w | (w >> 4);
-  const uint32_t sel = (folded & 0xffu) | ((folded >> 8) & 0xff00u);
-  const uint32_t lo = __byte_perm(table[0], table[1], sel), hi = __byte_perm(table[2], table[3], sel);
-  const uint32_t high = (((uint32_t)idx & 0x08080808u) >> 3) * 0xffu;
-  return (int)((lo & ~high) | (hi & high));
+// Four bytes (each 0..127) less `off` (each at most 0x80) byte by byte, as int8:
+// biased by 0x80 first so no byte borrows from the next, the bias flipped back
+// after. Three instructions; __vsubss4 has none on sm_80/sm_90 and expands to more.
+__device__ __forceinline__ int sub_bytes(uint32_t v, uint32_t off) { return (int)(((v | 0x80808080u) - off) ^ 0x80808080u); }
+
+// PTX prmt, generic form: byte n of the result is byte (c >> 4n) & 7 of {b, a},
+// or, where bit 3 of that selector nibble is set, that byte's sign bit repeated.
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t c) {
+#ifdef PSI_EMULATE
+  const uint64_t both = ((uint64_t)b << 32) | a;
+  uint32_t r = 0;
+  for (int n = 0; n < 4; n++) {
+    const uint32_t sel = (c >> (4 * n)) & 15, byte = (uint32_t)(both >> (8 * (sel & 7))) & 0xff;
+    r |= (sel & 8 ? (byte & 0x80 ? 0xffu : 0u) : byte) << (8 * n);
+  }
+  return r;
+#else
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+#endif
+}
+
+// Four E2M1 codes (the low 16 bits of `codes`, value k in bits 4k..4k+3) as int8,
+// doubled to be integers: 0, 1, 2, 3, 4, 6, 8, 12 and their negatives. Each code
+// is a prmt selector into the table of magnitudes, its sign bit prmt's sign-fill
+// bit: a positive code copies its magnitude, a negative one gives 0 (the sign of a
+// positive byte). With the signs flipped the same lookup gives the negative codes'
+// magnitudes and 0 for the rest, so v = pos | -neg byte by byte, -neg taken as
+// (0x80 - neg) ^ 0x80 so no byte borrows from the next. Six instructions for four
+// values (with the shift and flip shared by a word's two halves), where a 16-entry
+// table lookup with the sign merged by mask took twelve.
+__device__ __forceinline__ int e2m1x4(uint32_t codes, uint32_t flipped) {
+  const uint32_t mag0 = 0x03020100u, mag1 = 0x0c080604u;
+  const uint32_t pos = prmt(mag0, mag1, codes), neg = prmt(mag0, mag1, flipped);
+  return (int)(((0x80808080u - neg) ^ 0x80808080u) | pos);
 }
 
 // Sub-block `sb` (values sb*32 .. sb*32+31) of row `row` of a slab with `cols` values per row.
@@ -129,15 +158,16 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
     if (T == T_Q4_0) {
 #pragma unroll
       for (int i = 0; i < 4; i++) {
-        s.q[i] = __vsubss4(v[i] & 0x0f0f0f0f, 0x08080808);
-        s.q[4 + i] = __vsubss4((v[i] >> 4) & 0x0f0f0f0f, 0x08080808);
+        s.q[i] = sub_bytes(v[i] & 0x0f0f0f0f, 0x08080808);
+        s.q[4 + i] = sub_bytes((v[i] >> 4) & 0x0f0f0f0f, 0x08080808);
       }
     } else {
-      const int table[4] = {0x03020100, 0x0c080604, (int)0xfdfeff00u, (int)0xf4f8fafcu};  // 0,1,2,3,4,6,8,12,0,-1,-2,-3,-4,-6,-8,-12
+      // MXFP4 codes are repacked in value order (memory.cu's repack_split): word i holds values 8i..8i+7.
 #pragma unroll
       for (int i = 0; i < 4; i++) {
-        s.q[i] = lookup16(v[i] & 0x0f0f0f0f, table);
-        s.q[4 + i] = lookup16((v[i] >> 4) & 0x0f0f0f0f, table);
+        const uint32_t w = (uint32_t)v[i], flipped = w ^ 0x88888888u;
+        s.q[2 * i] = e2m1x4(w, flipped);
+        s.q[2 * i + 1] = e2m1x4(w >> 16, flipped >> 16);
       }
     }
     s.b0 = s.b1 = 0.f;
@@ -161,7 +191,7 @@ __device__ __forceinline__ void decode_sub(const uint8_t *slab, int64_t row, int
           hh |= ((qh >> (4 * i + k + 16)) & 1) << (8 * k + 4);
         }
         lo |= hl; hi |= hh;
-        if (T == T_Q5_0) { lo = __vsubss4(lo, 0x10101010); hi = __vsubss4(hi, 0x10101010); }
+        if (T == T_Q5_0) { lo = sub_bytes(lo, 0x10101010); hi = sub_bytes(hi, 0x10101010); }
       }
       s.q[i] = lo; s.q[4 + i] = hi;
     }
@@ -218,7 +248,7 @@ __device__ __forceinline__ void decode_q6k(const uint8_t *slab, const uint8_t *h
 #pragma unroll
   for (int i = 0; i < 8; i++) {
     const int high = ((i % 2 ? hi.y : hi.x) >> (2 * (i / 2))) & 0x03030303;
-    s.q[i] = __vsubss4(low_nibbles(lo, i) | (high << 4), 0x20202020);
+    s.q[i] = sub_bytes(low_nibbles(lo, i) | (high << 4), 0x20202020);
   }
   s.a0 = d * (float)(int8_t)(scales & 0xff);
   s.a1 = d * (float)(int8_t)(scales >> 8);

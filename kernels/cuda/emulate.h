@@ -119,28 +119,6 @@ inline int __dp4a(int a, int b, int c) {
   for (int i = 0; i < 4; i++) c += (int)(int8_t)(a >> (8 * i)) * (int)(int8_t)(b >> (8 * i));
   return c;
 }
-// Byte n of the result: byte (nibble n of s) & 7 of the eight bytes y:x (x the low four).
-inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
-  const uint64_t both = ((uint64_t)y << 32) | x;
-  unsigned r = 0;
-  for (int n = 0; n < 4; n++) r |= (unsigned)((both >> (8 * ((s >> (4 * n)) & 7))) & 0xff) << (8 * n);
-  return r;
-}
-inline int __byte_perm(int x, int y, unsigned s) { return (int)__byte_perm((unsigned)x, (unsigned)y, s); }
-// The low 32 bits of hi:lo shifted right by shift & 31.
-inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned shift) {
-  return (unsigned)(((((uint64_t)hi) << 32) | lo) >> (shift & 31));
-}
-// Per byte, signed, saturating a - b.
-inline int __vsubss4(int a, int b) {
-  unsigned r = 0;
-  for (int i = 0; i < 4; i++) {
-    int v = (int)(int8_t)(a >> (8 * i)) - (int)(int8_t)(b >> (8 * i));
-    v = v < -128 ? -128 : v > 127 ? 127 : v;
-    r |= (unsigned)(v & 0xff) << (8 * i);
-  }
-  return (int)r;
-}
 
 // fp16 and bf16, with the hardware's round-to-nearest-even conversions.
 struct __half { uint16_t bits; };

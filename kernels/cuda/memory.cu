@@ -228,8 +228,16 @@ __global__ void repack_split(const uint8_t *src, uint8_t *dst, int64_t blocks, i
   if (i >= blocks) return;
   const int bytes = block_bytes(type), codes = split_code_bytes(type), scale = bytes - codes;
   const uint8_t *b = src + i * bytes;
-  // Q8_0/Q4_0 start with the fp16 scale; MXFP4 with its e8m0 byte.
-  for (int j = 0; j < codes; j++) dst[i * codes + j] = b[scale + j];
+  // Q8_0/Q4_0 start with the fp16 scale; MXFP4 with its e8m0 byte. MXFP4's codes go
+  // in value order, two a byte, low nibble first (GGUF has value v < 16 in byte v's
+  // low nibble, v >= 16 in byte v - 16's high one), so four values are one prmt
+  // selector (decode.cuh's e2m1x4).
+  if (type == T_MXFP4) {
+    const auto code = [&](int v) { return v < 16 ? b[scale + v] & 15 : b[scale + v - 16] >> 4; };
+    for (int j = 0; j < codes; j++) dst[i * codes + j] = (uint8_t)(code(2 * j) | (code(2 * j + 1) << 4));
+  } else {
+    for (int j = 0; j < codes; j++) dst[i * codes + j] = b[scale + j];
+  }
   for (int j = 0; j < scale; j++) dst[blocks * codes + i * scale + j] = b[j];
 }
 
