@@ -148,6 +148,13 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
           b[nt][0] = word(xqs + (wn + nt * 8 + g) * STRIDE + k);
           b[nt][1] = PASSES == 2 ? 0 : word(xqs + (wn + nt * 8 + g) * STRIDE + k + 16);
         }
+        // The input rows' scales for this lane's 8 columns, read once for both tile rows
+        // (their code sums, for types with an offset, are read per tile row: registers).
+        float xs[4][2];
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+          for (int j = 0; j < 2; j++) xs[nt][j] = xds[wn + nt * 8 + 2 * t + j][s];
         // One tile row (16 weight rows) at a time, its sums scaled into acc before the next
         // row's products: 16 integer sums live instead of 32.
 #pragma unroll
@@ -173,9 +180,8 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
             const float scale = wa[h][s][r], offset = wb[s][r];
 #pragma unroll
             for (int nt = 0; nt < 4; nt++) {
-              const int col = wn + nt * 8 + 2 * t + i % 2;
-              float v = scale * xds[col][s] * biased_sum(c[nt][i]);
-              if (mmq_has_min<T>()) v += offset * xms[col][s];
+              float v = scale * xs[nt][i % 2] * biased_sum(c[nt][i]);
+              if (mmq_has_min<T>()) v += offset * xms[wn + nt * 8 + 2 * t + i % 2][s];
               acc[mt][nt][i] += v;
             }
           }
