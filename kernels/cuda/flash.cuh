@@ -110,19 +110,24 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
 
     float sc[BK / 8][4];
 #pragma unroll
-    for (int nt = 0; nt < BK / 8; nt++) {
+    for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
       for (int i = 0; i < 4; i++) sc[nt][i] = 0.f;
+    // Q's fragment for each 16 dims is read (from shared memory for D = 128) once for all 4 key columns.
 #pragma unroll
-      for (int kk = 0; kk < D / 16; kk++) {
+    for (int kk = 0; kk < D / 16; kk++) {
+      uint32_t qa[4];
+      if constexpr (Q_IN_REGISTERS) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) qa[j] = qf[kk][j];
+      } else {
+        const int base = (warp * 16 + g) * QS / 2 + kk * 8 + t, down = 8 * QS / 2;
+        qa[0] = qs[base]; qa[1] = qs[base + down]; qa[2] = qs[base + 4]; qa[3] = qs[base + down + 4];
+      }
+#pragma unroll
+      for (int nt = 0; nt < BK / 8; nt++) {
         const uint32_t b[2] = {ks[((nt * 8 + g) * KS + kk * 16) / 2 + t], ks[((nt * 8 + g) * KS + kk * 16 + 8) / 2 + t]};
-        if constexpr (Q_IN_REGISTERS) {
-          mma_f16_16816(sc[nt], qf[kk], b);
-        } else {
-          const int base = (warp * 16 + g) * QS / 2 + kk * 8 + t, down = 8 * QS / 2;
-          const uint32_t qa[4] = {qs[base], qs[base + down], qs[base + 4], qs[base + down + 4]};
-          mma_f16_16816(sc[nt], qa, b);
-        }
+        mma_f16_16816(sc[nt], qa, b);
       }
     }
     // Scale and mask; each row's tile max over its quad (the 4 lanes holding the row).
