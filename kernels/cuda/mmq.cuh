@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
           b[nt][1] = PASSES == 2 ? 0 : word(xqs + (wn + nt * 8 + g) * STRIDE + k + 16);
         }
         // The input rows' scales for this lane's 8 columns, read once for both tile rows
-        // (their code sums, for types with an offset, are read per tile row: registers).
+        // (their code sums, for types with an offset, are read per tile row, to spare 8 registers).
         float xs[4][2];
 #pragma unroll
         for (int nt = 0; nt < 4; nt++)
