@@ -76,6 +76,32 @@ __device__ __forceinline__ void mma_f16_16816(float c[4], const uint32_t a[4], c
 }
 #endif
 
+// Four 8x8 matrices of 16-bit values (8 rows of 16 bytes each) from shared
+// memory, the warp's lanes 8m..8m+7 giving the (16-byte aligned) rows of matrix
+// m: lane l gets word l % 4 of row l / 4 of each matrix, which is the int8
+// fragment layout above (row g, bytes 4t..4t+3). One instruction for what
+// takes four 4-byte loads.
+#ifdef PSI_EMULATE
+__device__ __forceinline__ void ldmatrix_x4(int r[4], const void *row) {
+  psi_emu_aligned<16>(row, "ldmatrix row");
+  const uintptr_t p = (uintptr_t)row;
+  const uint32_t mine[2] = {(uint32_t)p, (uint32_t)(p >> 32)};
+  uint32_t all[32][8];
+  psi_emu_warp_gather(mine, 2, all);
+  const int lane = psi_emu_lane();
+  for (int m = 0; m < 4; m++) {
+    const uint32_t *from = all[8 * m + lane / 4];
+    r[m] = reinterpret_cast<const int *>(((uintptr_t)from[1] << 32) | from[0])[lane % 4];
+  }
+}
+#else
+__device__ __forceinline__ void ldmatrix_x4(int r[4], const void *row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"((unsigned)__cvta_generic_to_shared(row)));
+}
+#endif
+
 // Two floats as one f16x2 word (the first in the low half), as the fp16 fragments hold them.
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return (uint32_t)__half_as_ushort(__float2half_rn(lo)) | ((uint32_t)__half_as_ushort(__float2half_rn(hi)) << 16);

@@ -139,15 +139,27 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
       constexpr int PASSES = mmq_half_scales<T>() ? 2 : 1;
 #pragma unroll
       for (int h = 0; h < PASSES; h++) {
-        const int k = s * 32 + h * 16 + t * 4;
-        const auto word = [](const int8_t *p) { return *reinterpret_cast<const int *>(p); };
-        // The B fragments (input rows) serve both tile rows; k32 takes words k and k + 16.
+        // Fragments by ldmatrix (mma.cuh): lane l gives row l % 8 of matrix l / 8. The B
+        // fragments (input rows) serve both tile rows: k32 takes two matrices per 8 input
+        // rows (bytes 0..15, 16..31 of the sub-block), Q6_K's k16 one (its half h).
+        const int8_t *sub = xqs + s * 32 + h * 16;
         int b[4][2];
+        if constexpr (PASSES == 2) {
+          int r[4];
+          ldmatrix_x4(r, sub + (wn + lane) * STRIDE);
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++) {
-          b[nt][0] = word(xqs + (wn + nt * 8 + g) * STRIDE + k);
-          b[nt][1] = PASSES == 2 ? 0 : word(xqs + (wn + nt * 8 + g) * STRIDE + k + 16);
+          for (int nt = 0; nt < 4; nt++) { b[nt][0] = r[nt]; b[nt][1] = 0; }
+        } else {
+#pragma unroll
+          for (int pair = 0; pair < 2; pair++) {
+            int r[4];
+            ldmatrix_x4(r, sub + (wn + pair * 16 + (lane / 16) * 8 + lane % 8) * STRIDE + ((lane / 8) % 2) * 16);
+            b[2 * pair][0] = r[0]; b[2 * pair][1] = r[1]; b[2 * pair + 1][0] = r[2]; b[2 * pair + 1][1] = r[3];
+          }
         }
+        // Q6_K's A fragments for both tile rows are one ldmatrix (rows 0..31 of the warp's, half h).
+        int a2[4] = {};
+        if constexpr (PASSES == 2) ldmatrix_x4(a2, wqs + (wm + lane) * STRIDE + s * 32 + h * 16);
         // The input rows' scales for this lane's 8 columns, read once for both tile rows
         // (their code sums, for types with an offset, are read per tile row, to spare 8 registers).
         float xs[4][2];
@@ -164,13 +176,13 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
           for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int i = 0; i < 4; i++) c[nt][i] = SUM_BIAS;
-          const int8_t *top = wqs + (wm + mt * 16 + g) * STRIDE + k, *bottom = top + 8 * STRIDE;
           if constexpr (PASSES == 2) {
-            const int a0 = word(top), a1 = word(bottom);
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++) mma_s8_16816(c[nt], a0, a1, b[nt][0]);
+            for (int nt = 0; nt < 4; nt++) mma_s8_16816(c[nt], a2[2 * mt], a2[2 * mt + 1], b[nt][0]);
           } else {
-            const int a[4] = {word(top), word(bottom), word(top + 16), word(bottom + 16)};
+            // Matrices: rows 0..7 and 8..15 of the tile row, bytes 0..15, then 16..31.
+            int a[4];
+            ldmatrix_x4(a, wqs + (wm + mt * 16 + ((lane / 8) % 2) * 8 + lane % 8) * STRIDE + s * 32 + (lane / 16) * 16);
 #pragma unroll
             for (int nt = 0; nt < 4; nt++) mma_s8_16832(c[nt], a, b[nt]);
           }
