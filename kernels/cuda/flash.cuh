@@ -39,7 +39,8 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
   constexpr int KS = D + PAD;
   __shared__ int4 ks4[BK * KS / 8];  // K tile, [key][dim]
   __shared__ int4 vt4[D * BK / 8];   // V tile transposed, [dim][key pair] (vt_word)
-  const uint32_t *ks = reinterpret_cast<const uint32_t *>(ks4), *vt = reinterpret_cast<const uint32_t *>(vt4);
+  const uint16_t *ks4h = reinterpret_cast<const uint16_t *>(ks4);  // the K tile's halves, for ldmatrix
+  const uint32_t *vt = reinterpret_cast<const uint32_t *>(vt4);
   uint16_t *vth = reinterpret_cast<uint16_t *>(vt4);
 
   const int seg = blockIdx.z, h = blockIdx.y, tile0 = blockIdx.x * BQ;
@@ -124,10 +125,14 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
         const int base = (warp * 16 + g) * QS / 2 + kk * 8 + t, down = 8 * QS / 2;
         qa[0] = qs[base]; qa[1] = qs[base + down]; qa[2] = qs[base + 4]; qa[3] = qs[base + down + 4];
       }
+      // K's fragments for two key columns per ldmatrix: matrices (keys, dims 0..7 and 8..15 of these 16).
 #pragma unroll
-      for (int nt = 0; nt < BK / 8; nt++) {
-        const uint32_t b[2] = {ks[((nt * 8 + g) * KS + kk * 16) / 2 + t], ks[((nt * 8 + g) * KS + kk * 16 + 8) / 2 + t]};
-        mma_f16_16816(sc[nt], qa, b);
+      for (int pair = 0; pair < BK / 16; pair++) {
+        int r[4];
+        ldmatrix_x4(r, ks4h + (pair * 16 + (lane / 16) * 8 + lane % 8) * KS + kk * 16 + ((lane / 8) % 2) * 8);
+        const uint32_t b0[2] = {(uint32_t)r[0], (uint32_t)r[1]}, b1[2] = {(uint32_t)r[2], (uint32_t)r[3]};
+        mma_f16_16816(sc[2 * pair], qa, b0);
+        mma_f16_16816(sc[2 * pair + 1], qa, b1);
       }
     }
     // Scale and mask; each row's tile max over its quad (the 4 lanes holding the row).
