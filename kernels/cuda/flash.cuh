@@ -13,35 +13,21 @@
 
 namespace flash {
 const int BQ = 64, BK = 32, THREADS = 128;
-// Rows of the K and Q tiles are padded by 8 halves so a warp's 32-bit fragment
-// reads (row g, word t) fall in 32 different banks.
+// Rows of the K, V and Q tiles are padded by 8 halves (rows 144 or 272 bytes
+// apart), so the 8 rows of 16 bytes an ldmatrix phase reads, and a warp's
+// 32-bit reads of Q (row g, word t), fall in 32 different banks.
 const int PAD = 8;
 }  // namespace flash
-
-// The V tile is stored transposed, [dim][key], as 32-bit words of two keys,
-// 16 words (32 keys) a dim, unpadded: word (dim, kp) sits at
-// dim * 16 + (kp ^ swizzle). A warp writes one dim of 8 (D = 64) or 16 (128)
-// lanes' dims at a time for 4 (or 2) keys, and reads one 8-dim column of
-// fragments for 4 key pairs: XOR-ing the pair index with the dim's eighth
-// (times 2 for D = 64, where a warp's writes span two pairs) and with its
-// rows' pair within the eighth spreads both over the 32 banks; padding could
-// spread only the reads (the writes were 8- or 16-way conflicts).
-template <int D>
-__device__ __forceinline__ int vt_word(int dim, int kp) {
-  const int swizzle = (((dim >> 3) * (D == 64 ? 2 : 1)) & 15) ^ (((dim & 7) >> 1) << 2);
-  return dim * (flash::BK / 2) + (kp ^ swizzle);
-}
 
 template <int D>
 __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, AttendArgs a, const float *sinks, float *out) {
   psi_grid_wait();
   using namespace flash;
   constexpr int KS = D + PAD;
-  __shared__ int4 ks4[BK * KS / 8];  // K tile, [key][dim]
-  __shared__ int4 vt4[D * BK / 8];   // V tile transposed, [dim][key pair] (vt_word)
-  const uint16_t *ks4h = reinterpret_cast<const uint16_t *>(ks4);  // the K tile's halves, for ldmatrix
-  const uint32_t *vt = reinterpret_cast<const uint32_t *>(vt4);
-  uint16_t *vth = reinterpret_cast<uint16_t *>(vt4);
+  // K and V tiles as the cache holds them, [key][dim]: ldmatrix reads K's rows as
+  // they are and V's transposed (mma.cuh).
+  __shared__ int4 ks4[BK * KS / 8], vs4[BK * KS / 8];
+  const uint16_t *kh = reinterpret_cast<const uint16_t *>(ks4), *vh = reinterpret_cast<const uint16_t *>(vs4);
 
   const int seg = blockIdx.z, h = blockIdx.y, tile0 = blockIdx.x * BQ;
   if (seg >= s.count || tile0 >= s.rows[seg]) return;
@@ -103,9 +89,7 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
       const int4 kv = in ? *reinterpret_cast<const int4 *>(K + (int64_t)(kt + key) * width + c) : make_int4(0, 0, 0, 0);
       const int4 vv = in ? *reinterpret_cast<const int4 *>(V + (int64_t)(kt + key) * width + c) : make_int4(0, 0, 0, 0);
       ks4[(key * KS + c) / 8] = kv;
-      const int words[4] = {vv.x, vv.y, vv.z, vv.w};
-#pragma unroll
-      for (int j = 0; j < 8; j++) vth[2 * vt_word<D>(c + j, key / 2) + key % 2] = (uint16_t)((uint32_t)words[j / 2] >> (16 * (j % 2)));
+      vs4[(key * KS + c) / 8] = vv;
     }
     __syncthreads();
 
@@ -129,7 +113,7 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
 #pragma unroll
       for (int pair = 0; pair < BK / 16; pair++) {
         int r[4];
-        ldmatrix_x4(r, ks4h + (pair * 16 + (lane / 16) * 8 + lane % 8) * KS + kk * 16 + ((lane / 8) % 2) * 8);
+        ldmatrix_x4(r, kh + (pair * 16 + (lane / 16) * 8 + lane % 8) * KS + kk * 16 + ((lane / 8) % 2) * 8);
         const uint32_t b0[2] = {(uint32_t)r[0], (uint32_t)r[1]}, b1[2] = {(uint32_t)r[2], (uint32_t)r[3]};
         mma_f16_16816(sc[2 * pair], qa, b0);
         mma_f16_16816(sc[2 * pair + 1], qa, b1);
@@ -167,15 +151,19 @@ __global__ void __launch_bounds__(128) flash_attend(const float *q, Segments s, 
         sc[nt][i] = expf(sc[nt][i] - ref[i / 2]);
         l[i / 2] += sc[nt][i];
       }
-    // P (16 rows x 32 keys) as A operands, 16 keys per product, times V^T's columns.
+    // P (16 rows x 32 keys) as A operands, 16 keys per product, times V's columns: one
+    // transposing ldmatrix gives two 8-dim columns (matrices: keys 0..7, 8..15 of the 16, per column).
 #pragma unroll
     for (int kk = 0; kk < BK / 16; kk++) {
       const uint32_t p[4] = {pack_half2(sc[2 * kk][0], sc[2 * kk][1]), pack_half2(sc[2 * kk][2], sc[2 * kk][3]),
                              pack_half2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]), pack_half2(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
 #pragma unroll
-      for (int j = 0; j < D / 8; j++) {
-        const uint32_t b[2] = {vt[vt_word<D>(j * 8 + g, kk * 8 + t)], vt[vt_word<D>(j * 8 + g, kk * 8 + 4 + t)]};
-        mma_f16_16816(o[j], p, b);
+      for (int jp = 0; jp < D / 16; jp++) {
+        int r[4];
+        ldmatrix_x4<true>(r, vh + (kk * 16 + ((lane / 8) % 2) * 8 + lane % 8) * KS + (2 * jp + lane / 16) * 8);
+        const uint32_t b0[2] = {(uint32_t)r[0], (uint32_t)r[1]}, b1[2] = {(uint32_t)r[2], (uint32_t)r[3]};
+        mma_f16_16816(o[2 * jp], p, b0);
+        mma_f16_16816(o[2 * jp + 1], p, b1);
       }
     }
   }

@@ -80,27 +80,37 @@ __device__ __forceinline__ void mma_f16_16816(float c[4], const uint32_t a[4], c
 // memory, the warp's lanes 8m..8m+7 giving the (16-byte aligned) rows of matrix
 // m: lane l gets word l % 4 of row l / 4 of each matrix, which is the int8
 // fragment layout above (row g, bytes 4t..4t+3). One instruction for what
-// takes four 4-byte loads.
-#ifdef PSI_EMULATE
+// takes four 4-byte loads. TRANS (ldmatrix .trans) gives lane l the values in
+// column l / 4 of rows 2 (l % 4) and 2 (l % 4) + 1 instead (the first in the low
+// half): an fp16 B fragment read from a row-major [k][n] tile (column g, k 2t..).
+template <bool TRANS = false>
 __device__ __forceinline__ void ldmatrix_x4(int r[4], const void *row) {
+#ifdef PSI_EMULATE
   psi_emu_aligned<16>(row, "ldmatrix row");
   const uintptr_t p = (uintptr_t)row;
   const uint32_t mine[2] = {(uint32_t)p, (uint32_t)(p >> 32)};
   uint32_t all[32][8];
   psi_emu_warp_gather(mine, 2, all);
   const int lane = psi_emu_lane();
+  const auto rowOf = [&](int m, int i) { return reinterpret_cast<const uint16_t *>(((uintptr_t)all[8 * m + i][1] << 32) | all[8 * m + i][0]); };
   for (int m = 0; m < 4; m++) {
-    const uint32_t *from = all[8 * m + lane / 4];
-    r[m] = reinterpret_cast<const int *>(((uintptr_t)from[1] << 32) | from[0])[lane % 4];
+    if (TRANS) {
+      r[m] = (int)(rowOf(m, 2 * (lane % 4))[lane / 4] | ((uint32_t)rowOf(m, 2 * (lane % 4) + 1)[lane / 4] << 16));
+    } else {
+      r[m] = reinterpret_cast<const int *>(rowOf(m, lane / 4))[lane % 4];
+    }
   }
-}
 #else
-__device__ __forceinline__ void ldmatrix_x4(int r[4], const void *row) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"((unsigned)__cvta_generic_to_shared(row)));
-}
+  const unsigned a = (unsigned)__cvta_generic_to_shared(row);
+  if (TRANS) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+  }
 #endif
+}
 
 // Two floats as one f16x2 word (the first in the low half), as the fp16 fragments hold them.
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
