@@ -1,7 +1,8 @@
 // Attention for prompt rows on the tensor cores (flash attention): a block
 // takes 64 query rows of one segment and one head, each of its 4 warps 16
 // rows. Keys and values come through shared memory 32 at a time (64 would
-// take 255 registers and spill); per tile a
+// take 151 registers for heads of 64, 3 blocks an SM instead of 4, and more
+// than 48 KB of static shared memory for heads of 128); per tile a
 // warp takes S = Q K^T with fp16 mma (fp32 sums), masks (causal, window),
 // keeps each row's running max and sum, and adds P V with P rounded to fp16,
 // as llama.cpp's CUDA flash attention does. S's accumulator layout is the
