@@ -37,6 +37,9 @@ extern int64_t MMV_WARP_ROWS;
 // input row row / inputDiv; active[j] is the j-th expert with rows (-1 past
 // the last), so a grouped launch spans only min(experts, rows) experts
 // (group_blocks): a decode token's 4 of 32, not 32 of which 28 exit at once.
+// tiles[] lists the groups' GROUP_TILE_ROWS-row tiles for the tensor-core
+// kernel (mmq.cuh), expert + (tile << 10), -1 past the last: a launch spans
+// group_tiles() of them, not every expert times the largest group's tiles.
 // Passed to kernels by value and hashed byte for byte (common.cuh): no padding.
 struct RowMap {
   int inputDiv = 1;
@@ -52,7 +55,15 @@ struct RowMap {
   const int *offsets = nullptr;
   const int *sorted = nullptr;
   const int *active = nullptr;
+  const int *tiles = nullptr;
 };
+
+static const int GROUP_TILE_ROWS = 64;
+// The most tiles groups of `rows` rows over `experts` experts can take: each expert
+// with rows has at most one partial tile.
+__host__ __device__ inline int64_t group_tiles(int64_t rows, int experts) {
+  return (rows + GROUP_TILE_ROWS - 1) / GROUP_TILE_ROWS + (rows < experts ? rows : experts);
+}
 
 // Grid extent over the experts of a grouped product of `rows` rows.
 inline unsigned group_blocks(const RowMap &map, int64_t rows) { return (unsigned)(rows < map.experts ? rows : map.experts); }

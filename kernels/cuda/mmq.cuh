@@ -64,9 +64,10 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
   int e = 0;
   int64_t first, count;
   if (map.offsets) {
-    e = group_expert(map, blockIdx.z);
-    if (e < 0) return;
-    first = map.offsets[e] + (int64_t)blockIdx.y * BN;
+    const int tile = map.tiles[blockIdx.z];
+    if (tile < 0) return;
+    e = tile & 1023;
+    first = map.offsets[e] + (int64_t)(tile >> 10) * BN;
     count = map.offsets[e + 1] - first;
   } else {
     first = (int64_t)blockIdx.y * BN;
@@ -252,15 +253,17 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
     }
 }
 
-// Grid: weight-row tiles x input-row tiles (x experts with rows when grouped,
-// sized for the largest group an expert can have; tiles past its group return at once).
+// Grid: weight-row tiles x input-row tiles, or, grouped, weight-row tiles x the
+// groups' tiles (RowMap::tiles; blocks past the last return at once).
 // With glu.up.data set, y = swiglu_oai(x w^T + bias, x up^T + upBias) (w the gate; one type and shape).
 template <int T>
 int launch_mmq(const MatDesc &w, const int8_t *xq, const float *xd, int64_t rows, const RowMap &map,
                const float *bias, int64_t biasStride, float *y, const Glu &glu = Glu{}) {
-  const int64_t inputRows = map.offsets && map.maxGroup ? map.maxGroup : rows;
+  static_assert(mmq::BN == GROUP_TILE_ROWS, "a grouped tile is one block's input rows");
+  if (map.offsets && !map.tiles) { psi_set_error("mmq: a grouped product needs its tile list"); return -1; }
   const int64_t rowsPerTile = glu.up.data ? mmq::BM / 2 : mmq::BM;
-  const dim3 grid((unsigned)ceil_div(w.rows, rowsPerTile), (unsigned)ceil_div(inputRows, mmq::BN), map.offsets ? group_blocks(map, rows) : 1u);
+  const dim3 grid((unsigned)ceil_div(w.rows, rowsPerTile), map.offsets ? 1u : (unsigned)ceil_div(rows, mmq::BN),
+                  map.offsets ? (unsigned)group_tiles(rows, map.experts) : 1u);
   if (glu.up.data) {
     PSI_LAUNCH(grid, mmq::THREADS, mmq_kernel<T, true>)(w, xq, xd, rows, map, bias, biasStride, y, glu);
   } else {

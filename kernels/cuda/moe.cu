@@ -81,7 +81,7 @@ static int launch_route_topk(const float *logits, int experts, int k, int64_t to
 // sorted[]; and active (experts): the experts with slots in id order, then -1s
 // (RowMap). On return (the whole block calls it) next[e] = offsets[e], the
 // first free place of e's group.
-__device__ __forceinline__ void count_slots(const int *ids, int slots, int experts, int *next, int *offsets, int *active) {
+__device__ __forceinline__ void count_slots(const int *ids, int slots, int experts, int *next, int *offsets, int *active, int *tiles) {
   for (int e = threadIdx.x; e < experts; e += blockDim.x) next[e] = 0;
   __syncthreads();
   for (int s = threadIdx.x; s < slots; s += blockDim.x) atomicAdd(&next[ids[s]], 1);
@@ -96,6 +96,14 @@ __device__ __forceinline__ void count_slots(const int *ids, int slots, int exper
     }
     offsets[experts] = running;
     while (used < experts) active[used++] = -1;
+    // The tensor-core kernel's tiles (RowMap::tiles), expert by expert.
+    const int64_t bound = group_tiles(slots, experts);
+    int n = 0;
+    for (int j = 0; j < experts && active[j] >= 0; j++) {
+      const int e = active[j], count = offsets[e + 1] - offsets[e];
+      for (int y = 0; y * GROUP_TILE_ROWS < count; y++) tiles[n++] = e + (y << 10);
+    }
+    while (n < bound) tiles[n++] = -1;
   }
   __syncthreads();
 }
@@ -105,7 +113,8 @@ __device__ __forceinline__ void count_slots(const int *ids, int slots, int exper
 // sorted[], which holds slot numbers (count_slots' offsets), from a shared
 // copy of the ids. tokens <= MOE_DEVICE_TOKENS (at most ROUTE_GROUP_SLOTS slots).
 static const int ROUTE_GROUP_SLOTS = 1024;
-__global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *active, int *sorted) {
+__global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *active, int *tiles,
+                            int *sorted) {
   psi_grid_wait();
   __shared__ int next[MAX_EXPERTS], slotIds[ROUTE_GROUP_SLOTS];
   const int warps = blockDim.x / 32, lane = threadIdx.x % 32;
@@ -114,17 +123,17 @@ __global__ void route_group(const float *logits, int experts, int k, int tokens,
     if (lane < k) slotIds[t * k + lane] = ids[t * k + lane];
   }
   const int slots = tokens * k;
-  count_slots(slotIds, slots, experts, next, offsets, active);
+  count_slots(slotIds, slots, experts, next, offsets, active, tiles);
   if (threadIdx.x == 0) for (int s = 0; s < slots; s++) sorted[next[slotIds[s]]++] = s;
 }
 
 // Slots grouped by expert, any count, in one block: offsets as route_group's;
 // within an expert's group the slots' order is arbitrary (each product row
 // depends only on its own slot).
-__global__ void group_slots(const int *ids, int slots, int experts, int *offsets, int *active, int *sorted) {
+__global__ void group_slots(const int *ids, int slots, int experts, int *offsets, int *active, int *tiles, int *sorted) {
   psi_grid_wait();
   __shared__ int next[MAX_EXPERTS];
-  count_slots(ids, slots, experts, next, offsets, active);
+  count_slots(ids, slots, experts, next, offsets, active, tiles);
   for (int s = threadIdx.x; s < slots; s += blockDim.x) sorted[atomicAdd(&next[ids[s]], 1)] = s;
 }
 
@@ -190,20 +199,20 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   const bool few = tokens <= MOE_DEVICE_TOKENS;
   const bool quantizedExperts = psi_matmul_quantizes(*gate) && psi_matmul_quantizes(*up) && psi_matmul_quantizes(*down);
   if (few || quantizedExperts) {
-    int *offsets = (int *)psi_scratch(12, (2 * experts + 1) * sizeof(int));
+    int *offsets = (int *)psi_scratch(12, (2 * experts + 1 + group_tiles(slots, experts)) * sizeof(int));
     int *sorted = (int *)psi_scratch(13, slots * sizeof(int));
     if (!offsets || !sorted) return -1;
-    int *active = offsets + experts + 1;
+    int *active = offsets + experts + 1, *tiles = active + experts;
     if (few && slots <= ROUTE_GROUP_SLOTS) {
-      PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, active, sorted);
+      PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, active, tiles, sorted);
       if (PSI_LAUNCHED("route_group")) return -1;
     } else {
       if (launch_route_topk(logits, experts, k, tokens, ids, weights)) return -1;
-      PSI_LAUNCH(1, 1024, group_slots)(ids, (int)slots, experts, offsets, active, sorted);
+      PSI_LAUNCH(1, 1024, group_slots)(ids, (int)slots, experts, offsets, active, tiles, sorted);
       if (PSI_LAUNCHED("group_slots")) return -1;
     }
     RowMap byToken;
-    byToken.offsets = offsets; byToken.active = active; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
+    byToken.offsets = offsets; byToken.active = active; byToken.tiles = tiles; byToken.sorted = sorted; byToken.experts = experts; byToken.inputDiv = k;
     // A token chooses an expert at most once.
     byToken.maxGroup = (int)tokens;
     // x's int8 rows are in the scratch when its norm or the router's product put them there.
