@@ -6,7 +6,8 @@
 //
 // Layouts: Q8_0, Q4_0 and MXFP4 are repacked at load ("split": each 2-D slab
 // holds its blocks' codes first, 16-byte aligned, then their scales) so a
-// lane reads a block's codes with one or two 16-byte loads; the K-quants are
+// lane reads a block's codes with one or two 16-byte loads (MXFP4's codes in
+// value order, for e2m1x4); the K-quants are
 // split further, each sub-block's code bits apart from the block's scales
 // (decode_k4, decode_q6k); Q4_1 and Q5_* keep the GGUF block layout, read as
 // wide as their blocks stay aligned (see load_word below). Same bits either way.

@@ -78,32 +78,26 @@ static int launch_route_topk(const float *logits, int experts, int k, int64_t to
 
 // Counts each expert's slots into next[] and writes offsets (experts + 1, an
 // exclusive prefix sum): offsets[e] .. offsets[e+1]-1 is expert e's group in
-// sorted[]; and active (experts): the experts with slots in id order, then -1s
-// (RowMap). On return (the whole block calls it) next[e] = offsets[e], the
-// first free place of e's group.
+// sorted[]; active (experts): the experts with slots in id order, then -1s;
+// and tiles (group_tiles): their 64-row tiles, then -1s (RowMap). On return
+// (the whole block calls it) next[e] = offsets[e], the first free place of e's group.
 __device__ __forceinline__ void count_slots(const int *ids, int slots, int experts, int *next, int *offsets, int *active, int *tiles) {
   for (int e = threadIdx.x; e < experts; e += blockDim.x) next[e] = 0;
   __syncthreads();
   for (int s = threadIdx.x; s < slots; s += blockDim.x) atomicAdd(&next[ids[s]], 1);
   __syncthreads();
   if (threadIdx.x == 0) {
-    int running = 0, used = 0;
+    int running = 0, used = 0, n = 0;
     for (int e = 0; e < experts; e++) {
       const int count = next[e];
       offsets[e] = next[e] = running;
       running += count;
       if (count > 0) active[used++] = e;
+      for (int y = 0; y * GROUP_TILE_ROWS < count; y++) tiles[n++] = e + (y << 10);
     }
     offsets[experts] = running;
     while (used < experts) active[used++] = -1;
-    // The tensor-core kernel's tiles (RowMap::tiles), expert by expert.
-    const int64_t bound = group_tiles(slots, experts);
-    int n = 0;
-    for (int j = 0; j < experts && active[j] >= 0; j++) {
-      const int e = active[j], count = offsets[e + 1] - offsets[e];
-      for (int y = 0; y * GROUP_TILE_ROWS < count; y++) tiles[n++] = e + (y << 10);
-    }
-    while (n < bound) tiles[n++] = -1;
+    while (n < group_tiles(slots, experts)) tiles[n++] = -1;
   }
   __syncthreads();
 }
