@@ -10,7 +10,7 @@
 // Each repetition clears the cache and is timed as a whole; the statistic is
 // llama-bench's: mean and sample standard deviation of the per-run tok/s.
 import { cpus, loadavg } from "node:os";
-import type { Activation } from "../runtime/backend.ts";
+import { DownloadBuffer, type Activation } from "../runtime/backend.ts";
 import { BACKEND_NAMES, createBackend, defaultThreads, MAX_THREADS, offloadFor, withUploadProgress } from "../runtime/backends.ts";
 import { createProgress } from "../util/progress.ts";
 import { loadModel, prefill, type LoadedModel } from "../runtime/generator.ts";
@@ -93,7 +93,9 @@ function tokenSource(loaded: LoadedModel, rng: SeededRng): (first: boolean) => n
 export function benchPsionic(loaded: LoadedModel, run: BenchRun): TestResult[] {
   const { model } = loaded;
   const next = tokenSource(loaded, new SeededRng(1));
-  const read = (logits: Activation) => model.backend.download(logits);
+  // Into one reused buffer, as llama.cpp copies into its output buffer: not an allocation per token.
+  const logitsBuffer = new DownloadBuffer();
+  const read = (logits: Activation) => logitsBuffer.read(model.backend, logits);
   const promptTest = () => {
     const tokens = new Int32Array(run.nPrompt);
     for (let i = 0; i < tokens.length; i++) tokens[i] = next(i === 0);

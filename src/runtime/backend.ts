@@ -91,8 +91,13 @@ export interface Backend {
   loadWeight(name: string, type: GGMLType, dims: readonly number[], bytes: Uint8Array): Weight;
   /** Host values in, for tests and inputs. */
   upload(values: Float32Array, rows: number, width: number): Activation;
-  /** Host values out (row-major). */
-  download(x: Activation): Float32Array;
+  /**
+   * Host values out (row-major): a new array, or, with `into` (at least
+   * rows x width values), written there and returned as its view of that
+   * length, so a loop that reads logits every step (~800 KB for a 201k
+   * vocabulary) allocates nothing (`DownloadBuffer`).
+   */
+  download(x: Activation, into?: Float32Array): Float32Array;
   /**
    * Each row's largest value's index (ties to the lowest), computed where the
    * values are, so greedy decoding reads back one int per row, not the logits;
@@ -222,6 +227,29 @@ export function ownedActivation<T extends Activation & { readonly step: number }
     throw new PsionicError("backend.stale-activation", `${op}: this activation is from an earlier forward step; its buffer has been reused (download what you need before the next forward)`);
   }
   return x;
+}
+
+/** Where `download` writes x's values: a view of `into`, refused when too short, or a new array. */
+export function downloadTarget(x: Activation, into: Float32Array | undefined): Float32Array {
+  const count = x.rows * x.width;
+  if (!into) return new Float32Array(count);
+  if (into.length < count) throw new PsionicError("backend.shape", `download: ${x.rows}x${x.width} values do not fit a buffer of ${into.length}`);
+  return into.subarray(0, count);
+}
+
+/**
+ * One host buffer for a download repeated every step (logits): grown when a
+ * download needs more, never shrunk. What `read` returns stays valid until
+ * its next call, so a caller keeping values past that copies them.
+ */
+export class DownloadBuffer {
+  private buffer = new Float32Array(0);
+
+  read(backend: Backend, x: Activation): Float32Array {
+    const count = x.rows * x.width;
+    if (this.buffer.length < count) this.buffer = new Float32Array(count);
+    return backend.download(x, this.buffer);
+  }
 }
 
 /** Refuses two activations of different shapes (element-wise ops). */

@@ -7,7 +7,7 @@ import { openGGUF } from "../gguf/reader.ts";
 import { Model } from "../model/model.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { PsionicError, refuse } from "../util/errors.ts";
-import type { Activation, Backend, KVPrecision } from "./backend.ts";
+import { DownloadBuffer, type Activation, type Backend, type KVPrecision } from "./backend.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 import { StopChecker, type StopReason } from "./stop.ts";
 
@@ -139,7 +139,9 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
   cache.truncate(0);
   // Plain greedy on a backend that can take the argmax itself reads back one id per step, not the logits.
   const onDevice = sampler.picksArgmax && !request.ignoreEos && backend.argmaxRows !== undefined;
-  const evaluate = (out: Activation): Float32Array | number => (onDevice ? backend.argmaxRows!(out)[0]! : backend.download(out));
+  // The logits are sampled before the next forward pass, so one buffer serves every step.
+  const logitsBuffer = new DownloadBuffer();
+  const evaluate = (out: Activation): Float32Array | number => (onDevice ? backend.argmaxRows!(out)[0]! : logitsBuffer.read(backend, out));
   let start = performance.now();
   let next = evaluate(prefill(model, prompt, batchSize));
   timings.prefillMs = performance.now() - start;

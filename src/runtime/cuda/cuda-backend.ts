@@ -15,7 +15,7 @@ import { ptr } from "bun:ffi";
 import { checkCuda, cudaDevices, cudaKernels } from "../../../ffi/cuda.ts";
 import { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
-import { checkConcat, checkSameShape, ownedActivation, PERSISTENT } from "../backend.ts";
+import { checkConcat, checkSameShape, downloadTarget, ownedActivation, PERSISTENT } from "../backend.ts";
 import type {
   Activation, AttentionParams, AttentionSegment, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, Product, RopeParams, Weight,
 } from "../backend.ts";
@@ -116,8 +116,8 @@ export class CudaBackend implements Backend {
     return a;
   }
 
-  download(x: Activation): Float32Array {
-    const out = new Float32Array(x.rows * x.width);
+  download(x: Activation, into?: Float32Array): Float32Array {
+    const out = downloadTarget(x, into);
     checkCuda(this.lib.psi_cuda_download(ptr(out), dev(this.act(x, "download")), out.byteLength), "download");
     return out;
   }

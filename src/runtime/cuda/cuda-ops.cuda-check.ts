@@ -184,6 +184,17 @@ describe("CUDA ops against the CPU backend", () => {
       /blk\.0\.ffn_gate_exps\.weight: cudaMalloc of 1125899906842624 bytes failed: \d+ of \d+ bytes free on the device; put fewer layers on the GPU \(-ngl N/);
   });
 
+  it("download into a caller's buffer: the first rows x width values, the rest untouched; a short buffer is refused", () => {
+    const v = random(3 * 70);
+    const x = cuda.upload(v, 3, 70);
+    const into = new Float32Array(300).fill(7);
+    const got = cuda.download(x, into);
+    expect(got.buffer).toBe(into.buffer);
+    expect(got).toEqual(v);
+    expect(into.subarray(210).every((value) => value === 7)).toBe(true);
+    expect(() => cuda.download(x, new Float32Array(209))).toThrow(/download: 3x70 values do not fit a buffer of 209/);
+  });
+
   it("argmaxRows: each row's largest value, ties to the lowest index; a NaN row is refused", () => {
     const width = 5000, rows = 3;
     const v = random(rows * width);

@@ -4,6 +4,7 @@
 // request's prefill shares steps with running streams instead of stalling
 // them. Requests wait in a bounded queue for one of `parallel` slots; new ones
 // join between steps, and a cancelled one leaves before the next.
+import { DownloadBuffer } from "../backend.ts";
 import type { LoadedModel } from "../generator.ts";
 import { PsionicError } from "../../util/errors.ts";
 import { PrefixCache } from "./prefix-cache.ts";
@@ -36,6 +37,8 @@ export class Scheduler {
   private readonly queue: Queued[] = [];
   private readonly active: Sequence[] = [];
   private readonly cancelled = new Set<string>();
+  // Each step's logits, sampled within the step (a prompt cache entry keeps its own copy).
+  private readonly logitsBuffer = new DownloadBuffer();
   readonly prefixCache: PrefixCache;
   private readonly stepTokens: number;
   private readonly prefillChunk: number;
@@ -130,7 +133,7 @@ export class Scheduler {
     try {
       const out = model.forwardBatch(segments);
       if (argmaxOnly) ids = model.backend.argmaxRows!(out);
-      else logits = model.backend.download(out);
+      else logits = this.logitsBuffer.read(model.backend, out);
     } catch (error) {
       for (const { seq } of batch) this.finish(seq, refusalEvent(seq.job.id, error));
       return;
