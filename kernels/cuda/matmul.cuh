@@ -93,6 +93,14 @@ int psi_quantize_into(const float *x, int64_t blocks, int8_t *xq, float *xd);
 // feeds products (RMSNorm) may fill it as it writes.
 int psi_quantized_scratch(int64_t rows, int64_t cols, int8_t **xq, float **xd);
 
+// Each group of `group` values of every row (plus `addend`'s, when given: the sum goes
+// to `sum`; with `mix`, whole rows only, the addend of row r is the sum of its k rows of
+// `addend`, row r * k + j weighted by mix[r * k + j]), normalized, then scaled by weight
+// (group values) when given (ops.cu). `quantize` (whole rows of 32-value blocks): the
+// output's int8 rows go to the products' scratch too (psi_quantized_scratch).
+int psi_rms_norm(const float *x, const float *addend, const float *mix, int k, float *sum, const float *weight, float eps,
+                 int64_t rows, int64_t width, int64_t group, float *out, bool quantize);
+
 // y = x W^T + bias, rows as `map` says; an expert's bias is biasStride floats after the previous one's.
 int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y);
 

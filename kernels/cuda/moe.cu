@@ -168,11 +168,15 @@ static int swiglu_oai(const float *gate, const float *up, float *out, int64_t n,
 
 // x (tokens x d) -> out (tokens x d). gate/up are [d -> ff] x experts, down [ff -> d] x experts.
 // `reuse`: x's int8 rows are already in the products' scratch (its RMSNorm wrote them).
-// `residual` (tokens x d, or null) is added to the result in the same pass.
+// `residual` (tokens x d, or null) is added to the result in the same pass. With `normed`
+// (and a residual), that sum is also RMS-normalized (scaled by normWeight when given) into
+// `normed` in the same launch, with its int8 rows for the products after it when d allows:
+// the next layer's attention norm, one launch instead of the weighted sum and a norm.
 PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *router, const float *routerBias,
                             const MatDesc *gate, const float *gateBias, const MatDesc *up, const float *upBias,
                             const MatDesc *down, const float *downBias, int k, float alpha, float limit, const float *residual,
-                            float *out, int reuse) {
+                            float *out, int reuse, const float *normWeight, float eps, float *normed) {
+  if (normed && !residual) { psi_set_error("moe: normalizing the sum needs a residual"); return -1; }
   const int experts = (int)router->rows;
   const int64_t d = router->cols, ff = gate->rows, slots = tokens * k;
   if (experts > MAX_EXPERTS || k < 1 || k > 16 || k > experts) { psi_set_error("moe: %d of %d experts is not supported (k <= 16, experts <= %d)", k, experts, MAX_EXPERTS); return -1; }
@@ -261,6 +265,7 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
     PSI_LAUNCH((unsigned)ceil_div(slots * d, 256), 256, scatter_rows)(xg, deviceOrder, slots, d, expertOut);
     if (PSI_LAUNCHED("scatter_rows")) return -1;
   }
+  if (normed) return psi_rms_norm(residual, expertOut, weights, k, out, normWeight, eps, tokens, d, d, normed, d % 32 == 0);
   PSI_LAUNCH((unsigned)ceil_div(tokens * d, 256), 256, weighted_sum)(expertOut, weights, k, tokens, d, residual, out);
   return PSI_LAUNCHED("weighted_sum");
 }

@@ -24,17 +24,29 @@ __device__ __forceinline__ float rms_scale(const float *src, int64_t group, floa
 }
 
 // Group blockIdx.x of x (plus `addend` when given: that sum is written to `sum`
-// and normalized), RMS-normalized and scaled by w. Q (whole rows of 32-value
-// blocks): the output's int8 rows are written too (matmul.cuh quantize_warp32),
-// so the products that follow skip their quantize launch.
+// and normalized), RMS-normalized and scaled by w. With `mix` (whole rows), the
+// addend of row g is its k rows of `addend` weighted by mix[g * k + j] and summed
+// in that order: the MoE's weighted sum (moe.cu), added and normalized in one
+// launch. Q (whole rows of 32-value blocks): the output's int8 rows are written
+// too (matmul.cuh quantize_warp32), so the products that follow skip their
+// quantize launch.
 template <bool Q>
-__global__ void rms_norm_kernel(const float *x, const float *addend, float *sum, const float *w, float eps, int64_t group,
-                                float *out, int8_t *xq, float *xd) {
+__global__ void rms_norm_kernel(const float *x, const float *addend, const float *mix, int k, float *sum, const float *w, float eps,
+                                int64_t group, float *out, int8_t *xq, float *xd) {
   psi_grid_wait();
   const int64_t g = blockIdx.x;
   const float *src = x + g * group;
   if (addend) {
-    for (int64_t i = threadIdx.x; i < group; i += blockDim.x) sum[g * group + i] = src[i] + addend[g * group + i];
+    for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
+      float a;
+      if (mix) {
+        a = 0.f;
+        for (int j = 0; j < k; j++) a += mix[g * k + j] * addend[(g * k + j) * group + i];
+      } else {
+        a = addend[g * group + i];
+      }
+      sum[g * group + i] = src[i] + a;
+    }
     __syncthreads();  // the block's own global writes, read back below
     src = sum + g * group;
   }
@@ -63,23 +75,26 @@ static int rms_threads(int64_t group) {
   return 32 * (int)std::min<int64_t>(32, std::max<int64_t>(4, ceil_div(group, 96)));
 }
 
-// Each group of `group` values of every row (plus `addend`'s, when given: the sum goes
-// to `sum`), normalized, then scaled by weight (group values) when given. `quantize`
-// (whole rows of 32-value blocks only): the output's int8 rows go to the products'
-// scratch too (psi_quantized_scratch).
-PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *addend, float *sum, const float *weight, float eps,
-                                 int64_t rows, int64_t width, int64_t group, float *out, int quantize) {
+int psi_rms_norm(const float *x, const float *addend, const float *mix, int k, float *sum, const float *weight, float eps,
+                 int64_t rows, int64_t width, int64_t group, float *out, bool quantize) {
   if (addend && !sum) { psi_set_error("rms_norm: an addend needs a sum buffer"); return -1; }
+  if (mix && group != width) { psi_set_error("rms_norm: a weighted addend needs whole rows"); return -1; }
   if (quantize) {
     if (group != width || width % 32 != 0) { psi_set_error("rms_norm: quantizing needs whole rows of 32-value blocks"); return -1; }
     int8_t *xq;
     float *xd;
     if (psi_quantized_scratch(rows, width, &xq, &xd)) return -1;
-    PSI_LAUNCH((unsigned)rows, rms_threads(width), rms_norm_kernel<true>)(x, addend, sum, weight, eps, width, out, xq, xd);
+    PSI_LAUNCH((unsigned)rows, rms_threads(width), rms_norm_kernel<true>)(x, addend, mix, k, sum, weight, eps, width, out, xq, xd);
     return PSI_LAUNCHED("rms_norm_q8");
   }
-  PSI_LAUNCH((unsigned)(rows * (width / group)), rms_threads(group), rms_norm_kernel<false>)(x, addend, sum, weight, eps, group, out, (int8_t *)nullptr, (float *)nullptr);
+  PSI_LAUNCH((unsigned)(rows * (width / group)), rms_threads(group), rms_norm_kernel<false>)(x, addend, mix, k, sum, weight, eps, group, out,
+                                                                                            (int8_t *)nullptr, (float *)nullptr);
   return PSI_LAUNCHED("rms_norm");
+}
+
+PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *addend, float *sum, const float *weight, float eps,
+                                 int64_t rows, int64_t width, int64_t group, float *out, int quantize) {
+  return psi_rms_norm(x, addend, nullptr, 0, sum, weight, eps, rows, width, group, out, quantize != 0);
 }
 
 // RoPE parameters as TypeScript passes them (eight floats, then the mode and dims).

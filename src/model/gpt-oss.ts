@@ -3,12 +3,12 @@
 // the layers hparams marks (every other layer, starting with layer 0, by
 // default), a post-attention RMS norm, and a biased router over SwiGLU experts
 // with biases and the clamped activation (alpha 1.702, limit 7).
-import { addMoE, addThenNorm, type Activation, type MoEWeights, type Weight } from "../runtime/backend.ts";
+import { addMoE, addMoEThenNorm, addThenNorm, type Activation, type MoEWeights, type Weight } from "../runtime/backend.ts";
 import { attentionBlock, bindAttention, ropeParams, type AttentionWeights } from "./attention-block.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { BatchPlan } from "./batch-plan.ts";
 import type { ForwardOutput } from "./model.ts";
-import { LayerPlacement } from "./placement.ts";
+import { LayerPlacement, sameBackendNext } from "./placement.ts";
 import type { WeightBinder } from "./weights.ts";
 
 // llama-graph.cpp, LLM_FFN_SWIGLU_OAI_MOE: constants, not metadata.
@@ -68,14 +68,19 @@ export function gptOssForward(
   const ropes = { windowed: ropeParams(hp, hp.rope.freqBaseSwa), full: ropeParams(hp, hp.rope.freqBase) };
   let backend = placement.at(0);
   let x = backend.embed(weights.tokenEmbedding, tokens);
+  // This layer's attention input, when the previous layer's MoE step normalized its sum (same backend).
+  let attnIn: Activation | undefined;
   weights.layers.forEach((layer, il) => {
     x = LayerPlacement.move(x, backend, (backend = placement.at(il)));
     const windowed = hp.swaLayers[il]!;
     const rope = windowed ? ropes.windowed : ropes.full;
-    const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
+    attnIn ??= backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
     const attnOut = attentionBlock(backend, hp, layer.attention, il, segments, attnIn, positions, rope, windowed ? hp.slidingWindow : 0);
     const { sum, normed: moeIn } = addThenNorm(backend, x, attnOut, layer.postAttentionNorm, hp.rmsEps);
-    x = addMoE(backend, sum, moeIn, layer.experts, { expertsUsed: hp.expertsUsed, activation: SWIGLU_OAI });
+    const moe = { expertsUsed: hp.expertsUsed, activation: SWIGLU_OAI };
+    const next = sameBackendNext(placement, weights.layers, il);
+    if (next) ({ sum: x, normed: attnIn } = addMoEThenNorm(backend, sum, moeIn, layer.experts, moe, next.attnNorm, hp.rmsEps));
+    else [x, attnIn] = [addMoE(backend, sum, moeIn, layer.experts, moe), undefined];
   });
   x = LayerPlacement.move(x, backend, (backend = placement.at(hp.layers)));
   const normed = backend.rmsNorm(backend.takeRows(x, outputRows), weights.outputNorm, hp.rmsEps);

@@ -8,7 +8,7 @@ import type { HyperParameters } from "./hparams.ts";
 import type { BatchPlan } from "./batch-plan.ts";
 import type { ForwardOutput } from "./model.ts";
 import { attentionBlock, bindAttention, ropeParams, type AttentionWeights } from "./attention-block.ts";
-import { LayerPlacement } from "./placement.ts";
+import { LayerPlacement, sameBackendNext } from "./placement.ts";
 import type { WeightBinder } from "./weights.ts";
 
 interface LlamaLayer {
@@ -69,15 +69,19 @@ export function llamaForward(
   const ropes: RopeParams[] = weights.layers.map((_, il) => ({ ...base, freqFactors: weights.ropeFactors?.[il] }));
   let backend = placement.at(0);
   let x = backend.embed(weights.tokenEmbedding, tokens);
+  // This layer's attention input, when the previous layer's last add normalized its sum (same backend).
+  let attnIn: Activation | undefined;
   weights.layers.forEach((layer, il) => {
     x = LayerPlacement.move(x, backend, (backend = placement.at(il)));
     const rope = ropes[il]!;
-    const attnIn = backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
+    attnIn ??= backend.rmsNorm(x, layer.attnNorm, hp.rmsEps);
     const attnOut = attentionBlock(backend, hp, layer.attention, il, segments, attnIn, positions, rope, 0);
     const { sum, normed: ffnIn } = addThenNorm(backend, x, attnOut, layer.ffnNorm, hp.rmsEps);
-    x = sum;
     const [gate, up] = products(backend, ffnIn, [{ w: layer.gate, bias: layer.gateBias }, { w: layer.up, bias: layer.upBias }]) as [Activation, Activation];
-    x = backend.add(x, backend.matmul(backend.swiglu(gate, up), layer.down, layer.downBias));
+    const ffnOut = backend.matmul(backend.swiglu(gate, up), layer.down, layer.downBias);
+    const next = sameBackendNext(placement, weights.layers, il);
+    if (next) ({ sum: x, normed: attnIn } = addThenNorm(backend, sum, ffnOut, next.attnNorm, hp.rmsEps));
+    else [x, attnIn] = [backend.add(sum, ffnOut), undefined];
   });
   x = LayerPlacement.move(x, backend, (backend = placement.at(hp.layers)));
   const normed = backend.rmsNorm(backend.takeRows(x, outputRows), weights.outputNorm, hp.rmsEps);

@@ -12,7 +12,7 @@ import { openGGUF } from "../gguf/reader.ts";
 import { GGMLType } from "../gguf/types.ts";
 import { CpuBackend } from "../runtime/cpu/cpu-backend.ts";
 import { Model } from "./model.ts";
-import { LayerPlacement } from "./placement.ts";
+import { LayerPlacement, sameBackendNext } from "./placement.ts";
 import { synthesize } from "./synth.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "psionic-placement-"));
@@ -73,5 +73,15 @@ describe("-ngl: layers split between two backends", () => {
     const cpu = new CpuBackend({ threads: 1 });
     expect(() => LayerPlacement.split(cpu, -1, cpu)).toThrow(/-ngl must be a non-negative integer/);
     expect(() => LayerPlacement.split(cpu, 1.5, cpu)).toThrow(/-ngl must be a non-negative integer/);
+  });
+
+  it("a layer's last add normalizes for the next layer only where one backend runs both (sameBackendNext)", () => {
+    const gpu = new CpuBackend({ threads: 1 }), host = new CpuBackend({ threads: 1 });
+    const layers = ["l0", "l1", "l2", "l3"];
+    const nexts = (p: LayerPlacement) => layers.map((_, il) => sameBackendNext(p, layers, il));
+    expect(nexts(LayerPlacement.single(gpu))).toEqual(["l1", "l2", "l3", undefined]);
+    // -ngl 2: layer 1's sum crosses to the other backend, which normalizes it itself.
+    expect(nexts(LayerPlacement.split(gpu, 2, host))).toEqual(["l1", undefined, "l3", undefined]);
+    expect(nexts(LayerPlacement.split(gpu, 0, host))).toEqual(["l1", "l2", "l3", undefined]);
   });
 });

@@ -36,3 +36,11 @@ export class LayerPlacement {
     return from === to ? x : to.upload(from.download(x), x.rows, x.width);
   }
 }
+
+/**
+ * Layer il + 1, when the backend of layer il runs it too: layer il's last
+ * residual add can then RMS-normalize its sum for that layer in the same op.
+ */
+export function sameBackendNext<L>(placement: LayerPlacement, layers: readonly L[], il: number): L | undefined {
+  return il + 1 < layers.length && placement.at(il + 1) === placement.at(il) ? layers[il + 1] : undefined;
+}

@@ -133,6 +133,8 @@ export interface Backend {
   addRmsNorm?(a: Activation, b: Activation, weight: Weight | null, eps: number): { sum: Activation; normed: Activation };
   /** residual + moe(x). */
   moeAdd?(residual: Activation, x: Activation, weights: MoEWeights, params: MoEParams): Activation;
+  /** residual + moe(x), and that sum RMS-normalized (whole rows) and scaled by `normWeight`: the next layer's norm in the same op. */
+  moeAddRmsNorm?(residual: Activation, x: Activation, weights: MoEWeights, params: MoEParams, normWeight: Weight | null, eps: number): { sum: Activation; normed: Activation };
   /** x times each weight (plus its bias): q, k and v; gate and up. */
   matmuls?(x: Activation, products: readonly Product[]): Activation[];
   /** rope of q and of k, rows of the same tokens at the same positions. */
@@ -181,6 +183,13 @@ export function ropeQK(b: Backend, q: Activation, k: Activation, positions: Int3
 /** residual + moe(x), in one op where the backend has it. */
 export function addMoE(b: Backend, residual: Activation, x: Activation, weights: MoEWeights, params: MoEParams): Activation {
   return b.moeAdd ? b.moeAdd(residual, x, weights, params) : b.add(residual, b.moe(x, weights, params));
+}
+
+/** residual + moe(x), and that sum RMS-normalized and scaled by `normWeight`, in one op where the backend has it. */
+export function addMoEThenNorm(b: Backend, residual: Activation, x: Activation, weights: MoEWeights, params: MoEParams, normWeight: Weight | null, eps: number): { sum: Activation; normed: Activation } {
+  if (b.moeAddRmsNorm) return b.moeAddRmsNorm(residual, x, weights, params, normWeight, eps);
+  const sum = addMoE(b, residual, x, weights, params);
+  return { sum, normed: b.rmsNorm(sum, normWeight, eps) };
 }
 
 /** One sequence's rows of a batch and the caches they use. */

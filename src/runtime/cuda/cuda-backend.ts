@@ -301,8 +301,20 @@ export class CudaBackend implements Backend {
     return this.experts(residual, x, w, p);
   }
 
-  /** moe(x), plus the residual in the same pass when given. */
-  private experts(residual: Activation | null, x: Activation, w: MoEWeights, p: MoEParams): Activation {
+  moeAddRmsNorm(residual: Activation, x: Activation, w: MoEWeights, p: MoEParams, normWeight: Weight | null, eps: number): { sum: Activation; normed: Activation } {
+    checkSameShape(residual, x, "moeAddRmsNorm");
+    const weight = normWeight as CudaWeight | null;
+    if (weight && weight.dims.reduce((a, b) => a * b, 1) !== x.width) throw new PsionicError("backend.shape", `moeAddRmsNorm: ${weight.name} does not have ${x.width} values`);
+    const normed = this.output(x.rows, x.width);
+    const sum = this.experts(residual, x, w, p, { weight, eps, out: normed });
+    // The launch wrote the normed rows' int8 codes where the next products look for them.
+    if (x.width % 32 === 0) this.lastQuantizedInput = normed;
+    return { sum, normed };
+  }
+
+  /** moe(x), plus the residual in the same pass when given, and that sum normalized into `norm.out` when given. */
+  private experts(residual: Activation | null, x: Activation, w: MoEWeights, p: MoEParams,
+    norm?: { weight: CudaWeight | null; eps: number; out: CudaActivation }): Activation {
     const src = this.act(x, "moe");
     const router = w.router as CudaWeight, gate = w.gate as CudaWeight, up = w.up as CudaWeight, down = w.down as CudaWeight;
     if (router.cols !== x.width) throw new PsionicError("backend.shape", `moe: input width ${x.width}, router ${router.name} rows of ${router.cols}`);
@@ -318,7 +330,8 @@ export class CudaBackend implements Backend {
     const out = this.output(x.rows, x.width);
     checkCuda(this.lib.psi_cuda_moe(dev(src), x.rows, router.descPointer, vec(w.routerBias), gate.descPointer, vec(w.gateBias), up.descPointer, vec(w.upBias),
       down.descPointer, vec(w.downBias), p.expertsUsed, p.activation.alpha, p.activation.limit,
-      residual ? dev(this.act(residual, "moeAdd")) : null, dev(out.address), reuse), "moe");
+      residual ? dev(this.act(residual, "moeAdd")) : null, dev(out.address), reuse,
+      norm?.weight ? dev(norm.weight.vector()) : null, norm?.eps ?? 0, norm ? dev(norm.out.address) : null), "moe");
     return out;
   }
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "bun:test";
 import { encodeTensor } from "../../gguf/quant/codecs.ts";
 import { GGMLType } from "../../gguf/types.ts";
-import { addMoE, addThenNorm, products, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
+import { addMoE, addMoEThenNorm, addThenNorm, products, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { SeededRng } from "../rng.ts";
 import { CudaBackend } from "./cuda-backend.ts";
@@ -414,6 +414,30 @@ describe("CUDA ops against the CPU backend", () => {
           : { router: rg, routerBias: rbg, gate: gg, gateBias: gbg, up: ug, upBias: ubg, down: dg, downBias: dbg }, params),
           tokens > 64 && floatExperts ? 3e-2 : 2e-3, `moe + residual ${label} x${tokens}`,
           routableRows(tokens, d, params.expertsUsed, (x) => cpu.matmul(cpu.rmsNorm(x, null, 1e-5), rc, rbc)));
+      }
+      // With the next layer's norm in the same op (addMoEThenNorm: the CUDA backend's moeAddRmsNorm,
+      // one launch for the weighted sum, the residual and the norm): the same sum and normed rows, bit
+      // for bit, as its moeAdd then rmsNorm, and the same int8 codes of the normed rows, which the
+      // product after it reads (so its output matches too); the normed rows against the CPU's.
+      const [ng, nc] = both("next.attn_norm", GGMLType.F32, [d]);
+      const [pg, pc] = both("next.attn_q", GGMLType.Q8_0, [d, 64]);
+      for (const tokens of [3, 100]) {
+        const v = routableRows(tokens, d, params.expertsUsed, (x) => cpu.matmul(cpu.rmsNorm(x, null, 1e-5), rc, rbc));
+        const gpuExperts = { router: rg, routerBias: rbg, gate: gg, gateBias: gbg, up: ug, upBias: ubg, down: dg, downBias: dbg };
+        const run = (fused: boolean) => {
+          const x = cuda.upload(v, tokens, d);
+          const moeIn = cuda.rmsNorm(x, null, 1e-5);
+          const { sum, normed } = fused
+            ? cuda.moeAddRmsNorm(x, moeIn, gpuExperts, params, ng, 1e-5)
+            : (() => { const s = cuda.moeAdd(x, moeIn, gpuExperts, params); return { sum: s, normed: cuda.rmsNorm(s, ng, 1e-5) }; })();
+          return [sum, normed, cuda.matmul(normed, pg)].map((a) => cuda.download(a));
+        };
+        const [fused, apart] = [run(true), run(false)];
+        fused.forEach((values, i) => expect(values).toEqual(apart[i]!));
+        compare(tokens, d, (b, x, s) => {
+          const experts = s ? { router: rc, routerBias: rbc, gate: gc, gateBias: gbc, up: uc, upBias: ubc, down: dc, downBias: dbc } : gpuExperts;
+          return addMoEThenNorm(b, x, b.rmsNorm(x, null, 1e-5), experts, params, s ? nc : ng, 1e-5).normed;
+        }, tokens > 64 && floatExperts ? 3e-2 : 2e-3, `moe + residual + next norm ${label} x${tokens}`, v);
       }
       for (const tokens of [1, 2, 3, 9, 40, 100, 200]) {
         compare(tokens, d, (b, x, s) => b.moe(x, s

@@ -14,7 +14,7 @@ import { tensorBytes, typeLayout } from "../../gguf/types.ts";
 import type { Product, Weight } from "../backend.ts";
 import type { CudaBackend } from "./cuda-backend.ts";
 
-const OPS = ["embed", "takeRows", "concatRows", "rmsNorm", "addRmsNorm", "matmul", "matmuls", "rope", "ropeQK", "add", "swiglu", "moe", "moeAdd",
+const OPS = ["embed", "takeRows", "concatRows", "rmsNorm", "addRmsNorm", "matmul", "matmuls", "rope", "ropeQK", "add", "swiglu", "moe", "moeAdd", "moeAddRmsNorm",
   "storeKV", "attention", "attendSegments", "argmaxRows", "download", "upload"] as const;
 const weightName = (w: Weight) => w.name.replace(/^blk\.\d+\./, "");
 const weightBytes = (w: Weight) => tensorBytes(typeLayout(w.type)!, w.dims.reduce((a, b) => a * b, 1));
