@@ -15,6 +15,8 @@ const cudaSymbols = {
   psi_cuda_init: { args: [i32], returns: i32 },
   psi_cuda_malloc: { args: [u64], returns: p },
   psi_cuda_free: { args: [p], returns: i32 },
+  psi_cuda_host_alloc: { args: [u64], returns: p },
+  psi_cuda_host_free: { args: [p], returns: i32 },
   psi_cuda_poison: { args: [p, u64, i32], returns: i32 },
   psi_cuda_upload: { args: [p, p, u64], returns: i32 },
   psi_cuda_download: { args: [p, p, u64], returns: i32 },

@@ -202,6 +202,7 @@ inline cudaError_t cudaFree(void *p) {
   free(p);
   return cudaSuccess;
 }
+inline cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
 inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind, cudaStream_t) { memmove(dst, src, bytes); return cudaSuccess; }
 inline cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) { *free_bytes = *total = (size_t)8 << 30; return cudaSuccess; }
 double psi_emu_now_ms();

@@ -99,6 +99,16 @@ PSI_EXPORT void *psi_cuda_malloc(uint64_t bytes) {
 
 PSI_EXPORT int psi_cuda_free(void *p) { return psi_failed(cudaFree(p), "cudaFree") ? -1 : 0; }
 
+// Page-locked host memory for downloads repeated every step (logits): the GPU copies
+// into it directly, not through the driver's bounce buffer for pageable memory.
+PSI_EXPORT void *psi_cuda_host_alloc(uint64_t bytes) {
+  void *p = nullptr;
+  if (psi_failed(cudaMallocHost(&p, bytes ? bytes : 1), "cudaMallocHost")) return nullptr;
+  return p;
+}
+
+PSI_EXPORT int psi_cuda_host_free(void *p) { return psi_failed(cudaFreeHost(p), "cudaFreeHost") ? -1 : 0; }
+
 // Marks device bytes off limits to every kernel (poisoned 1) or usable again (0),
 // for the emulator built with AddressSanitizer (cuda-emulated.test.ts), where a
 // kernel touching them is reported; the arena keeps each step's gaps and stale

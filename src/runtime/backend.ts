@@ -98,6 +98,8 @@ export interface Backend {
    * vocabulary) allocates nothing (`DownloadBuffer`).
    */
   download(x: Activation, into?: Float32Array): Float32Array;
+  /** A host array of `floats` values that download fills fastest (a GPU's page-locked memory, copied into directly). Optional. */
+  hostBuffer?(floats: number): Float32Array;
   /**
    * Each row's largest value's index (ties to the lowest), computed where the
    * values are, so greedy decoding reads back one int per row, not the logits;
@@ -247,16 +249,17 @@ export function downloadTarget(x: Activation, into: Float32Array | undefined): F
 }
 
 /**
- * One host buffer for a download repeated every step (logits): grown when a
- * download needs more, never shrunk. What `read` returns stays valid until
+ * One host buffer for a download repeated every step (logits), from the
+ * backend's hostBuffer where it has one: grown when a download needs more,
+ * never shrunk. What `read` returns stays valid until
  * its next call, so a caller keeping values past that copies them.
  */
 export class DownloadBuffer {
-  private buffer = new Float32Array(0);
+  private buffer: Float32Array = new Float32Array(0);
 
   read(backend: Backend, x: Activation): Float32Array {
     const count = x.rows * x.width;
-    if (this.buffer.length < count) this.buffer = new Float32Array(count);
+    if (this.buffer.length < count) this.buffer = backend.hostBuffer?.(count) ?? new Float32Array(count);
     return backend.download(x, this.buffer);
   }
 }

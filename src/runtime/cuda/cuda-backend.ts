@@ -19,7 +19,7 @@ import { checkConcat, checkSameShape, downloadTarget, ownedActivation, PERSISTEN
 import type {
   Activation, AttentionParams, AttentionSegment, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, Product, RopeParams, Weight,
 } from "../backend.ts";
-import { CudaActivation, CudaKV, CudaWeight, DeviceArena, deviceAlloc, dev, uploadWeight } from "./cuda-tensors.ts";
+import { CudaActivation, CudaKV, CudaWeight, DeviceArena, deviceAlloc, dev, pinnedFloats, uploadWeight } from "./cuda-tensors.ts";
 
 export interface CudaBackendOptions {
   /** Which GPU (default 0). */
@@ -120,6 +120,10 @@ export class CudaBackend implements Backend {
     const out = downloadTarget(x, into);
     checkCuda(this.lib.psi_cuda_download(ptr(out), dev(this.act(x, "download")), out.byteLength), "download");
     return out;
+  }
+
+  hostBuffer(floats: number): Float32Array {
+    return pinnedFloats(floats);
   }
 
   beginStep(): void {

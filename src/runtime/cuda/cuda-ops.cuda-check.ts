@@ -5,7 +5,7 @@
 import { describe, expect, it } from "bun:test";
 import { encodeTensor } from "../../gguf/quant/codecs.ts";
 import { GGMLType } from "../../gguf/types.ts";
-import { addMoE, addMoEThenNorm, addThenNorm, products, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
+import { addMoE, addMoEThenNorm, addThenNorm, DownloadBuffer, products, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { SeededRng } from "../rng.ts";
 import { CudaBackend } from "./cuda-backend.ts";
@@ -193,6 +193,18 @@ describe("CUDA ops against the CPU backend", () => {
     expect(got).toEqual(v);
     expect(into.subarray(210).every((value) => value === 7)).toBe(true);
     expect(() => cuda.download(x, new Float32Array(209))).toThrow(/download: 3x70 values do not fit a buffer of 209/);
+    // DownloadBuffer takes the backend's page-locked memory, which the device copies into directly.
+    const reads = new DownloadBuffer();
+    const first = reads.read(cuda, x);
+    expect(first).toEqual(v);
+    expect(reads.read(cuda, cuda.upload(v.subarray(0, 140), 2, 70)).buffer).toBe(first.buffer);
+    const pinned = cuda.hostBuffer(500);
+    expect(pinned.length).toBe(500);
+    expect(cuda.download(x, pinned)).toEqual(v);
+    // Page-locked arrays no longer referenced are freed when collected, not at exit (and not while viewed).
+    for (let i = 0; i < 64; i++) cuda.hostBuffer(1 << 18)[i] = i;
+    Bun.gc(true);
+    expect(cuda.download(x, pinned)).toEqual(v);
   });
 
   it("argmaxRows: each row's largest value, ties to the lowest index; a NaN row is refused", () => {

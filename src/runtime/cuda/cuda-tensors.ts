@@ -3,7 +3,7 @@
 // device (Q8_0, Q4_0, MXFP4 and K-quant matrices regrouped into the split
 // layouts of kernels/cuda/decode.cuh), described to the kernels by a MatDesc; KV storage
 // is F16 rows, one slot per position.
-import { ptr, type Pointer } from "bun:ffi";
+import { ptr, toArrayBuffer, type Pointer } from "bun:ffi";
 import { checkCuda, cudaKernels } from "../../../ffi/cuda.ts";
 import { cpuKernels } from "../../../ffi/cpu.ts";
 import { GGMLType, typeLayout } from "../../gguf/types.ts";
@@ -33,6 +33,19 @@ export function deviceAlloc(bytes: number, what: string, owner?: object): number
   }
   if (owner) freeOnCollect.register(owner, address);
   return address;
+}
+
+/** Frees page-locked host memory once no array views it (its ArrayBuffer is collected). */
+const freeHostOnCollect = new FinalizationRegistry<number>((address) => { cudaKernels().psi_cuda_host_free(address as unknown as Pointer); });
+
+/** `floats` values of page-locked host memory, which downloads fill by DMA; freed when unreferenced. */
+export function pinnedFloats(floats: number): Float32Array {
+  const bytes = floats * 4;
+  const address = cudaKernels().psi_cuda_host_alloc(bytes) as unknown as number;
+  if (!address) throw new PsionicError("cuda.out-of-memory", `${bytes} bytes of page-locked host memory: ${cudaKernels().psi_cuda_last_error()}`);
+  const buffer = toArrayBuffer(address as unknown as Pointer, 0, bytes);
+  freeHostOnCollect.register(buffer, address);
+  return new Float32Array(buffer);
 }
 
 export const dev = (address: number) => address as unknown as Pointer;
