@@ -13,6 +13,7 @@
 #include <algorithm>
 #include "attention.cuh"
 #include "flash.cuh"
+#include "rope.cuh"
 
 // Rows of k and v (float) into their segments' caches at slot pos0 + (row - rowStart).
 __global__ void store_kv(const float *k, const float *v, Segments s, int64_t kWidth, int64_t vWidth) {
@@ -21,6 +22,24 @@ __global__ void store_kv(const float *k, const float *v, Segments s, int64_t kWi
   const int seg = segment_of(s, row);
   const int64_t slot = s.pos0[seg] + (row - s.rowStart[seg]);
   for (int64_t i = threadIdx.x; i < kWidth; i += blockDim.x) s.k[seg][slot * kWidth + i] = __float2half_rn(k[row * kWidth + i]);
+  for (int64_t i = threadIdx.x; i < vWidth; i += blockDim.x) s.v[seg][slot * vWidth + i] = __float2half_rn(v[row * vWidth + i]);
+}
+
+// Rope and the KV store in one launch, a block per row: the row's angles at its position in its
+// segment, q rotated into qOut, k rotated straight into the segment's K cache and v copied into
+// its V cache, as halves (the values store_kv would store after a separate rope launch).
+__global__ void rope_store_kv(const float *q, float *qOut, int64_t heads, const float *k, const float *v, Segments s, int64_t kvHeads,
+                              int64_t headDim, int64_t headDimV, RopeArgs p, const float *factors, RopeRamp ramp) {
+  psi_grid_wait();
+  __shared__ float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
+  const int row = blockIdx.x;
+  const int seg = segment_of(s, row);
+  const int64_t slot = s.pos0[seg] + (row - s.rowStart[seg]);
+  rope_angles((int)slot, p, factors, ramp, cs, sn);
+  __syncthreads();
+  rope_heads(q + row * heads * headDim, qOut + row * heads * headDim, heads, headDim, p, cs, sn);
+  rope_heads(k + row * kvHeads * headDim, s.k[seg] + slot * kvHeads * headDim, kvHeads, headDim, p, cs, sn);
+  const int64_t vWidth = kvHeads * headDimV;
   for (int64_t i = threadIdx.x; i < vWidth; i += blockDim.x) s.v[seg][slot * vWidth + i] = __float2half_rn(v[row * vWidth + i]);
 }
 
@@ -174,10 +193,16 @@ static int choose_splits(int64_t rows, int heads, int keys) {
 // and the K and V cache addresses.
 struct HostSegment { int64_t rowStart, rows, pos0; __half *k, *v; };
 
-// k and v rows (may be null to skip storing) go into the caches, then q attends.
+// k and v rows (may be null to skip storing) go into the caches, then q attends. With `rope`
+// (and k, v), q and k are rotated first, in the launch that stores k and v: q into qRotated
+// (rows x heads x headDim), which attention then reads.
 PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, const HostSegment *segs, int count,
                                int heads, int kvHeads, int headDim, int headDimV, int window, float scale, const float *sinks, float *out,
-                               int quantize) {
+                               int quantize, const RopeArgs *rope, const float *ropeFactors, float *qRotated) {
+  if (rope && (!k || !v || !qRotated)) { psi_set_error("attention: rope in the store launch needs k, v and a buffer for the rotated q"); return -1; }
+  if (rope && rope_check(*rope, headDim)) return -1;
+  const RopeRamp ramp = rope ? rope_ramp(*rope) : RopeRamp{};
+  const float *queries = rope ? qRotated : q;
   if (headDim > MAX_HEAD_DIM || headDimV > MAX_HEAD_DIM || headDim % 2 != 0 || heads % kvHeads != 0) {
     psi_set_error("attention: head dims %d/%d (at most %d, K even) and %d/%d heads are not supported", headDim, headDimV, MAX_HEAD_DIM, heads, kvHeads);
     return -1;
@@ -203,7 +228,12 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
     }
     if (rows <= 0) continue;
     if (!(s.pos0 = (const int *)psi_stage(pos0, s.count * sizeof(int)))) return -1;
-    if (k && v) {
+    if (rope) {
+      PSI_LAUNCH((unsigned)rows, 256, rope_store_kv)(q + firstRow * heads * headDim, qRotated + firstRow * heads * headDim, (int64_t)heads,
+                                                    k + firstRow * kvHeads * headDim, v + firstRow * kvHeads * headDimV, s, (int64_t)kvHeads,
+                                                    (int64_t)headDim, (int64_t)headDimV, *rope, ropeFactors, ramp);
+      if (PSI_LAUNCHED("rope_store_kv")) return -1;
+    } else if (k && v) {
       PSI_LAUNCH((unsigned)rows, 128, store_kv)(k + firstRow * kvHeads * headDim, v + firstRow * kvHeads * headDimV, s,
                                                (int64_t)kvHeads * headDim, (int64_t)kvHeads * headDimV);
       if (PSI_LAUNCHED("store_kv")) return -1;
@@ -218,7 +248,7 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
     const int64_t at = firstRow - segs[0].rowStart;
     if (flash_fits(headDim, headDimV, maxSegmentRows)) {
       const AttendArgs a = {heads, kvHeads, headDim, headDimV, window, scale, 1, 0, nullptr, nullptr, nullptr, nullptr, nullptr};
-      if (launch_flash(q + firstRow * heads * headDim, s, a, maxSegmentRows, sinks, out + firstRow * width)) return -1;
+      if (launch_flash(queries + firstRow * heads * headDim, s, a, maxSegmentRows, sinks, out + firstRow * width)) return -1;
       if (quantize && psi_quantize_into(out + firstRow * width, rows * width / 32, xq + at * width, xd + at * width / 32)) return -1;
       continue;
     }
@@ -231,7 +261,7 @@ PSI_EXPORT int psi_cuda_attend(const float *q, const float *k, const float *v, c
       a.partAcc = (float *)psi_scratch(17, parts * headDimV * sizeof(float));
       if (!a.partMax || !a.partSum || !a.partAcc) return -1;
     }
-    PSI_LAUNCH(dim3((unsigned)rows, (unsigned)heads, (unsigned)a.splits), 32 * ATT_WARPS, attend)(q + firstRow * heads * headDim, s, a, sinks,
+    PSI_LAUNCH(dim3((unsigned)rows, (unsigned)heads, (unsigned)a.splits), 32 * ATT_WARPS, attend)(queries + firstRow * heads * headDim, s, a, sinks,
                                                                                                out + firstRow * heads * headDimV);
     if (PSI_LAUNCHED("attention")) return -1;
     if (a.splits > 1) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include "common.cuh"
 #include "matmul.cuh"
+#include "rope.cuh"
 
 // 1 / RMS of group blockIdx.x (the block's threads all get it).
 __device__ __forceinline__ float rms_scale(const float *src, int64_t group, float eps) {
@@ -97,94 +98,27 @@ PSI_EXPORT int psi_cuda_rms_norm(const float *x, const float *addend, float *sum
   return psi_rms_norm(x, addend, nullptr, 0, sum, weight, eps, rows, width, group, out, quantize != 0);
 }
 
-// RoPE parameters as TypeScript passes them (eight floats, then the mode and dims).
-struct RopeArgs {
-  float freqBase, freqScale, extFactor, attnFactor, betaFast, betaSlow, nCtxOrig, unused;
-  int32_t mode, nDims;
-};
-
-// Largest rotated pair count per head (head dims up to 512).
-static const int ROPE_MAX_PAIRS = 256;
-
-// One block per row: the row's cos/sin per rotated pair (theta built by repeated
-// multiplication, as ggml builds it) once into shared memory, then every head of
-// x (and of x2, when given: q and k of one row take the same angles) rotated.
+// One block per row: the row's angles (rope.cuh), then every head of x (and of x2,
+// when given: q and k of one row take the same angles) rotated.
 __global__ void rope_kernel(const float *x, float *out, int64_t heads, const float *x2, float *out2, int64_t heads2,
-                            const int *pos, int64_t headDim, RopeArgs p, const float *factors, float corr0, float corr1, float thetaScale) {
+                            const int *pos, int64_t headDim, RopeArgs p, const float *factors, RopeRamp ramp) {
   psi_grid_wait();
   __shared__ float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
-  const int64_t t = blockIdx.x, half = p.nDims / 2;
-  for (int64_t pair = threadIdx.x; pair < half; pair += blockDim.x) {
-    float theta = (float)pos[t];
-    for (int64_t k = 0; k < pair; k++) theta *= thetaScale;
-    const float extrap = theta / (factors ? factors[pair] : 1.0f);
-    const float interp = p.freqScale * extrap;
-    float th = interp, mscale = p.attnFactor;
-    if (p.extFactor != 0.0f) {
-      const float span = corr1 - corr0 > 0.001f ? corr1 - corr0 : 0.001f;
-      const float rampY = ((float)pair - corr0) / span;
-      const float ramp = 1 - (rampY < 0 ? 0 : rampY > 1 ? 1 : rampY);
-      const float mix = ramp * p.extFactor;
-      th = fmaf(interp, 1 - mix, extrap * mix);
-      mscale *= fmaf(0.1f, logf(1.0f / p.freqScale), 1.0f);
-    }
-    cs[pair] = cosf(th) * mscale;
-    sn[pair] = sinf(th) * mscale;
-  }
+  const int64_t t = blockIdx.x;
+  rope_angles(pos[t], p, factors, ramp, cs, sn);
   __syncthreads();
-  for (int which = 0; which < 2; which++) {
-    const float *src = which ? x2 : x;
-    float *dst = which ? out2 : out;
-    const int64_t n = which ? heads2 : heads;
-    if (!src) continue;
-    src += t * n * headDim;
-    dst += t * n * headDim;
-    // A thread per pair of values, so every lane has work: rotated pair j (normal:
-    // dims 2j, 2j + 1, one float2; NeoX: j and j + half), or, past the rotated
-    // dims, two values copied as they are. Head dims and nDims are even.
-    const int64_t slots = headDim / 2;
-    for (int64_t i = threadIdx.x; i < n * slots; i += blockDim.x) {
-      const int64_t h = i / slots, j = i % slots;
-      const float *hs = src + h * headDim;
-      float *hd = dst + h * headDim;
-      if (j >= half) {
-        const int64_t v = p.nDims + 2 * (j - half);
-        *reinterpret_cast<float2 *>(hd + v) = *reinterpret_cast<const float2 *>(hs + v);
-        continue;
-      }
-      const float c = cs[j], s = sn[j];
-      if (p.mode == 2) {
-        const float x0 = hs[j], x1 = hs[j + half];
-        hd[j] = fmaf(x0, c, -(x1 * s));
-        hd[j + half] = fmaf(x0, s, x1 * c);
-      } else {
-        const float2 in = *reinterpret_cast<const float2 *>(hs + 2 * j);
-        float2 r;
-        r.x = fmaf(in.x, c, -(in.y * s));
-        r.y = fmaf(in.x, s, in.y * c);
-        *reinterpret_cast<float2 *>(hd + 2 * j) = r;
-      }
-    }
-  }
+  rope_heads(x + t * heads * headDim, out + t * heads * headDim, heads, headDim, p, cs, sn);
+  if (x2) rope_heads(x2 + t * heads2 * headDim, out2 + t * heads2 * headDim, heads2, headDim, p, cs, sn);
 }
 
 // mode: 0 normal, 2 NeoX (ggml's ids). x2/out2 (heads2 heads of the same rows), when
 // given, are rotated by the same angles in the same launch (q and k).
 PSI_EXPORT int psi_cuda_rope(const float *x, float *out, int64_t heads, const float *x2, float *out2, int64_t heads2,
                              const int32_t *hostPositions, int64_t rows, int64_t headDim, const RopeArgs *p, const float *factors) {
-  if (p->nDims / 2 > ROPE_MAX_PAIRS) { psi_set_error("rope: %d rotated dims (at most %d)", p->nDims, 2 * ROPE_MAX_PAIRS); return -1; }
-  if (headDim % 2 || p->nDims % 2 || p->nDims > headDim) {
-    psi_set_error("rope: head dim %lld and rotated dims %d must be even, rotated at most the head", (long long)headDim, p->nDims);
-    return -1;
-  }
+  if (rope_check(*p, headDim)) return -1;
   const int *pos = (const int *)psi_stage(hostPositions, rows * sizeof(int32_t));
   if (!pos) return -1;
-  const float pi = 3.14159265358979323846f;
-  const float start = floorf(p->nDims * logf(p->nCtxOrig / (p->betaFast * 2 * pi)) / (2 * logf(p->freqBase)));
-  const float end = ceilf(p->nDims * logf(p->nCtxOrig / (p->betaSlow * 2 * pi)) / (2 * logf(p->freqBase)));
-  const float corr0 = start > 0 ? start : 0, corr1 = end < p->nDims - 1 ? end : (float)(p->nDims - 1);
-  const float thetaScale = powf(p->freqBase, -2.0f / p->nDims);
-  PSI_LAUNCH((unsigned)rows, 256, rope_kernel)(x, out, heads, x2, out2, heads2, pos, headDim, *p, factors, corr0, corr1, thetaScale);
+  PSI_LAUNCH((unsigned)rows, 256, rope_kernel)(x, out, heads, x2, out2, heads2, pos, headDim, *p, factors, rope_ramp(*p));
   return PSI_LAUNCHED("rope");
 }
 

@@ -2,7 +2,7 @@
 // projections (separate or fused, each with an optional bias), optional
 // per-head Q/K RMS norm, RoPE, the KV cache write, attention, and the output
 // projection. Shapes: x is (tokens, d); Q is (tokens, heads * headDimK).
-import { products, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../runtime/backend.ts";
+import { products, ropeThenAttend, type Activation, type Backend, type RopeParams, type Weight } from "../runtime/backend.ts";
 import type { HyperParameters } from "./hparams.ts";
 import type { WeightBinder } from "./weights.ts";
 import type { SegmentRows } from "./batch-plan.ts";
@@ -65,13 +65,12 @@ export function attentionBlock(
   let q = q0, k = k0;
   if (w.qNorm) q = backend.rmsNorm(q, w.qNorm, hp.rmsEps, headDim);
   if (w.kNorm) k = backend.rmsNorm(k, w.kNorm, hp.rmsEps, headDim);
-  ({ q, k } = ropeQK(backend, q, k, positions, headDim, rope));
   const params = {
     heads: hp.heads, kvHeads: hp.kvHeads, headDimK: head.k, headDimV: head.v,
     scale: Math.fround(1 / Math.sqrt(headDim)), window, sinks: w.sinks,
   };
-  // Each sequence writes its own cache and attends over it alone.
-  const attended = backend.attendSegments(q, k, v, segments.map((s) => {
+  // q and k rotated, then each sequence writes its own cache and attends over it alone.
+  const attended = ropeThenAttend(backend, q, k, v, positions, headDim, rope, segments.map((s) => {
     const cache = s.cache.layer(layer);
     return { kCache: cache.k, vCache: cache.v, positions: s.positions, rowStart: s.rowStart };
   }), params);

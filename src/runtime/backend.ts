@@ -141,6 +141,9 @@ export interface Backend {
   matmuls?(x: Activation, products: readonly Product[]): Activation[];
   /** rope of q and of k, rows of the same tokens at the same positions. */
   ropeQK?(q: Activation, k: Activation, positions: Int32Array, headDim: number, params: RopeParams): { q: Activation; k: Activation };
+  /** ropeQK, then attendSegments of the rotated rows: the rotation in the launch that stores k and v. */
+  ropeAttendSegments?(q: Activation, k: Activation, v: Activation, positions: Int32Array, headDim: number, rope: RopeParams,
+    segments: readonly AttentionSegment[], p: AttentionParams): Activation;
 
   allocKV(capacity: number, width: number, precision: KVPrecision): KVStorage;
   /** Writes the rows of x into slots firstSlot, firstSlot+1, ... */
@@ -180,6 +183,14 @@ export function products(b: Backend, x: Activation, list: readonly Product[]): A
 export function ropeQK(b: Backend, q: Activation, k: Activation, positions: Int32Array, headDim: number, params: RopeParams): { q: Activation; k: Activation } {
   if (b.ropeQK) return b.ropeQK(q, k, positions, headDim, params);
   return { q: b.rope(q, positions, headDim, params), k: b.rope(k, positions, headDim, params) };
+}
+
+/** q and k rotated, then each segment's rows stored in its caches and attended, in one op where the backend has it. */
+export function ropeThenAttend(b: Backend, q: Activation, k: Activation, v: Activation, positions: Int32Array, headDim: number, rope: RopeParams,
+  segments: readonly AttentionSegment[], p: AttentionParams): Activation {
+  if (b.ropeAttendSegments) return b.ropeAttendSegments(q, k, v, positions, headDim, rope, segments, p);
+  const rotated = ropeQK(b, q, k, positions, headDim, rope);
+  return b.attendSegments(rotated.q, rotated.k, v, segments, p);
 }
 
 /** residual + moe(x), in one op where the backend has it. */

@@ -11,7 +11,7 @@
 // for F16/BF16; the CPU's RoPE and SwiGLU formulas); sums run in another
 // order, so results agree to float rounding, and greedy picks agree except
 // at near-ties (cuda-parity.cuda-check.ts).
-import { ptr } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import { checkCuda, cudaDevices, cudaKernels } from "../../../ffi/cuda.ts";
 import { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -267,13 +267,18 @@ export class CudaBackend implements Backend {
     return { q: out.q, k: out.k! };
   }
 
-  /** q (and k, when given: rows of the same tokens) rotated in one launch. */
-  private rotate(q: Activation, k: Activation | null, positions: Int32Array, headDim: number, p: RopeParams): { q: Activation; k: Activation | null } {
-    for (const x of k ? [q, k] : [q]) {
+  /** Refuses rows, positions or dims rope cannot rotate, naming them. */
+  private checkRope(rows: readonly Activation[], positions: Int32Array, headDim: number, p: RopeParams): void {
+    for (const x of rows) {
       if (positions.length !== x.rows) throw new PsionicError("backend.shape", `rope: ${positions.length} positions for ${x.rows} rows`);
       if (!(Number.isInteger(headDim) && headDim > 0 && x.width % headDim === 0)) throw new PsionicError("backend.shape", `rope: heads of ${headDim} do not divide rows of ${x.width}`);
     }
     if (!(p.dims > 0 && p.dims % 2 === 0 && p.dims <= headDim)) throw new PsionicError("backend.shape", `rope: ${p.dims} rotated dims in heads of ${headDim}`);
+  }
+
+  /** q (and k, when given: rows of the same tokens) rotated in one launch. */
+  private rotate(q: Activation, k: Activation | null, positions: Int32Array, headDim: number, p: RopeParams): { q: Activation; k: Activation | null } {
+    this.checkRope(k ? [q, k] : [q], positions, headDim, p);
     const qOut = this.output(q.rows, q.width), kOut = k ? this.output(k.rows, k.width) : null;
     const factors = p.freqFactors ? dev((p.freqFactors as CudaWeight).vector()) : null;
     checkCuda(this.lib.psi_cuda_rope(dev(this.act(q, "rope")), dev(qOut.address), q.width / headDim,
@@ -371,12 +376,32 @@ export class CudaBackend implements Backend {
     return out;
   }
 
+  ropeAttendSegments(q: Activation, k: Activation, v: Activation, positions: Int32Array, headDim: number, rope: RopeParams,
+    segments: readonly AttentionSegment[], p: AttentionParams): Activation {
+    if (k.rows !== q.rows || v.rows !== q.rows) throw new PsionicError("backend.shape", `ropeAttendSegments: ${q.rows} queries, ${k.rows} keys, ${v.rows} values`);
+    this.checkRope([q, k], positions, headDim, rope);
+    if (headDim !== p.headDimK) throw new PsionicError("backend.shape", `ropeAttendSegments: rope heads of ${headDim}, attention heads of ${p.headDimK}`);
+    // The kernel takes each row's position from its segment: they must be the positions given.
+    for (const s of segments) {
+      s.positions.forEach((pos, j) => {
+        if (positions[s.rowStart + j] !== pos) throw new PsionicError("backend.shape", `ropeAttendSegments: row ${s.rowStart + j} is at ${positions[s.rowStart + j]} for rope, ${pos} in its segment`);
+      });
+    }
+    const out = this.output(q.rows, p.heads * p.headDimV), rotated = this.output(q.rows, q.width);
+    const ordered = [...segments].sort((a, b) => a.rowStart - b.rowStart);
+    const factors = rope.freqFactors ? dev((rope.freqFactors as CudaWeight).vector()) : null;
+    this.attend(this.act(q, "ropeAttendSegments"), this.act(k, "ropeAttendSegments"), this.act(v, "ropeAttendSegments"), q, ordered, p, out,
+      { args: this.ropeBytes(rope), factors, rotated });
+    return out;
+  }
+
   /**
    * One launch per run of contiguous segments; k and v rows (when given) are
    * stored first. Heads of whole 32-value blocks also leave the output's int8
    * rows for the output projection.
    */
-  private attend(q: number, k: number | null, v: number | null, qa: Activation, segments: readonly AttentionSegment[], p: AttentionParams, out: CudaActivation): void {
+  private attend(q: number, k: number | null, v: number | null, qa: Activation, segments: readonly AttentionSegment[], p: AttentionParams, out: CudaActivation,
+    rope?: { args: Uint8Array; factors: Pointer | null; rotated: CudaActivation }): void {
     if (qa.width !== p.heads * p.headDimK) throw new PsionicError("backend.shape", `attention: q rows of ${qa.width} do not fit ${p.heads} heads of ${p.headDimK}`);
     if (p.heads % p.kvHeads !== 0) throw new PsionicError("backend.shape", `attention: ${p.heads} heads do not share ${p.kvHeads} KV heads evenly`);
     // HostSegment (kernels/cuda/attention.cu): five int64 fields per segment, as uint32 pairs.
@@ -398,7 +423,8 @@ export class CudaBackend implements Backend {
     const sinks = p.sinks ? dev((p.sinks as CudaWeight).vector()) : null;
     const quantize = p.headDimV % 32 === 0;
     checkCuda(this.lib.psi_cuda_attend(dev(q), k === null ? null : dev(k), v === null ? null : dev(v), ptr(table), segments.length,
-      p.heads, p.kvHeads, p.headDimK, p.headDimV, p.window, p.scale, sinks, dev(out.address), quantize ? 1 : 0), "attention");
+      p.heads, p.kvHeads, p.headDimK, p.headDimV, p.window, p.scale, sinks, dev(out.address), quantize ? 1 : 0,
+      rope ? ptr(rope.args) : null, rope?.factors ?? null, rope ? dev(rope.rotated.address) : null), "attention");
     if (quantize) this.lastQuantizedInput = out;
   }
 }

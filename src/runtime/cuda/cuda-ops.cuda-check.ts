@@ -5,7 +5,7 @@
 import { describe, expect, it } from "bun:test";
 import { encodeTensor } from "../../gguf/quant/codecs.ts";
 import { GGMLType } from "../../gguf/types.ts";
-import { addMoE, addMoEThenNorm, addThenNorm, DownloadBuffer, products, ropeQK, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
+import { addMoE, addMoEThenNorm, addThenNorm, DownloadBuffer, products, ropeQK, ropeThenAttend, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { SeededRng } from "../rng.ts";
 import { CudaBackend } from "./cuda-backend.ts";
@@ -320,6 +320,43 @@ describe("CUDA ops against the CPU backend", () => {
         }
       }
     }
+  });
+
+  it("rope in the launch that stores k and v (ropeThenAttend: the CUDA backend's ropeAttendSegments): bit for bit ropeQK then attendSegments, prompts and decode", () => {
+    const heads = 8, kvHeads = 2, hd = 64;
+    const [sg, sc] = both("sinks", GGMLType.F32, [heads]);
+    for (const [label, rope] of ropes) {
+      // Three runs with their own caches: CUDA fused, CUDA rope then attention, the CPU.
+      const runs = [[cuda, true], [cuda, false], [cpu, true]] as const;
+      const caches = runs.map(([b]) => [b.allocKV(64, kvHeads * hd, "f16"), b.allocKV(64, kvHeads * hd, "f16"), b.allocKV(64, kvHeads * hd, "f16"), b.allocKV(64, kvHeads * hd, "f16")] as const);
+      // Prompts of 9 and 20 tokens (20: flash attention reads the rotated q), then a decode row each (over the stored, rotated keys).
+      for (const [lens, starts] of [[[9, 20], [0, 0]], [[1, 1], [9, 20]]] as const) {
+        const rows = lens[0] + lens[1];
+        const q = random(rows * heads * hd), k = random(rows * kvHeads * hd), v = random(rows * kvHeads * hd);
+        const positions = Int32Array.from({ length: rows }, (_, r) => (r < lens[0] ? starts[0] + r : starts[1] + r - lens[0]));
+        const outs = runs.map(([b, fused], i) => {
+          const [k0, v0, k1, v1] = caches[i]!;
+          const segs = [
+            { kCache: k0, vCache: v0, positions: positions.subarray(0, lens[0]), rowStart: 0 },
+            { kCache: k1, vCache: v1, positions: positions.subarray(lens[0]), rowStart: lens[0] },
+          ];
+          const params = { heads, kvHeads, headDimK: hd, headDimV: hd, scale: 0.125, window: 0, sinks: b === cpu ? sc : sg };
+          const [qa, ka, va] = [b.upload(q, rows, heads * hd), b.upload(k, rows, kvHeads * hd), b.upload(v, rows, kvHeads * hd)];
+          if (fused) return b.download(ropeThenAttend(b, qa, ka, va, positions, hd, rope, segs, params));
+          const rotated = ropeQK(b, qa, ka, positions, hd, rope);
+          return b.download(b.attendSegments(rotated.q, rotated.k, va, segs, params));
+        });
+        expect(outs[0]).toEqual(outs[1]!);
+        const err = relError(outs[0]!, outs[2]!);
+        console.log(`rope ${label} in the KV store, rows ${rows}: rel error ${err.toExponential(2)} against the CPU`);
+        expect(err).toBeLessThan(5e-3);
+      }
+    }
+    const kv = [cuda.allocKV(8, kvHeads * hd, "f16"), cuda.allocKV(8, kvHeads * hd, "f16")];
+    const x = (width: number) => cuda.upload(random(2 * width), 2, width);
+    expect(() => ropeThenAttend(cuda, x(heads * hd), x(kvHeads * hd), x(kvHeads * hd), Int32Array.of(3, 4), hd, ropes[0]![1],
+      [{ kCache: kv[0]!, vCache: kv[1]!, positions: Int32Array.of(0, 1), rowStart: 0 }], { heads, kvHeads, headDimK: hd, headDimV: hd, scale: 0.125, window: 0 }))
+      .toThrow(/ropeAttendSegments: row 0 is at 3 for rope, 0 in its segment/);
   });
 
   it("attention for prompts (flash.cuh, or attention.cu past PSIONIC_CUDA_FLASH_MIN_ROWS): heads of 64 and 128, segments past one 64-row tile, continuing after stored rows, window and sinks", () => {

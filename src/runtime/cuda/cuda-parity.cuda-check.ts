@@ -95,7 +95,7 @@ describe("CUDA backend: the device profile", () => {
     const [err, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
     expect(code).toBe(0);
     expect(err).toContain("psionic cuda profile");
-    for (const op of ["matmuls attn_q+attn_k+attn_v", "addRmsNorm", "moeAdd", "ropeQK", "attendSegments", "matmul output.weight"]) {
+    for (const op of ["matmuls attn_q+attn_k+attn_v", "addRmsNorm", "moeAdd", "moeAddRmsNorm", "ropeAttendSegments", "matmul output.weight"]) {
       expect(err).toMatch(new RegExp(`^${op.replace(/[.+]/g, "\\$&")} +\\d+ `, "m"));
     }
     // Dense products end with their weights' GB/s; other ops with "-".

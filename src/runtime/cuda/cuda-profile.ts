@@ -15,7 +15,7 @@ import type { Product, Weight } from "../backend.ts";
 import type { CudaBackend } from "./cuda-backend.ts";
 
 const OPS = ["embed", "takeRows", "concatRows", "rmsNorm", "addRmsNorm", "matmul", "matmuls", "rope", "ropeQK", "add", "swiglu", "moe", "moeAdd", "moeAddRmsNorm",
-  "storeKV", "attention", "attendSegments", "argmaxRows", "download", "upload"] as const;
+  "storeKV", "attention", "attendSegments", "ropeAttendSegments", "argmaxRows", "download", "upload"] as const;
 const weightName = (w: Weight) => w.name.replace(/^blk\.\d+\./, "");
 const weightBytes = (w: Weight) => tensorBytes(typeLayout(w.type)!, w.dims.reduce((a, b) => a * b, 1));
 const COLLECT_EVERY = 50_000;
