@@ -108,8 +108,13 @@ inline T psi_emu_shfl(T v, int src) {
 template <class T> inline T __shfl_xor_sync(unsigned, T v, int mask) { return psi_emu_shfl(v, psi_emu_lane() ^ mask); }
 template <class T> inline T __shfl_sync(unsigned, T v, int src) { return psi_emu_shfl(v, src & 31); }
 
-// Fibers never run at the same time, so a plain add is atomic.
-inline int atomicAdd(int *p, int v) { const int old = *p; *p += v; return old; }
+// A block's fibers never run at the same time, but blocks run on several host threads
+// at once: device-scope atomics and fences (a counter of finished blocks) are real ones.
+inline int atomicAdd(int *p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+inline unsigned atomicAdd(unsigned *p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+// A load that skips L1 on the GPU (another block's writes); a plain load here, after the fence.
+template <class T> inline T __ldcg(const T *p) { return *p; }
 
 inline float __uint_as_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }

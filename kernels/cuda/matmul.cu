@@ -88,34 +88,9 @@ static int quantized_rows(const float *x, int64_t rows, int64_t cols, const RowM
   return 0;
 }
 
-// Blocks enough to fill the GPU (about two per multiprocessor of an H100).
-static const int64_t TARGET_BLOCKS = 264;
 // Rows from which a weight of TARGET_BLOCKS mmq tiles or more goes to mmq.
 static const int64_t MMQ_WIDE_ROWS = 16;
 
-// Dense rows: as few row blocks as fill the GPU, each taking map.blockRows rows (set
-// here, a multiple of R): a wide weight (many outputs) takes every row in each
-// block, a narrow one (the router) splits the rows. Returns the row blocks.
-static int64_t dense_row_blocks(int64_t across, int64_t rows, int R, RowMap &map) {
-  const int64_t chunks = ceil_div(rows, R);
-  const int64_t down = std::min(chunks, std::max<int64_t>(1, ceil_div(TARGET_BLOCKS, across)));
-  map.blockRows = (int)(ceil_div(chunks, down) * R);
-  return ceil_div(rows, map.blockRows);
-}
-
-// Calls f(Rows<R>{}) with the fewest rows of 1, 2, 4 and MMV_ROWS that cover `most`
-// (the rows a matrix-vector pass may take at once: dense rows, or the largest
-// group an expert can have), so a decode token's products hold no registers
-// for rows that never come.
-template <int R>
-using Rows = std::integral_constant<int, R>;
-template <class F>
-static int with_rows(int64_t most, F &&f) {
-  if (most <= 1) return f(Rows<1>{});
-  if (most == 2) return f(Rows<2>{});
-  if (most <= 4) return f(Rows<4>{});
-  return f(Rows<MMV_ROWS>{});
-}
 // Calls f(Rows<W>{}) with the weight rows each matrix-vector warp takes: 2 from
 // 4 input rows, where each activation load then serves two weight rows (from 4
 // rows the activations a warp loads outweigh its weight bytes 8 to 1 or more),

@@ -6,11 +6,38 @@
 // rows grouped by expert (MoE), up to MANY_MAX weights of one input in one
 // launch, and the experts' gate+up with the SwiGLU in one pass.
 #pragma once
+#include <algorithm>
 #include <type_traits>
 #include "decode.cuh"
 #include "matmul.cuh"
 
 static const int MMV_WARPS = 4;
+// Blocks enough to fill the GPU (about two per multiprocessor of an H100).
+static const int64_t TARGET_BLOCKS = 264;
+
+// Dense rows: as few row blocks as fill the GPU, each taking map.blockRows rows (set
+// here, a multiple of R): a wide weight (many outputs) takes every row in each
+// block, a narrow one (the router) splits the rows. Returns the row blocks.
+inline int64_t dense_row_blocks(int64_t across, int64_t rows, int R, RowMap &map) {
+  const int64_t chunks = ceil_div(rows, R);
+  const int64_t down = std::min(chunks, std::max<int64_t>(1, ceil_div(TARGET_BLOCKS, across)));
+  map.blockRows = (int)(ceil_div(chunks, down) * R);
+  return ceil_div(rows, map.blockRows);
+}
+
+// Calls f(Rows<R>{}) with the fewest rows of 1, 2, 4 and MMV_ROWS that cover `most`
+// (the rows a matrix-vector pass may take at once: dense rows, or the largest
+// group an expert can have), so a decode token's products hold no registers
+// for rows that never come.
+template <int R>
+using Rows = std::integral_constant<int, R>;
+template <class F>
+inline int with_rows(int64_t most, F &&f) {
+  if (most <= 1) return f(Rows<1>{});
+  if (most == 2) return f(Rows<2>{});
+  if (most <= 4) return f(Rows<4>{});
+  return f(Rows<MMV_ROWS>{});
+}
 
 // Value i of a float weight (F32, F16 or BF16) as a float.
 template <int T>

@@ -5,7 +5,8 @@
 // The (token, slot) pairs are grouped by expert on the device and each chosen
 // expert's weights are read once for all its rows. Top-k takes a warp per
 // token. Up to MOE_DEVICE_TOKENS tokens (decode, batched decode; matmul.cuh)
-// routing and grouping take one block; more tokens (prefill) are routed in
+// routing and grouping take one block (with a float router, the last block of
+// the router's product: one launch); more tokens (prefill) are routed in
 // parallel and grouped by one block. Gate, up and the SwiGLU are one pass
 // either way: matrix-vector kernels for small groups, the tensor cores
 // (mmq.cuh's gate+up form) for large ones. Float experts over many tokens
@@ -13,6 +14,7 @@
 #include <vector>
 #include "common.cuh"
 #include "matmul.cuh"
+#include "mmv.cuh"
 
 int psi_gather(const float *src, const int *deviceIndex, int divisor, int64_t count, int64_t width, float *out);
 
@@ -102,14 +104,13 @@ __device__ __forceinline__ void count_slots(const int *ids, int slots, int exper
   __syncthreads();
 }
 
-// Routing and grouping in one block: each token's top-k and weights (a warp
+// Routing and grouping by one block: each token's top-k and weights (a warp
 // per token), then a stable counting sort of the slots by expert into
 // sorted[], which holds slot numbers (count_slots' offsets), from a shared
 // copy of the ids. tokens <= MOE_DEVICE_TOKENS (at most ROUTE_GROUP_SLOTS slots).
 static const int ROUTE_GROUP_SLOTS = 1024;
-__global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *active, int *tiles,
-                            int *sorted) {
-  psi_grid_wait();
+__device__ __forceinline__ void route_and_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets,
+                                                int *active, int *tiles, int *sorted) {
   __shared__ int next[MAX_EXPERTS], slotIds[ROUTE_GROUP_SLOTS];
   const int warps = blockDim.x / 32, lane = threadIdx.x % 32;
   for (int t = threadIdx.x / 32; t < tokens; t += warps) {
@@ -119,6 +120,55 @@ __global__ void route_group(const float *logits, int experts, int k, int tokens,
   const int slots = tokens * k;
   count_slots(slotIds, slots, experts, next, offsets, active, tiles);
   if (threadIdx.x == 0) for (int s = 0; s < slots; s++) sorted[next[slotIds[s]]++] = s;
+}
+
+__global__ void route_group(const float *logits, int experts, int k, int tokens, int *ids, float *weights, int *offsets, int *active, int *tiles,
+                            int *sorted) {
+  psi_grid_wait();
+  route_and_group(logits, experts, k, tokens, ids, weights, offsets, active, tiles, sorted);
+}
+
+// The router's float product and the routing in one launch (decode, batched decode):
+// the blocks compute the logits as mmv<F32> does (mmv.cuh: each row's sums in a lone
+// pass's order, so the same bits), and the block that finishes last routes and groups
+// them (route_and_group), from a copy of all the logits in its shared memory.
+static const int ROUTE_FUSED_LOGITS = 2048;
+__device__ unsigned route_blocks_done = 0;  // blocks of the running launch that have written their logits
+template <int R>
+__global__ void router_route(MatDesc router, const float *x, int64_t tokens, RowMap map, const float *bias, float *logits, int k,
+                             int *ids, float *weights, int *offsets, int *active, int *tiles, int *sorted) {
+  psi_grid_wait();
+  __shared__ float staged[ROUTE_FUSED_LOGITS];
+  __shared__ bool last;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, experts = (int)router.rows;
+  const int64_t n0 = blockIdx.x * (int64_t)MMV_WARPS + warp;
+  if (n0 < router.rows) mmv_outputs<T_F32, R, 1>(router, n0, lane, nullptr, nullptr, x, tokens, map, bias, 0, logits);
+  // Each block's logits are visible device-wide before it counts itself done.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&route_blocks_done, 1u) == gridDim.x * gridDim.y - 1;
+  __syncthreads();
+  if (!last) return;
+  if (threadIdx.x == 0) route_blocks_done = 0;  // ready for the next launch
+  __threadfence();
+  for (int i = threadIdx.x; i < tokens * experts; i += blockDim.x) staged[i] = __ldcg(logits + i);
+  __syncthreads();
+  route_and_group(staged, experts, k, (int)tokens, ids, weights, offsets, active, tiles, sorted);
+}
+
+// router_route over `tokens` rows (tokens * experts <= ROUTE_FUSED_LOGITS, a float router):
+// the grid of the router's matrix-vector launch, one warp per expert row.
+static int launch_router_route(const MatDesc &router, const float *x, int64_t tokens, const float *bias, float *logits, int k,
+                               int *ids, float *weights, int *offsets, int *active, int *tiles, int *sorted) {
+  return with_rows(tokens, [&](auto r) {
+    constexpr int R = decltype(r)::value;
+    RowMap map;
+    const int64_t across = ceil_div(router.rows, MMV_WARPS);
+    const int64_t down = dense_row_blocks(across, tokens, R, map);
+    PSI_LAUNCH(dim3((unsigned)across, (unsigned)down), 32 * MMV_WARPS, router_route<R>)(router, x, tokens, map, bias, logits, k, ids, weights,
+                                                                                        offsets, active, tiles, sorted);
+    return PSI_LAUNCHED("router_route");
+  });
 }
 
 // Slots grouped by expert, any count, in one block: offsets as route_group's;
@@ -186,22 +236,26 @@ PSI_EXPORT int psi_cuda_moe(const float *x, int64_t tokens, const MatDesc *route
   float *expertOut = (float *)psi_scratch(7, slots * d * sizeof(float));
   float *hidden = (float *)psi_scratch(10, slots * ff * sizeof(float));
   if (!logits || !ids || !weights || !expertOut || !hidden) return -1;
+  const bool few = tokens <= MOE_DEVICE_TOKENS;
+  // A float router over few tokens computes its logits in the launch that routes them.
+  const bool routeFused = few && slots <= ROUTE_GROUP_SLOTS && router->type == T_F32 && tokens * experts <= ROUTE_FUSED_LOGITS;
   // The router takes the CPU's arithmetic at any token count: a top-k near-tie
   // decided by fp16 rounding would send a token to other experts.
   RowMap exact;
   exact.exact = true;
   exact.quantized = reuse != 0;
-  if (psi_matmul(*router, x, tokens, exact, routerBias, 0, logits)) return -1;
+  if (!routeFused && psi_matmul(*router, x, tokens, exact, routerBias, 0, logits)) return -1;
   const bool xQuantized = reuse != 0 || psi_matmul_quantizes(*router);
 
-  const bool few = tokens <= MOE_DEVICE_TOKENS;
   const bool quantizedExperts = psi_matmul_quantizes(*gate) && psi_matmul_quantizes(*up) && psi_matmul_quantizes(*down);
   if (few || quantizedExperts) {
     int *offsets = (int *)psi_scratch(12, (2 * experts + 1 + group_tiles(slots, experts)) * sizeof(int));
     int *sorted = (int *)psi_scratch(13, slots * sizeof(int));
     if (!offsets || !sorted) return -1;
     int *active = offsets + experts + 1, *tiles = active + experts;
-    if (few && slots <= ROUTE_GROUP_SLOTS) {
+    if (routeFused) {
+      if (launch_router_route(*router, x, tokens, routerBias, logits, k, ids, weights, offsets, active, tiles, sorted)) return -1;
+    } else if (few && slots <= ROUTE_GROUP_SLOTS) {
       PSI_LAUNCH(1, 256, route_group)(logits, experts, k, (int)tokens, ids, weights, offsets, active, tiles, sorted);
       if (PSI_LAUNCHED("route_group")) return -1;
     } else {
