@@ -99,9 +99,12 @@ export class Candidates {
     const hl = this.heapLogits;
     const hi = this.heapIds;
     // Min-heap on "worse first": the root is the weakest of the best k so far.
-    let size = 0;
+    // Once the heap is full, a logit below the root's cannot enter whatever its id:
+    // one compare rejects almost every token of a large vocabulary.
+    let size = 0, floor = -Infinity;
     for (let i = 0; i < n; i++) {
       const v = logits[i]!;
+      if (v < floor) continue;
       const id = fromIds === null ? i : fromIds[i]!;
       if (size < k) {
         let c = size++;
@@ -114,8 +117,10 @@ export class Candidates {
         }
         hl[c] = v;
         hi[c] = id;
+        if (size === k) floor = hl[0]!;
       } else if (worse(hl[0]!, hi[0]!, v, id)) {
         siftDown(hl, hi, size, v, id);
+        floor = hl[0]!;
       }
     }
     // Pop the weakest repeatedly, filling the output from the back.
