@@ -132,14 +132,14 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t c) {
 // is a prmt selector into the table of magnitudes, its sign bit prmt's sign-fill
 // bit: a positive code copies its magnitude, a negative one gives 0 (the sign of a
 // positive byte). With the signs flipped the same lookup gives the negative codes'
-// magnitudes and 0 for the rest, so v = pos | -neg byte by byte, -neg taken as
-// (0x80 - neg) ^ 0x80 so no byte borrows from the next. Six instructions for four
+// magnitudes and 0 for the rest, so v = pos | -neg byte by byte, -neg taken by
+// sub_bytes so no byte borrows from the next. Six instructions for four
 // values (with the shift and flip shared by a word's two halves), where a 16-entry
 // table lookup with the sign merged by mask took twelve.
 __device__ __forceinline__ int e2m1x4(uint32_t codes, uint32_t flipped) {
   const uint32_t mag0 = 0x03020100u, mag1 = 0x0c080604u;
   const uint32_t pos = prmt(mag0, mag1, codes), neg = prmt(mag0, mag1, flipped);
-  return (int)(((0x80808080u - neg) ^ 0x80808080u) | pos);
+  return sub_bytes(0, neg) | (int)pos;
 }
 
 // Sub-block `sb` (values sb*32 .. sb*32+31) of row `row` of a slab with `cols` values per row.

@@ -110,6 +110,15 @@ __device__ __forceinline__ float swiglu_oai_value(float gate, float up, float al
   return (g / (1.f + expf(alpha * (-g)))) * (u + 1.f);
 }
 
+// Value c of token t's k expert rows (rows t * k + j of `width`), weighted by
+// weights[t * k + j] and summed in selection order: the MoE's weighted sum, as
+// moe.cu's weighted_sum and ops.cu's fused norm both add it.
+__device__ __forceinline__ float expert_mix(const float *expertOut, const float *weights, int k, int64_t t, int64_t width, int64_t c) {
+  float v = 0.f;
+  for (int j = 0; j < k; j++) v += weights[t * k + j] * expertOut[(t * k + j) * width + c];
+  return v;
+}
+
 // hidden = swiglu_oai(x gate^T + gateBias, x up^T + upBias) for grouped rows (map.offsets), in one launch.
 int psi_matmul_glu(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
                    const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden);

@@ -193,9 +193,7 @@ __global__ void weighted_sum(const float *expertOut, const float *weights, int k
   psi_grid_wait();
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i >= tokens * width) return;
-  const int64_t t = i / width, c = i % width;
-  float v = 0.f;
-  for (int j = 0; j < k; j++) v += weights[t * k + j] * expertOut[(t * k + j) * width + c];
+  const float v = expert_mix(expertOut, weights, k, i / width, width, i % width);
   out[i] = residual ? residual[i] + v : v;
 }
 

@@ -27,7 +27,7 @@ __device__ __forceinline__ float rms_scale(const float *src, int64_t group, floa
 // Group blockIdx.x of x (plus `addend` when given: that sum is written to `sum`
 // and normalized), RMS-normalized and scaled by w. With `mix` (whole rows), the
 // addend of row g is its k rows of `addend` weighted by mix[g * k + j] and summed
-// in that order: the MoE's weighted sum (moe.cu), added and normalized in one
+// in that order (expert_mix: the MoE's weighted sum), added and normalized in one
 // launch. Q (whole rows of 32-value blocks): the output's int8 rows are written
 // too (matmul.cuh quantize_warp32), so the products that follow skip their
 // quantize launch.
@@ -39,14 +39,7 @@ __global__ void rms_norm_kernel(const float *x, const float *addend, const float
   const float *src = x + g * group;
   if (addend) {
     for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
-      float a;
-      if (mix) {
-        a = 0.f;
-        for (int j = 0; j < k; j++) a += mix[g * k + j] * addend[(g * k + j) * group + i];
-      } else {
-        a = addend[g * group + i];
-      }
-      sum[g * group + i] = src[i] + a;
+      sum[g * group + i] = src[i] + (mix ? expert_mix(addend, mix, k, g, group, i) : addend[g * group + i]);
     }
     __syncthreads();  // the block's own global writes, read back below
     src = sum + g * group;
