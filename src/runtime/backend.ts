@@ -259,6 +259,13 @@ export function downloadTarget(x: Activation, into: Float32Array | undefined): F
   return into.subarray(0, count);
 }
 
+/** `download` of host-held values: a copy of them, into `into` when given (downloadTarget). */
+export function downloadCopy(x: Activation, values: Float32Array, into: Float32Array | undefined): Float32Array {
+  const out = downloadTarget(x, into);
+  out.set(values);
+  return out;
+}
+
 /**
  * One host buffer for a download repeated every step (logits), from the
  * backend's hostBuffer where it has one: grown when a download needs more,

@@ -13,7 +13,7 @@
 //   cells exactly as ggml's split-KV path (ggmlDecodeChunks) — so give it the
 //   thread count llama.cpp runs with to compare the two;
 // - KV rows are stored F16 (round to nearest even) or F32 by the store kernel.
-import { checkConcat, checkSameShape, downloadTarget, ownedActivation, PERSISTENT, type AttentionSegment } from "../backend.ts";
+import { checkConcat, checkSameShape, downloadCopy, ownedActivation, PERSISTENT, type AttentionSegment } from "../backend.ts";
 import { cpuKernels } from "../../../ffi/cpu.ts";
 import { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -86,11 +86,7 @@ export class CpuBackend implements Backend {
   }
 
   download(x: Activation, into?: Float32Array): Float32Array {
-    const values = this.data(x, "download");
-    if (!into) return values.slice();
-    const out = downloadTarget(x, into);
-    out.set(values);
-    return out;
+    return downloadCopy(x, this.data(x, "download"), into);
   }
 
   beginStep(): void {

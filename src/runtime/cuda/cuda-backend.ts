@@ -258,6 +258,11 @@ export class CudaBackend implements Backend {
     return bytes;
   }
 
+  /** The per-pair frequency divisors (llama 3's rope_freqs) on the device, or null. */
+  private ropeFactors(p: RopeParams): Pointer | null {
+    return p.freqFactors ? dev((p.freqFactors as CudaWeight).vector()) : null;
+  }
+
   rope(x: Activation, positions: Int32Array, headDim: number, p: RopeParams): Activation {
     return this.rotate(x, null, positions, headDim, p).q;
   }
@@ -280,10 +285,9 @@ export class CudaBackend implements Backend {
   private rotate(q: Activation, k: Activation | null, positions: Int32Array, headDim: number, p: RopeParams): { q: Activation; k: Activation | null } {
     this.checkRope(k ? [q, k] : [q], positions, headDim, p);
     const qOut = this.output(q.rows, q.width), kOut = k ? this.output(k.rows, k.width) : null;
-    const factors = p.freqFactors ? dev((p.freqFactors as CudaWeight).vector()) : null;
     checkCuda(this.lib.psi_cuda_rope(dev(this.act(q, "rope")), dev(qOut.address), q.width / headDim,
       k ? dev(this.act(k, "rope")) : null, kOut ? dev(kOut.address) : null, k ? k.width / headDim : 0,
-      ptr(positions), q.rows, headDim, ptr(this.ropeBytes(p)), factors), "rope");
+      ptr(positions), q.rows, headDim, ptr(this.ropeBytes(p)), this.ropeFactors(p)), "rope");
     return { q: qOut, k: kOut };
   }
 
@@ -369,16 +373,11 @@ export class CudaBackend implements Backend {
   }
 
   attendSegments(q: Activation, k: Activation, v: Activation, segments: readonly AttentionSegment[], p: AttentionParams): Activation {
-    if (k.rows !== q.rows || v.rows !== q.rows) throw new PsionicError("backend.shape", `attendSegments: ${q.rows} queries, ${k.rows} keys, ${v.rows} values`);
-    const out = this.output(q.rows, p.heads * p.headDimV);
-    const ordered = [...segments].sort((a, b) => a.rowStart - b.rowStart);
-    this.attend(this.act(q, "attendSegments"), this.act(k, "attendSegments"), this.act(v, "attendSegments"), q, ordered, p, out);
-    return out;
+    return this.attendRows("attendSegments", q, k, v, segments, p);
   }
 
   ropeAttendSegments(q: Activation, k: Activation, v: Activation, positions: Int32Array, headDim: number, rope: RopeParams,
     segments: readonly AttentionSegment[], p: AttentionParams): Activation {
-    if (k.rows !== q.rows || v.rows !== q.rows) throw new PsionicError("backend.shape", `ropeAttendSegments: ${q.rows} queries, ${k.rows} keys, ${v.rows} values`);
     this.checkRope([q, k], positions, headDim, rope);
     if (headDim !== p.headDimK) throw new PsionicError("backend.shape", `ropeAttendSegments: rope heads of ${headDim}, attention heads of ${p.headDimK}`);
     // The kernel takes each row's position from its segment: they must be the positions given.
@@ -387,11 +386,16 @@ export class CudaBackend implements Backend {
         if (positions[s.rowStart + j] !== pos) throw new PsionicError("backend.shape", `ropeAttendSegments: row ${s.rowStart + j} is at ${positions[s.rowStart + j]} for rope, ${pos} in its segment`);
       });
     }
-    const out = this.output(q.rows, p.heads * p.headDimV), rotated = this.output(q.rows, q.width);
+    return this.attendRows("ropeAttendSegments", q, k, v, segments, p, { args: this.ropeBytes(rope), factors: this.ropeFactors(rope), rotated: this.output(q.rows, q.width) });
+  }
+
+  /** Each segment's k and v rows stored (rotated first with `rope`), then q attends: attendSegments' checks and launch. */
+  private attendRows(op: string, q: Activation, k: Activation, v: Activation, segments: readonly AttentionSegment[], p: AttentionParams,
+    rope?: { args: Uint8Array; factors: Pointer | null; rotated: CudaActivation }): Activation {
+    if (k.rows !== q.rows || v.rows !== q.rows) throw new PsionicError("backend.shape", `${op}: ${q.rows} queries, ${k.rows} keys, ${v.rows} values`);
+    const out = this.output(q.rows, p.heads * p.headDimV);
     const ordered = [...segments].sort((a, b) => a.rowStart - b.rowStart);
-    const factors = rope.freqFactors ? dev((rope.freqFactors as CudaWeight).vector()) : null;
-    this.attend(this.act(q, "ropeAttendSegments"), this.act(k, "ropeAttendSegments"), this.act(v, "ropeAttendSegments"), q, ordered, p, out,
-      { args: this.ropeBytes(rope), factors, rotated });
+    this.attend(this.act(q, op), this.act(k, op), this.act(v, op), q, ordered, p, out, rope);
     return out;
   }
 

@@ -9,7 +9,7 @@
 // logits to 2.4e-7 (without: 2.5e-2). What remains different is summation
 // order inside sums, i.e. ulps; but an ulp can move a value across a Q8_0
 // rounding boundary, which moves logits by ~0.02 (see parity-harness.ts).
-import { attendSegmentsByCopy, checkConcat, checkSameShape, downloadTarget, type AttentionSegment } from "../backend.ts";
+import { attendSegmentsByCopy, checkConcat, checkSameShape, downloadCopy, type AttentionSegment } from "../backend.ts";
 import { codecLayout, referenceCodecs } from "../../gguf/quant/codecs.ts";
 import type { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
@@ -87,11 +87,7 @@ export class ReferenceBackend implements Backend {
   }
 
   download(x: Activation, into?: Float32Array): Float32Array {
-    const values = act(x).data;
-    if (!into) return values.slice();
-    const out = downloadTarget(x, into);
-    out.set(values);
-    return out;
+    return downloadCopy(x, act(x).data, into);
   }
 
   /** Every activation is a fresh array: nothing to reuse. */
