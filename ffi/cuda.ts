@@ -35,6 +35,7 @@ const cudaSymbols = {
   psi_cuda_attend: { args: [p, p, p, p, i32, i32, i32, i32, i32, i32, f32, p, p, i32, p, p, p], returns: i32 },
   psi_cuda_moe: { args: [p, i64, p, p, p, p, p, p, p, p, i32, f32, f32, p, p, i32, p, f32, p], returns: i32 },
   psi_cuda_argmax_rows: { args: [p, i64, i64, p], returns: i32 },
+  psi_cuda_topk_rows: { args: [p, i64, i64, i32, p], returns: i32 },
   psi_cuda_graphs: { args: [i32], returns: i32 },
   psi_cuda_record_begin: { args: [], returns: i32 },
   psi_cuda_graph_stats: { args: [p], returns: FFIType.void },

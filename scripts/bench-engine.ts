@@ -3,8 +3,9 @@
 // processes hits them alike; prints each round and the ratio of medians.
 //
 //   npx bun scripts/bench-engine.ts -m model.gguf [-t 2] [-n 48] [-c 512] [--rounds 3]
-//                                   [--backend cpu] [--counts 1,8,16] [--parallel N]
+//                                   [--backend cpu] [--counts 1,8,16] [--parallel N] [--sample K]
 // --parallel (the engine's decode slots) defaults to the largest count and may not be smaller.
+// --sample K: each stream samples (temperature 0.8, top-k K, its own seed) instead of greedy.
 import { startEngine } from "../src/runtime/engine/engine-client.ts";
 import type { EngineOptions } from "../src/runtime/engine/engine.ts";
 
@@ -13,7 +14,7 @@ const opt = (name: string, fallback?: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : fallback;
 };
-const usage = "usage: npx bun scripts/bench-engine.ts -m model.gguf [-t 2] [-n 48] [-c 512] [--rounds 3] [--backend cpu] [--counts 1,8,16] [--parallel N]";
+const usage = "usage: npx bun scripts/bench-engine.ts -m model.gguf [-t 2] [-n 48] [-c 512] [--rounds 3] [--backend cpu] [--counts 1,8,16] [--parallel N] [--sample K]";
 const fail = (message: string): never => {
   console.error(`${message}\n${usage}`);
   process.exit(2);
@@ -27,12 +28,16 @@ const COUNTS = opt("--counts", "1,8,16")!.split(",").map(Number);
 if (COUNTS.some((c) => !Number.isInteger(c) || c < 1)) fail(`--counts takes positive integers separated by commas, got "${opt("--counts")}"`);
 const parallel = Number(opt("--parallel", String(Math.max(...COUNTS))));
 if (!Number.isInteger(parallel) || parallel < Math.max(...COUNTS)) fail(`--parallel must be an integer of at least the largest count (${Math.max(...COUNTS)}), got "${opt("--parallel")}"`);
+const sampleTopK = opt("--sample") === undefined ? 0 : Number(opt("--sample"));
+if (!Number.isInteger(sampleTopK) || sampleTopK < 0) fail(`--sample takes a top-k (a non-negative integer), got "${opt("--sample")}"`);
 const engine = await startEngine({ models: [{ path: path!, id: "m" }], backend, threads, contextLimit: Number(opt("-c", "512")), parallel });
-console.log(`backend ${backend}, ${parallel} slots, ${tokens} tokens per sequence, ${rounds} rounds`);
+console.log(`backend ${backend}, ${parallel} slots, ${tokens} tokens per sequence, ${rounds} rounds, ${sampleTopK > 0 ? `sampling (temperature 0.8, top-k ${sampleTopK})` : "greedy"}`);
 let jobs = 0;
 async function stream(text: string, maxTokens: number): Promise<number> {
   let n = 0;
-  const job = { id: `j${jobs++}`, model: "m", prompt: { text }, maxTokens, sampling: { temperature: 0 }, stop: [], logprobs: false, topLogprobs: 0 };
+  const id = jobs++;
+  const sampling = sampleTopK > 0 ? { temperature: 0.8, topK: sampleTopK, seed: id } : { temperature: 0 };
+  const job = { id: `j${id}`, model: "m", prompt: { text }, maxTokens, sampling, stop: [], logprobs: false, topLogprobs: 0 };
   for await (const e of engine.generate(job)) if (e.kind === "token") n++;
   return n;
 }

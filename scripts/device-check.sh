@@ -286,6 +286,14 @@ if [ "$model_ok" = 1 ]; then
     step "CUDA ops checks with PDL" "$tests_log" 90 env PSIONIC_CUDA_PDL=1 bun test --timeout 600000 ./src/runtime/cuda/cuda-ops.cuda-check.ts
     step "psionic bench (cuda, PDL) pp$pp tg$tg" "$bench_log" 90 env PSIONIC_CUDA_PDL=1 bun src/cli/main.ts bench -m "$model" --backend cuda -p "$pp" -n "$tg" -r 3
   fi
+  # Sampled streams (temperature 0.8, top-k 40): each row's 40 best read back (topKRows, kernels/cuda/topk.cu)
+  # against the whole rows read back and sampled on the host (PSIONIC_CUDA_TOPK=0). Last: not a bar of the issue.
+  if [ "$quick" = 0 ] && [ "$backend" = cuda ]; then
+    for topk in 1 0; do
+      step "psionic engine (cuda, sampled, PSIONIC_CUDA_TOPK=$topk) 32 seqs" "$bench_log" 60 env PSIONIC_CUDA_TOPK=$topk bun scripts/bench-engine.ts \
+        -m "$model" --backend cuda --counts 32 --parallel 32 -n 128 -c 512 --rounds 1 -t 8 --sample 40
+    done
+  fi
 else
   row benchmarks skipped 0 "no model (see synth.log)"
 fi

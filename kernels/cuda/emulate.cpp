@@ -112,6 +112,7 @@ void psi_grid_wait() { current->waited = true; }
 int psi_emu_lane() { return current->lane; }
 
 void psi_emu_barrier() { yield(WAIT_BLOCK); }
+void psi_emu_warp_barrier() { yield(WAIT_WARP); }
 
 uint64_t psi_emu_shuffle(uint64_t value, int src) {
   warp_values[current->warp][current->lane] = value;

@@ -107,6 +107,22 @@ inline T psi_emu_shfl(T v, int src) {
 }
 template <class T> inline T __shfl_xor_sync(unsigned, T v, int mask) { return psi_emu_shfl(v, psi_emu_lane() ^ mask); }
 template <class T> inline T __shfl_sync(unsigned, T v, int src) { return psi_emu_shfl(v, src & 31); }
+// Waits for every lane of the warp; the asm, as in __syncthreads, makes shared memory be read again.
+void psi_emu_warp_barrier();
+inline void __syncwarp(unsigned = 0xffffffffu) {
+  psi_emu_warp_barrier();
+  asm volatile("" ::: "memory");
+}
+inline unsigned __ballot_sync(unsigned, int predicate) {
+  const uint32_t mine = predicate != 0;
+  uint32_t all[32][8];
+  psi_emu_warp_gather(&mine, 1, all);
+  unsigned mask = 0;
+  for (int l = 0; l < 32; l++) mask |= all[l][0] << l;
+  return mask;
+}
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
 
 // A block's fibers never run at the same time, but blocks run on several host threads
 // at once: device-scope atomics and fences (a counter of finished blocks) are real ones.

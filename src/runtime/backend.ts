@@ -6,6 +6,17 @@
 import { tensorBytes, typeLayout, type GGMLType, type TypeLayout } from "../gguf/types.ts";
 import { PsionicError } from "../util/errors.ts";
 
+/** The largest k Backend.topKRows takes (kernels/cuda/topk.cu TOPK_MAX). */
+export const MAX_DEVICE_TOP_K = 128;
+
+/** Backend.topKRows's answer: row r's candidates are entries [r * k, (r + 1) * k). */
+export interface TopKRows {
+  readonly k: number;
+  readonly ids: Int32Array;
+  /** The logits at those indices. */
+  readonly values: Float32Array;
+}
+
 /** Activations: `rows` tokens by `width` values each. */
 export interface Activation {
   readonly rows: number;
@@ -106,6 +117,14 @@ export interface Backend {
    * refuses a row holding NaN or +inf. Optional: without it, download and argmax.
    */
   argmaxRows?(x: Activation): Int32Array;
+  /**
+   * Each row's k best values (1 <= k <= MAX_DEVICE_TOP_K, at most the width)
+   * and their indices, best first, ties to the lower index (the sampler's top-k
+   * order), computed where the values are, so a sampled step reads back k pairs
+   * per row instead of the logits. null when a row holds NaN or +inf: download
+   * the logits then, and the sampler names the token. Optional.
+   */
+  topKRows?(x: Activation, k: number): TopKRows | null;
 
   /** Starts a forward step: buffers of earlier steps' activations may be reused from here (embed starts one too). */
   beginStep(): void;

@@ -7,7 +7,7 @@ import { openGGUF } from "../gguf/reader.ts";
 import { Model } from "../model/model.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { PsionicError, refuse } from "../util/errors.ts";
-import { DownloadBuffer, type Activation, type Backend, type KVPrecision } from "./backend.ts";
+import { DownloadBuffer, type Activation, type Backend, type KVPrecision, type TopKRows } from "./backend.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 import { StopChecker, type StopReason } from "./stop.ts";
 
@@ -137,11 +137,17 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
 
   for (const id of prompt) sampler.accept(id);
   cache.truncate(0);
-  // Plain greedy on a backend that can take the argmax itself reads back one id per step, not the logits.
+  // On a backend that can answer where the logits are, plain greedy reads back one id per step,
+  // and sampling from a small top-k (Sampler.deviceTopK) its k candidates, not the logits.
   const onDevice = sampler.picksArgmax && !request.ignoreEos && backend.argmaxRows !== undefined;
+  const deviceK = !request.ignoreEos && backend.topKRows !== undefined ? sampler.deviceTopK : 0;
   // The logits are sampled before the next forward pass, so one buffer serves every step.
   const logitsBuffer = new DownloadBuffer();
-  const evaluate = (out: Activation): Float32Array | number => (onDevice ? backend.argmaxRows!(out)[0]! : logitsBuffer.read(backend, out));
+  const evaluate = (out: Activation): Float32Array | number | TopKRows => {
+    if (onDevice) return backend.argmaxRows!(out)[0]!;
+    // A row with a NaN or +inf has no top-k: the sampler refuses the downloaded row, naming the token.
+    return (deviceK > 0 ? backend.topKRows!(out, deviceK) : null) ?? logitsBuffer.read(backend, out);
+  };
   let start = performance.now();
   let next = evaluate(prefill(model, prompt, batchSize));
   timings.prefillMs = performance.now() - start;
@@ -156,10 +162,12 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
     if (typeof next === "number") {
       token = next;
       sampler.accept(token);
-    } else {
+    } else if (next instanceof Float32Array) {
       // llama.cpp's --ignore-eos: end-of-generation tokens get a -inf logit bias, so they are never drawn.
       if (request.ignoreEos) for (const id of eog) next[id] = -Infinity;
       token = sampler.sample(next).token;
+    } else {
+      token = sampler.sampleTop(next.ids, next.values).token;
     }
     tokens.push(token);
     const step = stop.push(token, decoder.push(token));

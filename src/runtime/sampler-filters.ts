@@ -67,6 +67,18 @@ export class Candidates {
     this.sorted = true;
   }
 
+  /**
+   * The first k of a list already in loadTopK's order (a backend's top-k,
+   * Backend.topKRows): the same candidates loadTopK would have chosen.
+   */
+  loadBest(ids: Int32Array, logits: Float32Array, k: number): void {
+    if (k > this.capacity || k > ids.length || k > logits.length) refuse("sampler.bad-logits", `top-k list of ${Math.min(ids.length, logits.length)} candidates is shorter than k = ${k}`);
+    this.ids.set(ids.subarray(0, k));
+    this.logits.set(logits.subarray(0, k));
+    this.size = k;
+    this.sorted = true;
+  }
+
   /** Sort [0, size) descending by logit, ties by id (native sort of packed numeric keys). */
   sortAll(): void {
     if (this.sorted) return;

@@ -49,6 +49,20 @@ export function refTopK(cands: RefCandidate[], k: number): RefCandidate[] {
   return [...cands].sort(byLogit).slice(0, k);
 }
 
+/** Backend.topKRows the obvious way: each row of a rows x width array sorted, its first k kept. */
+export function refTopKRows(values: Float32Array, rows: number, k: number): { k: number; ids: Int32Array; values: Float32Array } {
+  const width = values.length / rows;
+  const ids = new Int32Array(rows * k), best = new Float32Array(rows * k);
+  for (let r = 0; r < rows; r++) {
+    const row = Array.from(values.subarray(r * width, (r + 1) * width), (logit, id) => ({ id, logit }));
+    refTopK(row, k).forEach((c, i) => {
+      ids[r * k + i] = c.id;
+      best[r * k + i] = values[r * width + c.id]!;
+    });
+  }
+  return { k, ids, values: best };
+}
+
 export function refTopP(cands: RefCandidate[], p: number, minKeep: number): RefCandidate[] {
   if (p >= 1) return cands;
   const sorted = [...cands].sort(byLogit);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "bun:test";
 import { SeededRng } from "./rng.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
-import { refChainDistribution, type RefChainOptions } from "./sampler-reference.ts";
+import { refChainDistribution, refTopKRows, type RefChainOptions } from "./sampler-reference.ts";
 import { refusalText as refusedWith } from "../util/refusal-of.ts";
 
 function randomLogits(rng: SeededRng, n: number, scale: number): Float32Array {
@@ -227,6 +227,43 @@ describe("the chain", () => {
     };
     expect(run(77)).toEqual(run(77));
     expect(run(78)).not.toEqual(run(77));
+  });
+});
+
+describe("sampling from a backend's top-k (Backend.topKRows)", () => {
+  it("deviceTopK is the top-k only when everything after it looks at its candidates alone", () => {
+    const k = (o: Partial<SamplerOptions>) => new Sampler({ vocabSize: 1000, seed: 1, ...o }).deviceTopK;
+    expect(k({})).toBe(40);
+    expect(k({ topK: 128, topP: 0.5, minP: 0.2, typicalP: 0.9 })).toBe(128);
+    expect(k({ temperature: 0 })).toBe(0); // greedy: argmaxRows
+    expect(k({ temperature: 0, typicalP: 0.9 })).toBe(40);
+    expect(k({ topK: 0 })).toBe(0);
+    expect(k({ topK: 129 })).toBe(0);
+    expect(new Sampler({ vocabSize: 40, seed: 1 }).deviceTopK).toBe(0); // k = vocabulary: no filter
+    expect(k({ repeatPenalty: 1.1 })).toBe(0);
+    expect(k({ presencePenalty: 0.5 })).toBe(0);
+    expect(k({ logprobs: true })).toBe(0);
+    expect(() => new Sampler({ vocabSize: 1000, seed: 1, temperature: 0 }).sampleTop(new Int32Array(40), new Float32Array(40))).toThrow(/needs the whole row/);
+  });
+
+  it("picks token for token what sampling the whole row picks, from a longer list too, ties and signed zeros included", () => {
+    const rng = new SeededRng(21);
+    const vocab = 3000;
+    // Logits rounded to a quarter so many tie; some exact -0 and +0, and masked tokens.
+    const steps = Array.from({ length: 200 }, (_, step) => {
+      const l = randomLogits(rng, vocab, 3).map((v) => Math.round(v * 4) / 4);
+      for (let i = step % 7; i < vocab; i += 97) l[i] = i % 2 ? -0 : 0;
+      for (let i = step % 5; i < vocab; i += 13) l[i] = -Infinity;
+      return l;
+    });
+    for (const o of [{}, { topK: 1 }, { topK: 128, topP: 0.99, minP: 0 }, { topK: 7, temperature: 1.5, typicalP: 0.8 }, { topK: 64, temperature: 0, typicalP: 0.5 }] as Partial<SamplerOptions>[]) {
+      const whole = new Sampler({ vocabSize: vocab, seed: 5, ...o });
+      const fromTop = new Sampler({ vocabSize: vocab, seed: 5, ...o });
+      for (const logits of steps) {
+        const top = refTopKRows(logits, 1, 128);
+        expect(fromTop.sampleTop(top.ids, top.values)).toEqual(whole.sample(logits));
+      }
+    }
   });
 });
 

@@ -9,6 +9,7 @@
 // server and CLI do), and `sample` records each token it returns.
 
 import { refuse } from "../util/errors.ts";
+import { MAX_DEVICE_TOP_K } from "./backend.ts";
 import { freshSeed, SeededRng } from "./rng.ts";
 import {
   argmax,
@@ -203,6 +204,36 @@ export class Sampler {
   }
 
   /**
+   * The k of the top-k a backend may compute where the logits are
+   * (Backend.topKRows) for this sampler's next pick, or 0 when the pick needs the
+   * whole row: greedy, penalties, logprobs, no top-k or one above
+   * MAX_DEVICE_TOP_K. Everything after top-k in the chain looks only at its
+   * candidates, so `sampleTop` on them picks what `sample` on the row would.
+   */
+  get deviceTopK(): number {
+    const o = this.options;
+    const greedy = o.temperature <= 0 && o.typicalP >= 1;
+    const k = o.topK;
+    return !greedy && this.penalized === null && !o.logprobs && k > 0 && k < o.vocabSize && k <= MAX_DEVICE_TOP_K ? k : 0;
+  }
+
+  /**
+   * As `sample`, from a row's best candidates in loadTopK's order (at least
+   * `deviceTopK` of them; the first deviceTopK are used).
+   */
+  sampleTop(ids: Int32Array, logits: Float32Array): SampledToken {
+    const k = this.deviceTopK;
+    if (k === 0) refuse("sampler.bad-logits", "this sampler's pick needs the whole row of logits (greedy, penalties, logprobs or a large top-k)");
+    const c = this.candidates;
+    c.loadBest(ids, logits, k);
+    this.narrow();
+    const at = drawFromDistribution(c, this.rng);
+    const token = c.ids[at]!;
+    this.accept(token);
+    return { token, probability: c.probs[at]! };
+  }
+
+  /**
    * Choose the next token from `logits` (length vocabSize) and record it in the
    * penalty window (unless `record` is false). `logprobsFrom` gives the model's
    * own logits when `logits` were masked (constrained decoding), so logprobs keep
@@ -263,6 +294,13 @@ export class Sampler {
     const c = this.candidates;
     if (o.topK > 0 && o.topK < o.vocabSize) c.loadTopK(source, o.topK);
     else c.loadAll(source);
+    this.narrow();
+  }
+
+  /** The chain after top-k: typical-p -> top-p -> min-p -> temperature. */
+  private narrow(): void {
+    const o = this.options;
+    const c = this.candidates;
     typicalP(c, o.typicalP, o.minKeep);
     topP(c, o.topP, o.minKeep);
     minP(c, o.minP, o.minKeep);

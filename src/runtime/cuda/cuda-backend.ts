@@ -2,7 +2,7 @@
 // types on the device, activations in a device arena reset at each forward
 // step (embed starts a step, as on the CPU backend), and an F16 KV cache.
 // Every launch goes to one stream in order, so an op never waits for the
-// previous one on the host; only download() and argmaxRows() synchronize. A
+// previous one on the host; only download(), argmaxRows() and topKRows() synchronize. A
 // step of up to GRAPH_MAX_ROWS rows (decode) is recorded from its embed and
 // runs as one CUDA graph when its result is read (kernels/cuda/graph.cu).
 //
@@ -17,7 +17,7 @@ import { GGMLType } from "../../gguf/types.ts";
 import { PsionicError } from "../../util/errors.ts";
 import { checkConcat, checkSameShape, downloadTarget, ownedActivation, PERSISTENT } from "../backend.ts";
 import type {
-  Activation, AttentionParams, AttentionSegment, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, Product, RopeParams, Weight,
+  Activation, AttentionParams, AttentionSegment, Backend, KVPrecision, KVStorage, MoEParams, MoEWeights, Product, RopeParams, TopKRows, Weight,
 } from "../backend.ts";
 import { CudaActivation, CudaKV, CudaWeight, DeviceArena, deviceAlloc, dev, pinnedFloats, uploadWeight } from "./cuda-tensors.ts";
 
@@ -69,6 +69,8 @@ export class CudaBackend implements Backend {
     this.arena = new DeviceArena(options.arenaBytes ?? 256 << 20);
     this.onUpload = options.onUpload;
     this.useGraphs(process.env.PSIONIC_CUDA_GRAPHS !== "0");
+    // PSIONIC_CUDA_TOPK=0: no top-k on the device, so sampled steps download their logits (the A/B in scripts/device-check.sh).
+    if (process.env.PSIONIC_CUDA_TOPK === "0") Object.assign(this, { topKRows: undefined });
   }
 
   /**
@@ -136,6 +138,14 @@ export class CudaBackend implements Backend {
     const bad = out.indexOf(-1);
     if (bad >= 0) throw new PsionicError("sampler.bad-logits", `row ${bad} holds a non-finite logit; the forward pass produced a NaN or infinity`);
     return out;
+  }
+
+  topKRows(x: Activation, k: number): TopKRows | null {
+    const n = x.rows * k;
+    const out = new Int32Array(2 * n);
+    checkCuda(this.lib.psi_cuda_topk_rows(dev(this.act(x, "topKRows")), x.rows, x.width, k, ptr(out)), "topKRows");
+    for (let r = 0; r < x.rows; r++) if (out[r * k]! < 0) return null;
+    return { k, ids: out.subarray(0, n), values: new Float32Array(out.buffer, 4 * n, n) };
   }
 
   embed(table: Weight, tokens: Int32Array): Activation {

@@ -8,6 +8,7 @@ import { GGMLType } from "../../gguf/types.ts";
 import { addMoE, addMoEThenNorm, addThenNorm, DownloadBuffer, products, ropeQK, ropeThenAttend, type Activation, type Backend, type RopeParams, type Weight } from "../backend.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { SeededRng } from "../rng.ts";
+import { refTopKRows } from "../sampler-reference.ts";
 import { CudaBackend } from "./cuda-backend.ts";
 import { deviceAlloc } from "./cuda-tensors.ts";
 
@@ -222,6 +223,36 @@ describe("CUDA ops against the CPU backend", () => {
     expect(ids[1]).toBe(17);
     v[5] = NaN;
     expect(() => cuda.argmaxRows(cuda.upload(v, rows, width))).toThrow(/row 0 holds a non-finite logit/);
+  });
+
+  it("topKRows: each row's k best with their values, best first, ties to the lower index (the sampler's top-k); NaN or +inf gives null", () => {
+    const bits = (f: Float32Array) => Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length));
+    const check = (v: Float32Array, rows: number, k: number, what: string) => {
+      const got = cuda.topKRows(cuda.upload(v, rows, v.length / rows), k);
+      const want = refTopKRows(v, rows, k);
+      expect(got, what).not.toBeNull();
+      expect(got!.k).toBe(k);
+      expect(Array.from(got!.ids), what).toEqual(Array.from(want.ids));
+      expect(bits(got!.values), what).toEqual(bits(want.values)); // -0 stays -0
+    };
+    // Quarter steps tie often; signed zeros compare equal (ties by index); -inf is a value like any other.
+    const ties = random(3 * 5000, 3).map((x) => Math.round(x * 4) / 4);
+    for (let i = 0; i < ties.length; i += 61) ties[i] = i % 2 ? -0 : 0;
+    for (let i = 5; i < ties.length; i += 7) ties[i] = -Infinity;
+    for (const k of [1, 40, 128]) check(ties, 3, k, `ties, k ${k}`);
+    check(random(2 * 201_088, 4), 2, 128, "gpt-oss's vocabulary: every part of the row");
+    check(Float32Array.from({ length: 20_000 }, (_, i) => i), 1, 128, "increasing: every value enters its list");
+    check(Float32Array.from({ length: 20_000 }, (_, i) => -i), 1, 128, "decreasing");
+    check(new Float32Array(9000).fill(0.5), 1, 50, "all equal: the lowest indices");
+    check(new Float32Array(300).fill(-Infinity), 1, 10, "all -inf");
+    check(random(100), 1, 100, "k = the row width");
+    const broken = random(3 * 5000);
+    broken[5000 + 4321] = NaN;
+    expect(cuda.topKRows(cuda.upload(broken, 3, 5000), 40)).toBeNull();
+    broken[5000 + 4321] = Infinity;
+    expect(cuda.topKRows(cuda.upload(broken, 3, 5000), 40)).toBeNull();
+    expect(() => cuda.topKRows(cuda.upload(random(500), 1, 500), 129)).toThrow(/k = 129 must be in \[1, 128\]/);
+    expect(() => cuda.topKRows(cuda.upload(random(50), 1, 50), 51)).toThrow(/at most the row width 50/);
   });
 
   it("a weight wide enough to fill the GPU with tiles (an output head): 16 and 40 rows on the tensor cores, 8 on the matrix-vector kernels", () => {

@@ -16,6 +16,7 @@ import { argmax, FLOAT_WEIGHTS_TOLERANCE, QUANTIZED_WEIGHTS_TOLERANCE } from "..
 import { synthesize } from "../../model/synth.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { startEngine } from "../engine/engine-client.ts";
+import type { SamplingParams } from "../engine/protocol.ts";
 import { generate, loadModel, promptTokens } from "../generator.ts";
 import { CudaBackend } from "./cuda-backend.ts";
 
@@ -110,8 +111,8 @@ describe("CUDA backend: -ngl, batches, greedy on the device", () => {
     synthesize({ preset: { arch: "gpt-oss", name: "tiny" }, type: GGMLType.MXFP4, seed: 7 }, path);
     const engine = await startEngine({ models: [{ path, id: "m" }], backend: "cuda", contextLimit: 256, parallel: 4 });
     try {
-      const run = async (text: string, logprobs: boolean) => {
-        const job = { id: `${text}-${logprobs}`, model: "m", prompt: { text }, maxTokens: 16, sampling: { temperature: 0 }, stop: [], logprobs, topLogprobs: 0 };
+      const run = async (text: string, logprobs: boolean, sampling: SamplingParams = { temperature: 0 }) => {
+        const job = { id: `${text}-${logprobs}-${sampling.temperature}`, model: "m", prompt: { text }, maxTokens: 16, sampling, stop: [], logprobs, topLogprobs: 0 };
         const tokens: number[] = [];
         for await (const e of engine.generate(job)) if (e.kind === "token") tokens.push(e.token);
         return tokens;
@@ -122,6 +123,12 @@ describe("CUDA backend: -ngl, batches, greedy on the device", () => {
       const onHost = await Promise.all(prompts.map((p) => run(p, true)));
       expect(onDevice.every((t) => t.length === 16)).toBe(true);
       expect(onDevice).toEqual(onHost);
+      // Sampled from top-k 40 with a seed: each row's 40 best come back (topKRows), or, with logprobs, the logits.
+      const sampling = (i: number) => ({ temperature: 0.9, topK: 40, seed: 100 + i });
+      const fromTop = await Promise.all(prompts.map((p, i) => run(p, false, sampling(i))));
+      const fromLogits = await Promise.all(prompts.map((p, i) => run(p, true, sampling(i))));
+      expect(fromTop.every((t) => t.length === 16)).toBe(true);
+      expect(fromTop).toEqual(fromLogits);
     } finally {
       await engine.close();
     }
@@ -159,6 +166,27 @@ describe("CUDA backend: -ngl, batches, greedy on the device", () => {
     expect(onDevice).toBe(picked.length);
     expect(picked.length).toBeGreaterThan(0);
     expect(picked).toEqual(expected);
+  }, 120_000);
+
+  it("generate() sampling from top-k 40 reads each step's 40 best (topKRows) and picks what the downloaded logits give", async () => {
+    const path = join(dir, "llama-sampled.gguf");
+    synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 7 }, path);
+    const loaded = loadModel(path, { backend: cuda, contextLimit: 512 });
+    const tokens = async () => {
+      for await (const e of generate(loaded, { prompt: PROMPTS.llama, maxTokens: 24, ignoreEos: false, sampling: { temperature: 0.9, topK: 40, seed: 9 } })) if (e.kind === "done") return e.tokens;
+      return [];
+    };
+    const topKRows = cuda.topKRows.bind(cuda);
+    let fromTop = 0;
+    cuda.topKRows = (x, k) => (fromTop++, topKRows(x, k));
+    const picked = await tokens();
+    // Without the method (an own property shadowing the class's), every step downloads its logits.
+    Object.assign(cuda, { topKRows: undefined });
+    const fromLogits = await tokens();
+    delete (cuda as { topKRows?: unknown }).topKRows;
+    expect(picked.length).toBeGreaterThan(0);
+    expect(fromTop).toBe(picked.length);
+    expect(picked).toEqual(fromLogits);
   }, 120_000);
 
   for (const arch of ["llama", "gpt-oss"] as const) {

@@ -15,10 +15,12 @@ import type { Product, Weight } from "../backend.ts";
 import type { CudaBackend } from "./cuda-backend.ts";
 
 const OPS = ["embed", "takeRows", "concatRows", "rmsNorm", "addRmsNorm", "matmul", "matmuls", "rope", "ropeQK", "add", "swiglu", "moe", "moeAdd", "moeAddRmsNorm",
-  "storeKV", "attention", "attendSegments", "ropeAttendSegments", "argmaxRows", "download", "upload"] as const;
+  "storeKV", "attention", "attendSegments", "ropeAttendSegments", "argmaxRows", "topKRows", "download", "upload"] as const;
 const weightName = (w: Weight) => w.name.replace(/^blk\.\d+\./, "");
 const weightBytes = (w: Weight) => tensorBytes(typeLayout(w.type)!, w.dims.reduce((a, b) => a * b, 1));
 const COLLECT_EVERY = 50_000;
+// Ops that wait for the device anyway: collecting the marks (a sync) before one costs nothing extra.
+const SYNCING = new Set<string>(["download", "argmaxRows", "topKRows"]);
 
 export function profileBackend(backend: CudaBackend): void {
   const lib = cudaKernels();
@@ -60,7 +62,7 @@ export function profileBackend(backend: CudaBackend): void {
       // Summed per call: one label's layers may hold different types (a Q4_K_M file's ffn_down).
       if (op === "matmul") weightBytesRead[id]! += weightBytes(args[1] as Weight);
       else if (op === "matmuls") weightBytesRead[id]! += (args[1] as Product[]).reduce((sum, p) => sum + weightBytes(p.w), 0);
-      if (op === "download" && marks > COLLECT_EVERY) collect();
+      if (SYNCING.has(op) && marks > COLLECT_EVERY) collect();
       const start = performance.now();
       lib.psi_cuda_prof_begin(id);
       marks++;

@@ -8,6 +8,7 @@ import { GGMLType } from "../../gguf/types.ts";
 import { synthesize } from "../../model/synth.ts";
 import { createBackend } from "../backends.ts";
 import { loadModel } from "../generator.ts";
+import { refTopKRows } from "../sampler-reference.ts";
 import type { GenerateJob, JobEvent } from "./protocol.ts";
 import { Scheduler } from "./scheduler.ts";
 import { describeModel } from "./served-model.ts";
@@ -39,5 +40,40 @@ describe("Scheduler", () => {
     }
     while (s.hasWork()) s.step();
     expect(events.filter((e) => e.kind === "done").map((e) => e.id).sort()).toEqual(["a", "b"]);
+  }, 60_000);
+
+  it("on a backend with topKRows, sampled and greedy streams pick from each row's top-k what they would from the logits", async () => {
+    const path = join(dir, "tiny-topk.gguf");
+    synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 11 }, path);
+    const jobs: GenerateJob[] = [
+      { ...job("sampled", [1, 2, 3], 24), sampling: { temperature: 0.9, topK: 40, seed: 3 } },
+      { ...job("wide", [4, 5], 24), sampling: { temperature: 1.2, topK: 128, topP: 0.9, seed: 4 } },
+      job("greedy", [6, 7, 8, 9], 24),
+      { ...job("penalized", [10, 11], 24), sampling: { temperature: 0.8, repeatPenalty: 1.3, seed: 5 } },
+    ];
+    const run = async (withTopK: boolean, ids: string[]) => {
+      const backend = await createBackend("cpu", { threads: 1 });
+      const counts = { topK: 0, download: 0 };
+      const download = backend.download.bind(backend);
+      backend.download = (x, into) => (counts.download++, download(x, into));
+      if (withTopK) backend.topKRows = (x, k) => (counts.topK++, refTopKRows(download(x), x.rows, k));
+      const loaded = loadModel(path, { backend, contextLimit: 256 });
+      const events: JobEvent[] = [];
+      const s = new Scheduler(describeModel(loaded, "m", "cpu"), loaded, { parallel: 4, maxQueue: 4, cacheEntries: 4 }, (e) => events.push(e));
+      for (const j of jobs.filter((j) => ids.includes(j.id))) s.submit(j);
+      while (s.hasWork()) s.step();
+      const tokens = Object.fromEntries(ids.map((id) => [id, events.flatMap((e) => (e.kind === "token" && e.id === id ? [e.token] : []))]));
+      return { tokens, counts };
+    };
+    const withoutPenalties = ["sampled", "wide", "greedy"];
+    const plain = await run(false, withoutPenalties), onDevice = await run(true, withoutPenalties);
+    expect(onDevice.tokens).toEqual(plain.tokens);
+    for (const id of withoutPenalties) expect(plain.tokens[id]).toHaveLength(24);
+    // Only the prompts' first picks read the logits (they go to the prompt cache); the other 23 steps each read a top-k.
+    expect(onDevice.counts).toEqual({ topK: 23, download: 1 });
+    // A stream with penalties needs the whole row: its steps read the logits.
+    const mixed = await run(true, ["sampled", "penalized"]);
+    expect(mixed.tokens).toEqual((await run(false, ["sampled", "penalized"])).tokens);
+    expect(mixed.counts.topK).toBe(0);
   }, 60_000);
 });

@@ -106,6 +106,21 @@ export class Sequence {
     return this.emitPick({ token, probability: 1 }, now);
   }
 
+  /**
+   * The k of the top-k the backend may compute for this step's pick (as
+   * picksArgmax: not the prompt's first output, no constraint; see
+   * Sampler.deviceTopK), or 0 when it needs the whole row.
+   */
+  get deviceTopK(): number {
+    return this.firstLogitsAt !== undefined && !this.constraint ? this.sampler.deviceTopK : 0;
+  }
+
+  /** As `sample`, from the row's best candidates in top-k order (deviceTopK > 0). */
+  sampleTop(ids: Int32Array, logits: Float32Array): JobEvent[] {
+    const { now } = this.stepStarted();
+    return this.emitPick(this.sampler.sampleTop(ids, logits), now);
+  }
+
   /** Starts a pick's timing; `first`: the prompt's first output. */
   private stepStarted(): { now: number; first: boolean } {
     const now = performance.now();
