@@ -7,7 +7,8 @@ import { openGGUF } from "../gguf/reader.ts";
 import { Model } from "../model/model.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { PsionicError, refuse } from "../util/errors.ts";
-import { DownloadBuffer, type Activation, type Backend, type KVPrecision, type TopKRows } from "./backend.ts";
+import { DownloadBuffer, type Activation, type Backend, type KVPrecision } from "./backend.ts";
+import { LOGITS, readRows, samplerNeed, type RowPick } from "./readback.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 import { StopChecker, type StopReason } from "./stop.ts";
 
@@ -137,17 +138,12 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
 
   for (const id of prompt) sampler.accept(id);
   cache.truncate(0);
-  // On a backend that can answer where the logits are, plain greedy reads back one id per step,
-  // and sampling from a small top-k (Sampler.deviceTopK) its k candidates, not the logits.
-  const onDevice = sampler.picksArgmax && !request.ignoreEos && backend.argmaxRows !== undefined;
-  const deviceK = !request.ignoreEos && backend.topKRows !== undefined ? sampler.deviceTopK : 0;
+  // What each step reads back (readback.ts): on a backend that answers where the logits are, plain
+  // greedy one id and sampling from a small top-k its k best; --ignore-eos edits the logits, so them.
+  const need = request.ignoreEos ? LOGITS : samplerNeed(sampler);
   // The logits are sampled before the next forward pass, so one buffer serves every step.
   const logitsBuffer = new DownloadBuffer();
-  const evaluate = (out: Activation): Float32Array | number | TopKRows => {
-    if (onDevice) return backend.argmaxRows!(out)[0]!;
-    // A row with a NaN or +inf has no top-k: the sampler refuses the downloaded row, naming the token.
-    return (deviceK > 0 ? backend.topKRows!(out, deviceK) : null) ?? logitsBuffer.read(backend, out);
-  };
+  const evaluate = (out: Activation): RowPick => readRows(backend, out, [need], logitsBuffer)[0]!;
   let start = performance.now();
   let next = evaluate(prefill(model, prompt, batchSize));
   timings.prefillMs = performance.now() - start;
@@ -159,15 +155,15 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
   for (;;) {
     start = performance.now();
     let token: number;
-    if (typeof next === "number") {
-      token = next;
+    if (next.kind === "id") {
+      token = next.id;
       sampler.accept(token);
-    } else if (next instanceof Float32Array) {
-      // llama.cpp's --ignore-eos: end-of-generation tokens get a -inf logit bias, so they are never drawn.
-      if (request.ignoreEos) for (const id of eog) next[id] = -Infinity;
-      token = sampler.sample(next).token;
-    } else {
+    } else if (next.kind === "top") {
       token = sampler.sampleTop(next.ids, next.values).token;
+    } else {
+      // llama.cpp's --ignore-eos: end-of-generation tokens get a -inf logit bias, so they are never drawn.
+      if (request.ignoreEos) for (const id of eog) next.logits[id] = -Infinity;
+      token = sampler.sample(next.logits).token;
     }
     tokens.push(token);
     const step = stop.push(token, decoder.push(token));

@@ -4,7 +4,8 @@
 // request's prefill shares steps with running streams instead of stalling
 // them. Requests wait in a bounded queue for one of `parallel` slots; new ones
 // join between steps, and a cancelled one leaves before the next.
-import { DownloadBuffer, type TopKRows } from "../backend.ts";
+import { DownloadBuffer } from "../backend.ts";
+import { ARGMAX, readRows, type RowPick } from "../readback.ts";
 import type { LoadedModel } from "../generator.ts";
 import { PsionicError } from "../../util/errors.ts";
 import { PrefixCache } from "./prefix-cache.ts";
@@ -26,13 +27,6 @@ interface Queued {
   job: GenerateJob;
   prompt: Int32Array;
   queuedAt: number;
-}
-
-/** A sequence's pick from row `row` of a backend's top-k: its best, or a draw from its own top-k. */
-function pickFromTop(seq: Sequence, top: TopKRows, row: number): () => JobEvent[] {
-  const at = row * top.k;
-  if (seq.deviceTopK === 0) return () => seq.take(top.ids[at]!);
-  return () => seq.sampleTop(top.ids.subarray(at, at + top.k), top.values.subarray(at, at + top.k));
 }
 
 /** A refusal of a job, with its HTTP status. */
@@ -131,40 +125,20 @@ export class Scheduler {
     // A step made only of prompt chunks still needs one output row for the forward pass.
     const anyOutput = segments.some((s) => s.outputRows.length > 0);
     if (!anyOutput) segments[segments.length - 1]!.outputRows = [segments[segments.length - 1]!.tokens.length - 1];
-    // What the sampling rows need back from the backend, where it can answer
-    // there: one id per row when every one picks the plain argmax (greedy, no
-    // penalties, logprobs or constraint); each row's k best when every one picks
-    // the argmax or samples from a small top-k (k the largest asked, Sampler.deviceTopK);
-    // else the logits.
-    const { backend } = model;
-    const sampling = batch.filter(({ seq, count }, i) => segments[i]!.outputRows.length > 0 && count === seq.pending.length);
-    const argmaxOnly = backend.argmaxRows !== undefined && sampling.every(({ seq }) => seq.picksArgmax);
-    const k = !argmaxOnly && backend.topKRows !== undefined && sampling.every(({ seq }) => seq.picksArgmax || seq.deviceTopK > 0)
-      ? Math.max(1, ...sampling.map(({ seq }) => seq.deviceTopK))
-      : 0;
-    let logits: Float32Array | undefined, ids: Int32Array | undefined, top: TopKRows | null = null;
+    // Each output row's pick needs its argmax, its top-k or its logits (readback.ts);
+    // a row only there to give a prompt-only step an output needs nothing, so the argmax.
+    const wanted = batch.flatMap(({ seq, count }, i) => (segments[i]!.outputRows.length > 0 ? [count === seq.pending.length ? seq : null] : []));
+    let picks: RowPick[];
     try {
       const out = model.forwardBatch(segments);
-      if (argmaxOnly) ids = backend.argmaxRows!(out);
-      else if (k > 0) top = backend.topKRows!(out, k);
-      // No top-k (or a row with a NaN or +inf, which the sampler then names): the whole rows.
-      if (!ids && !top) logits = this.logitsBuffer.read(backend, out);
+      picks = readRows(model.backend, out, wanted.map((seq) => seq?.need ?? ARGMAX), this.logitsBuffer);
     } catch (error) {
       for (const { seq } of batch) this.finish(seq, refusalEvent(seq.job.id, error));
       return;
     }
-    const vocab = model.vocabSize;
-    let row = 0;
-    batch.forEach(({ seq, count }, i) => {
-      const wanted = segments[i]!.outputRows.length > 0;
-      const complete = count === seq.pending.length;
-      seq.evaluated(count);
-      if (wanted) {
-        if (complete && ids) this.emitEvents(seq, () => seq.take(ids![row]!));
-        else if (complete && top) this.emitEvents(seq, pickFromTop(seq, top, row));
-        else if (complete) this.sampleAndEmit(seq, logits!.subarray(row * vocab, (row + 1) * vocab));
-        row++;
-      }
+    for (const { seq, count } of batch) seq.evaluated(count);
+    wanted.forEach((seq, row) => {
+      if (seq) this.emitEvents(seq, () => seq.pick(picks[row]!));
     });
   }
 

@@ -7,6 +7,7 @@ import { createTokenConstraint, sampleConstrained, type TokenConstraint } from "
 import type { GenerationTimings } from "../generator.ts";
 import { Sampler, type SampledToken } from "../sampler.ts";
 import { StopChecker } from "../stop.ts";
+import { LOGITS, samplerNeed, type RowNeed, type RowPick } from "../readback.ts";
 import type { CacheEntry } from "./prefix-cache.ts";
 import type { FinishReason, GenerateJob, JobEvent, PrefixCacheOutcome, TokenAlternative } from "./protocol.ts";
 
@@ -91,34 +92,21 @@ export class Sequence {
   }
 
   /**
-   * Whether this step's pick is the plain argmax of the logits (greedy, no
-   * penalties, logprobs or constraint) and the logits are not needed for the
-   * prefix cache (not the prompt's first output), so `take` may be used.
+   * What this step's pick needs back from the backend (readback.ts): the
+   * prompt's first pick, and any pick under a constraint, the whole row (the
+   * first is kept for the prompt cache); otherwise what the sampler needs.
    */
-  get picksArgmax(): boolean {
-    return this.firstLogitsAt !== undefined && !this.constraint && this.sampler.picksArgmax;
+  get need(): RowNeed {
+    return this.firstLogitsAt === undefined || this.constraint ? LOGITS : samplerNeed(this.sampler);
   }
 
-  /** As `sample`, for a token the backend already picked by argmax (picksArgmax). */
-  take(token: number): JobEvent[] {
+  /** As `sample`, from what the row got back for `need`. */
+  pick(got: RowPick): JobEvent[] {
+    if (got.kind === "logits") return this.sample(got.logits);
     const { now } = this.stepStarted();
-    this.sampler.accept(token);
-    return this.emitPick({ token, probability: 1 }, now);
-  }
-
-  /**
-   * The k of the top-k the backend may compute for this step's pick (as
-   * picksArgmax: not the prompt's first output, no constraint; see
-   * Sampler.deviceTopK), or 0 when it needs the whole row.
-   */
-  get deviceTopK(): number {
-    return this.firstLogitsAt !== undefined && !this.constraint ? this.sampler.deviceTopK : 0;
-  }
-
-  /** As `sample`, from the row's best candidates in top-k order (deviceTopK > 0). */
-  sampleTop(ids: Int32Array, logits: Float32Array): JobEvent[] {
-    const { now } = this.stepStarted();
-    return this.emitPick(this.sampler.sampleTop(ids, logits), now);
+    if (got.kind === "top") return this.emitPick(this.sampler.sampleTop(got.ids, got.values), now);
+    this.sampler.accept(got.id);
+    return this.emitPick({ token: got.id, probability: 1 }, now);
   }
 
   /** Starts a pick's timing; `first`: the prompt's first output. */

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "bun:test";
+import { DownloadBuffer, type Activation, type Backend } from "./backend.ts";
+import { CpuBackend } from "./cpu/cpu-backend.ts";
+import { ARGMAX, LOGITS, readRows, type RowNeed } from "./readback.ts";
+import { refTopKRows } from "./sampler-reference.ts";
+
+const width = 50;
+const values = Float32Array.from({ length: 3 * width }, (_, i) => Math.sin(i * 7.3) * 4);
+const rowOf = (r: number) => Array.from(values.subarray(r * width, (r + 1) * width));
+const best = (r: number, k: number) => refTopKRows(values.subarray(r * width, (r + 1) * width), 1, k);
+
+/** The CPU backend with whichever of argmaxRows / topKRows, counting the rows each reads. */
+function backendWith(methods: { argmax?: boolean; topK?: boolean; brokenTopK?: boolean }) {
+  const cpu = new CpuBackend({ threads: 1 }) as Backend;
+  const read = { download: 0, argmax: 0, topK: 0 };
+  const download = cpu.download.bind(cpu);
+  cpu.download = (x, into) => ((read.download += x.rows), download(x, into));
+  if (methods.argmax) cpu.argmaxRows = (x) => ((read.argmax += x.rows), Int32Array.from({ length: x.rows }, (_, r) => best(r, 1).ids[0]!));
+  if (methods.topK) cpu.topKRows = (x, k) => ((read.topK += x.rows), methods.brokenTopK ? null : refTopKRows(download(x), x.rows, k));
+  return { backend: cpu, read, out: cpu.upload(values, 3, width) as Activation };
+}
+
+describe("readRows", () => {
+  it("answers argmax and top-k rows on the device and copies only the rows that need their logits", () => {
+    const { backend, read, out } = backendWith({ argmax: true, topK: true });
+    const needs: RowNeed[] = [ARGMAX, { kind: "top", k: 5 }, LOGITS];
+    const [a, t, l] = readRows(backend, out, needs, new DownloadBuffer());
+    expect(a).toEqual({ kind: "id", id: best(0, 1).ids[0]! });
+    expect(t).toEqual({ kind: "top", ids: best(1, 5).ids, values: best(1, 5).values });
+    expect(l!.kind === "logits" && Array.from(l!.logits)).toEqual(rowOf(2));
+    expect(read).toEqual({ download: 1, argmax: 0, topK: 3 });
+  });
+
+  it("rows that all pick the argmax read one id each", () => {
+    const { backend, read, out } = backendWith({ argmax: true, topK: true });
+    expect(readRows(backend, out, [ARGMAX, ARGMAX, ARGMAX], new DownloadBuffer()).map((p) => p.kind === "id" && p.id)).toEqual([0, 1, 2].map((r) => best(r, 1).ids[0]!));
+    expect(read).toEqual({ download: 0, argmax: 3, topK: 0 });
+  });
+
+  it("what the backend cannot answer comes back whole: a top-k without topKRows, every row without either method", () => {
+    const some = backendWith({ argmax: true });
+    const picks = readRows(some.backend, some.out, [ARGMAX, { kind: "top", k: 5 }, ARGMAX], new DownloadBuffer());
+    expect(picks.map((p) => p.kind)).toEqual(["id", "logits", "id"]);
+    expect(some.read).toEqual({ download: 1, argmax: 3, topK: 0 });
+    const none = backendWith({});
+    expect(readRows(none.backend, none.out, [ARGMAX, { kind: "top", k: 5 }, LOGITS], new DownloadBuffer()).map((p) => p.kind)).toEqual(["logits", "logits", "logits"]);
+    expect(none.read.download).toBe(3);
+  });
+
+  it("a row with no top-k (NaN or +inf: topKRows gives null) brings every row back whole, for the sampler to name", () => {
+    const { backend, read, out } = backendWith({ argmax: true, topK: true, brokenTopK: true });
+    const picks = readRows(backend, out, [ARGMAX, { kind: "top", k: 5 }, LOGITS], new DownloadBuffer());
+    expect(picks.map((p) => p.kind === "logits" && Array.from(p.logits))).toEqual([rowOf(0), rowOf(1), rowOf(2)]);
+    expect(read).toEqual({ download: 3, argmax: 0, topK: 3 });
+    expect(() => readRows(backend, out, [ARGMAX], new DownloadBuffer())).toThrow(/1 needs for 3 rows/);
+  });
+});
