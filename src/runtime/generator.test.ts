@@ -12,6 +12,7 @@ import { synthesize } from "../model/synth.ts";
 import { PsionicError } from "../util/errors.ts";
 import type { Backend } from "./backend.ts";
 import { createBackend } from "./backends.ts";
+import { refTopKRows } from "./sampler-reference.ts";
 import { generate, loadModel, type FinishReason, type GenerationRequest, type GenerationTimings, type LoadedModel } from "./generator.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "psionic-generator-"));
@@ -141,6 +142,25 @@ for (const [name, backend] of backends) {
     });
   });
 }
+
+describe("generate on a backend that answers top-k where the logits are (Backend.topKRows)", () => {
+  it("picks each step from the row's best what it picks from the logits, penalties included, and reads back no row whole", async () => {
+    const sampling = { temperature: 0.9, topK: 40, seed: 3, repeatPenalty: 1.5, presencePenalty: 0.5 };
+    const plain = await run(loadModel(modelPath, { backend: (await tryBackend("cpu"))!, contextLimit: 64 }), { sampling, ignoreEos: false });
+    const backend = (await tryBackend("cpu"))!;
+    const download = backend.download.bind(backend);
+    const asked: number[] = [];
+    backend.download = () => {
+      throw new Error("a row came back whole");
+    };
+    backend.topKRows = (x, k) => (asked.push(k), refTopKRows(download(x), x.rows, k));
+    const fromTop = await run(loadModel(modelPath, { backend, contextLimit: 64 }), { sampling, ignoreEos: false });
+    expect(fromTop.tokens).toEqual(plain.tokens);
+    expect(asked).toHaveLength(fromTop.tokens.length);
+    // The penalty window fills with the prompt and each pick: k grows past 40, up to a power of two.
+    expect(asked.every((k) => k === 64 || k === 128)).toBe(true);
+  });
+});
 
 describe("against llama.cpp", () => {
   it("greedy generation (reference backend, our tokenizer) picks llama.cpp's tokens, except near-ties", async () => {

@@ -139,11 +139,11 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
   for (const id of prompt) sampler.accept(id);
   cache.truncate(0);
   // What each step reads back (readback.ts): on a backend that answers where the logits are, plain
-  // greedy one id and sampling from a small top-k its k best; --ignore-eos edits the logits, so them.
-  const need = request.ignoreEos ? LOGITS : samplerNeed(sampler);
+  // greedy one id and sampling from a small top-k its k best (which grows with the penalty window,
+  // so asked each step); --ignore-eos edits the logits, so them.
   // The logits are sampled before the next forward pass, so one buffer serves every step.
   const logitsBuffer = new DownloadBuffer();
-  const evaluate = (out: Activation): RowPick => readRows(backend, out, [need], logitsBuffer)[0]!;
+  const evaluate = (out: Activation): RowPick => readRows(backend, out, [request.ignoreEos ? LOGITS : samplerNeed(sampler)], logitsBuffer)[0]!;
   let start = performance.now();
   let next = evaluate(prefill(model, prompt, batchSize));
   timings.prefillMs = performance.now() - start;

@@ -12,23 +12,27 @@ const best = (r: number, k: number) => refTopKRows(values.subarray(r * width, (r
 /** The CPU backend with whichever of argmaxRows / topKRows, counting the rows each reads. */
 function backendWith(methods: { argmax?: boolean; topK?: boolean; brokenTopK?: boolean }) {
   const cpu = new CpuBackend({ threads: 1 }) as Backend;
-  const read = { download: 0, argmax: 0, topK: 0 };
+  const read = { download: 0, argmax: 0, topK: 0 }, asked: number[] = [];
   const download = cpu.download.bind(cpu);
   cpu.download = (x, into) => ((read.download += x.rows), download(x, into));
   if (methods.argmax) cpu.argmaxRows = (x) => ((read.argmax += x.rows), Int32Array.from({ length: x.rows }, (_, r) => best(r, 1).ids[0]!));
-  if (methods.topK) cpu.topKRows = (x, k) => ((read.topK += x.rows), methods.brokenTopK ? null : refTopKRows(download(x), x.rows, k));
-  return { backend: cpu, read, out: cpu.upload(values, 3, width) as Activation };
+  if (methods.topK) cpu.topKRows = (x, k) => ((read.topK += x.rows), asked.push(k), methods.brokenTopK ? null : refTopKRows(download(x), x.rows, k));
+  return { backend: cpu, read, asked, out: cpu.upload(values, 3, width) as Activation };
 }
 
 describe("readRows", () => {
   it("answers argmax and top-k rows on the device and copies only the rows that need their logits", () => {
-    const { backend, read, out } = backendWith({ argmax: true, topK: true });
+    const { backend, read, asked, out } = backendWith({ argmax: true, topK: true });
     const needs: RowNeed[] = [ARGMAX, { kind: "top", k: 5 }, LOGITS];
     const [a, t, l] = readRows(backend, out, needs, new DownloadBuffer());
     expect(a).toEqual({ kind: "id", id: best(0, 1).ids[0]! });
     expect(t).toEqual({ kind: "top", ids: best(1, 5).ids, values: best(1, 5).values });
     expect(l!.kind === "logits" && Array.from(l!.logits)).toEqual(rowOf(2));
     expect(read).toEqual({ download: 1, argmax: 0, topK: 3 });
+    // k goes up to a power of two (one CUDA graph for steps whose top-k differ a little), at most the row.
+    readRows(backend, out, [{ kind: "top", k: 33 }, ARGMAX, ARGMAX], new DownloadBuffer());
+    readRows(backend, out, [{ kind: "top", k: 49 }, ARGMAX, ARGMAX], new DownloadBuffer());
+    expect(asked).toEqual([8, 50, 50]);
   });
 
   it("rows that all pick the argmax read one id each", () => {

@@ -1,7 +1,7 @@
 // How a step's output rows come back to the host for picking tokens. Each row
 // says what its pick needs: the argmax (greedy), its k best (sampling from a
-// small top-k, Sampler.deviceTopK), or the whole row of logits (penalties,
-// logprobs, a constraint, a prompt's first pick kept for the prompt cache). A
+// small top-k, Sampler.deviceTopK), or the whole row of logits (logprobs, a
+// constraint, raising penalties, a prompt's first pick kept for the prompt cache). A
 // backend that answers where the logits are (argmaxRows, topKRows) answers the
 // first two there, one id or k pairs a row, and only the rows that need their
 // logits are copied whole (takeRows, then download): one such row, a new
@@ -44,7 +44,9 @@ export function readRows(backend: Backend, out: Activation, needs: readonly RowN
   const k = Math.max(0, ...needs.map((n) => (n.kind === "top" && onDevice(n) ? n.k : 0)));
   let ids: Int32Array | undefined, top: TopKRows | null = null;
   if (k === 0 && backend.argmaxRows) ids = backend.argmaxRows(out);
-  else top = backend.topKRows!(out, Math.max(1, k));
+  // k rounded up to a power of two (at most the row): a step's launches are one CUDA graph, replayed
+  // while they stay the same, so requests with different top-k should not make each step a new one.
+  else top = backend.topKRows!(out, Math.min(out.width, 2 ** Math.ceil(Math.log2(Math.max(1, k)))));
   // A row holding NaN or +inf has no top-k: every row comes back whole, and its sampler names the token.
   if (!ids && !top) return whole();
   const hostLogits = hostRows.length > 0 ? buffer.read(backend, backend.takeRows(out, hostRows)) : undefined;

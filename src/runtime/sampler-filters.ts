@@ -79,6 +79,12 @@ export class Candidates {
     this.sorted = true;
   }
 
+  /** Keep the best k of the current candidates, best first (loadTopK's order). */
+  keepBest(k: number): void {
+    const best = this.bestOfCurrent(k);
+    this.loadBest(best.ids, best.logits, best.count);
+  }
+
   /** Sort [0, size) descending by logit, ties by id (native sort of packed numeric keys). */
   sortAll(): void {
     if (this.sorted) return;

@@ -240,9 +240,22 @@ describe("sampling from a backend's top-k (Backend.topKRows)", () => {
     expect(k({ topK: 0 })).toBe(0);
     expect(k({ topK: 129 })).toBe(0);
     expect(new Sampler({ vocabSize: 40, seed: 1 }).deviceTopK).toBe(0); // k = vocabulary: no filter
-    expect(k({ repeatPenalty: 1.1 })).toBe(0);
-    expect(k({ presencePenalty: 0.5 })).toBe(0);
     expect(k({ logprobs: true })).toBe(0);
+    // Penalties that only lower logits: the top-k plus one candidate per distinct token in the window.
+    const penalized = new Sampler({ vocabSize: 1000, seed: 1, repeatPenalty: 1.1, presencePenalty: 0.5, penaltyLastN: 8 });
+    expect(penalized.deviceTopK).toBe(40);
+    for (const t of [5, 6, 5, 7]) penalized.accept(t);
+    expect(penalized.deviceTopK).toBe(43);
+    for (let t = 100; t < 120; t++) penalized.accept(t); // the window holds 8
+    expect(penalized.deviceTopK).toBe(48);
+    expect(new Sampler({ vocabSize: 1000, seed: 1, topK: 100, repeatPenalty: 1.1, penaltyLastN: 64, contextSize: 64 }).deviceTopK).toBe(100);
+    const wide = new Sampler({ vocabSize: 1000, seed: 1, topK: 100, repeatPenalty: 1.1, penaltyLastN: 64 });
+    for (let t = 0; t < 29; t++) wide.accept(t);
+    expect(wide.deviceTopK).toBe(0); // 129 > MAX_DEVICE_TOP_K
+    // Penalties that can raise a logit need the whole row.
+    expect(k({ repeatPenalty: 0.9 })).toBe(0);
+    expect(k({ frequencyPenalty: -0.5 })).toBe(0);
+    expect(k({ presencePenalty: -0.5 })).toBe(0);
     expect(() => new Sampler({ vocabSize: 1000, seed: 1, temperature: 0 }).sampleTop(new Int32Array(40), new Float32Array(40))).toThrow(/needs the whole row/);
   });
 
@@ -256,7 +269,13 @@ describe("sampling from a backend's top-k (Backend.topKRows)", () => {
       for (let i = step % 5; i < vocab; i += 13) l[i] = -Infinity;
       return l;
     });
-    for (const o of [{}, { topK: 1 }, { topK: 128, topP: 0.99, minP: 0 }, { topK: 7, temperature: 1.5, typicalP: 0.8 }, { topK: 64, temperature: 0, typicalP: 0.5 }] as Partial<SamplerOptions>[]) {
+    const options: Partial<SamplerOptions>[] = [
+      {}, { topK: 1 }, { topK: 128, topP: 0.99, minP: 0 }, { topK: 7, temperature: 1.5, typicalP: 0.8 }, { topK: 64, temperature: 0, typicalP: 0.5 },
+      // Strong penalties over a window that fills up: the window's tokens drop out of the top-k and others enter.
+      { topK: 20, repeatPenalty: 3, frequencyPenalty: 0.5, presencePenalty: 1, penaltyLastN: 32, temperature: 0.3 },
+      { topK: 40, repeatPenalty: 1.5, penaltyLastN: 64 },
+    ];
+    for (const o of options) {
       const whole = new Sampler({ vocabSize: vocab, seed: 5, ...o });
       const fromTop = new Sampler({ vocabSize: vocab, seed: 5, ...o });
       for (const logits of steps) {

@@ -204,17 +204,24 @@ export class Sampler {
   }
 
   /**
-   * The k of the top-k a backend may compute where the logits are
-   * (Backend.topKRows) for this sampler's next pick, or 0 when the pick needs the
-   * whole row: greedy, penalties, logprobs, no top-k or one above
-   * MAX_DEVICE_TOP_K. Everything after top-k in the chain looks only at its
-   * candidates, so `sampleTop` on them picks what `sample` on the row would.
+   * How many of the best logits a backend may compute where the logits are
+   * (Backend.topKRows) for this sampler's next pick, or 0 when the pick needs
+   * the whole row: greedy, logprobs, no top-k, penalties that can raise a
+   * logit, or more than MAX_DEVICE_TOP_K. Everything after top-k in the chain
+   * looks only at its candidates, so `sampleTop` on them picks what `sample`
+   * on the row would. Penalties that only lower logits (repeat >= 1, frequency
+   * and presence >= 0) lower only the window's tokens, so the top-k after them
+   * lies within the top (k + distinct tokens in the window) before them.
    */
   get deviceTopK(): number {
     const o = this.options;
-    const greedy = o.temperature <= 0 && o.typicalP >= 1;
-    const k = o.topK;
-    return !greedy && this.penalized === null && !o.logprobs && k > 0 && k < o.vocabSize && k <= MAX_DEVICE_TOP_K ? k : 0;
+    if ((o.temperature <= 0 && o.typicalP >= 1) || o.logprobs || !(o.topK > 0)) return 0;
+    let k = o.topK;
+    if (this.penalized !== null) {
+      if (!(o.repeatPenalty >= 1 && o.frequencyPenalty >= 0 && o.presencePenalty >= 0)) return 0;
+      k += this.counts.size;
+    }
+    return k <= MAX_DEVICE_TOP_K && k < o.vocabSize ? k : 0;
   }
 
   /**
@@ -223,9 +230,16 @@ export class Sampler {
    */
   sampleTop(ids: Int32Array, logits: Float32Array): SampledToken {
     const k = this.deviceTopK;
-    if (k === 0) refuse("sampler.bad-logits", "this sampler's pick needs the whole row of logits (greedy, penalties, logprobs or a large top-k)");
+    if (k === 0) refuse("sampler.bad-logits", "this sampler's pick needs the whole row of logits (greedy, logprobs, raising penalties or a large top-k)");
     const c = this.candidates;
     c.loadBest(ids, logits, k);
+    if (this.penalized !== null) {
+      for (let i = 0; i < c.size; i++) {
+        const count = this.counts.get(c.ids[i]!);
+        if (count !== undefined) c.logits[i] = this.penalize(c.logits[i]!, count);
+      }
+      c.keepBest(this.options.topK);
+    }
     this.narrow();
     const at = drawFromDistribution(c, this.rng);
     const token = c.ids[at]!;
@@ -310,15 +324,16 @@ export class Sampler {
   /** penalized = logits with llama.cpp's repetition, frequency and presence penalties applied. */
   private applyPenalties(logits: Float32Array, penalized: Float32Array): Float32Array {
     penalized.set(logits);
-    const o = this.options;
-    for (const [token, count] of this.counts) {
-      let v = penalized[token]!;
-      // Dividing a negative logit would make the token more likely, so those are multiplied.
-      v = v <= 0 ? Math.fround(v * o.repeatPenalty) : Math.fround(v / o.repeatPenalty);
-      v = Math.fround(v - Math.fround(Math.fround(count * o.frequencyPenalty) + o.presencePenalty));
-      penalized[token] = v;
-    }
+    for (const [token, count] of this.counts) penalized[token] = this.penalize(penalized[token]!, count);
     return penalized;
+  }
+
+  /** A logit of a token seen `count` times in the window, penalized (float arithmetic, as llama.cpp). */
+  private penalize(v: number, count: number): number {
+    const o = this.options;
+    // Dividing a negative logit would make the token more likely, so those are multiplied.
+    v = v <= 0 ? Math.fround(v * o.repeatPenalty) : Math.fround(v / o.repeatPenalty);
+    return Math.fround(v - Math.fround(Math.fround(count * o.frequencyPenalty) + o.presencePenalty));
   }
 
   private addLogprobs(logits: Float32Array, result: SampledToken): void {

@@ -168,25 +168,27 @@ describe("CUDA backend: -ngl, batches, greedy on the device", () => {
     expect(picked).toEqual(expected);
   }, 120_000);
 
-  it("generate() sampling from top-k 40 reads each step's 40 best (topKRows) and picks what the downloaded logits give", async () => {
+  it("generate() sampling from top-k 40 (with penalties too) reads each step's best (topKRows) and picks what the downloaded logits give", async () => {
     const path = join(dir, "llama-sampled.gguf");
     synthesize({ preset: { arch: "llama", name: "tiny" }, type: GGMLType.Q8_0, seed: 7 }, path);
     const loaded = loadModel(path, { backend: cuda, contextLimit: 512 });
-    const tokens = async () => {
-      for await (const e of generate(loaded, { prompt: PROMPTS.llama, maxTokens: 24, ignoreEos: false, sampling: { temperature: 0.9, topK: 40, seed: 9 } })) if (e.kind === "done") return e.tokens;
-      return [];
-    };
-    const topKRows = cuda.topKRows.bind(cuda);
-    let fromTop = 0;
-    cuda.topKRows = (x, k) => (fromTop++, topKRows(x, k));
-    const picked = await tokens();
-    // Without the method (an own property shadowing the class's), every step downloads its logits.
-    Object.assign(cuda, { topKRows: undefined });
-    const fromLogits = await tokens();
-    delete (cuda as { topKRows?: unknown }).topKRows;
-    expect(picked.length).toBeGreaterThan(0);
-    expect(fromTop).toBe(picked.length);
-    expect(picked).toEqual(fromLogits);
+    for (const sampling of [{ temperature: 0.9, topK: 40, seed: 9 }, { temperature: 0.9, topK: 40, seed: 9, repeatPenalty: 1.5, presencePenalty: 0.5 }]) {
+      const tokens = async () => {
+        for await (const e of generate(loaded, { prompt: PROMPTS.llama, maxTokens: 24, ignoreEos: false, sampling })) if (e.kind === "done") return e.tokens;
+        return [];
+      };
+      const topKRows = cuda.topKRows.bind(cuda);
+      let fromTop = 0;
+      cuda.topKRows = (x, k) => (fromTop++, topKRows(x, k));
+      const picked = await tokens();
+      // Without the method (an own property shadowing the class's), every step downloads its logits.
+      Object.assign(cuda, { topKRows: undefined });
+      const fromLogits = await tokens();
+      delete (cuda as { topKRows?: unknown }).topKRows;
+      expect(picked.length).toBeGreaterThan(0);
+      expect(fromTop).toBe(picked.length);
+      expect(picked).toEqual(fromLogits);
+    }
   }, 120_000);
 
   for (const arch of ["llama", "gpt-oss"] as const) {

@@ -49,7 +49,8 @@ describe("Scheduler", () => {
       { ...job("sampled", [1, 2, 3], 24), sampling: { temperature: 0.9, topK: 40, seed: 3 } },
       { ...job("wide", [4, 5], 24), sampling: { temperature: 1.2, topK: 128, topP: 0.9, seed: 4 } },
       job("greedy", [6, 7, 8, 9], 24),
-      { ...job("penalized", [10, 11], 24), sampling: { temperature: 0.8, repeatPenalty: 1.3, seed: 5 } },
+      { ...job("penalized", [10, 11], 24), sampling: { temperature: 0.8, repeatPenalty: 1.3, presencePenalty: 0.4, seed: 5 } },
+      { ...job("logprobs", [12, 13], 24), sampling: { temperature: 0.8, seed: 6 }, logprobs: true },
     ];
     const run = async (withTopK: boolean, ids: string[]) => {
       const backend = await createBackend("cpu", { threads: 1 });
@@ -66,14 +67,14 @@ describe("Scheduler", () => {
       for (const id of ids) expect(tokens[id]).toHaveLength(24);
       return { tokens, counts };
     };
-    const withoutPenalties = ["sampled", "wide", "greedy"];
-    const onDevice = await run(true, withoutPenalties);
-    expect(onDevice.tokens).toEqual((await run(false, withoutPenalties)).tokens);
+    const onTheDevice = ["sampled", "wide", "greedy", "penalized"];
+    const onDevice = await run(true, onTheDevice);
+    expect(onDevice.tokens).toEqual((await run(false, onTheDevice)).tokens);
     // The prompts' first picks come back whole (they go to the prompt cache); the other 23 steps each read a top-k.
-    expect(onDevice.counts).toEqual({ topK: 23, rowsDownloaded: 3 });
-    // A stream with penalties needs its whole row each step; the sampled stream beside it still gets its top-k.
-    const mixed = await run(true, ["sampled", "penalized"]);
-    expect(mixed.tokens).toEqual((await run(false, ["sampled", "penalized"])).tokens);
+    expect(onDevice.counts).toEqual({ topK: 23, rowsDownloaded: 4 });
+    // A stream with logprobs needs its whole row each step; the sampled stream beside it still gets its top-k.
+    const mixed = await run(true, ["sampled", "logprobs"]);
+    expect(mixed.tokens).toEqual((await run(false, ["sampled", "logprobs"])).tokens);
     expect(mixed.counts).toEqual({ topK: 23, rowsDownloaded: 2 + 23 });
   }, 60_000);
 });
