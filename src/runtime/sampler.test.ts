@@ -235,7 +235,8 @@ describe("sampling from a backend's top-k (Backend.topKRows)", () => {
     const k = (o: Partial<SamplerOptions>) => new Sampler({ vocabSize: 1000, seed: 1, ...o }).deviceTopK;
     expect(k({})).toBe(40);
     expect(k({ topK: 128, topP: 0.5, minP: 0.2, typicalP: 0.9 })).toBe(128);
-    expect(k({ temperature: 0 })).toBe(0); // greedy: argmaxRows
+    expect(k({ temperature: 0 })).toBe(1); // the best one (without penalties the scheduler asks argmaxRows)
+    expect(k({ temperature: 0, topK: 0, repeatPenalty: 1.2 })).toBe(1);
     expect(k({ temperature: 0, typicalP: 0.9 })).toBe(40);
     expect(k({ topK: 0 })).toBe(0);
     expect(k({ topK: 129 })).toBe(0);
@@ -256,7 +257,7 @@ describe("sampling from a backend's top-k (Backend.topKRows)", () => {
     expect(k({ repeatPenalty: 0.9 })).toBe(0);
     expect(k({ frequencyPenalty: -0.5 })).toBe(0);
     expect(k({ presencePenalty: -0.5 })).toBe(0);
-    expect(() => new Sampler({ vocabSize: 1000, seed: 1, temperature: 0 }).sampleTop(new Int32Array(40), new Float32Array(40))).toThrow(/needs the whole row/);
+    expect(() => new Sampler({ vocabSize: 1000, seed: 1, topK: 0 }).sampleTop(new Int32Array(40), new Float32Array(40))).toThrow(/needs the whole row/);
   });
 
   it("picks token for token what sampling the whole row picks, from a longer list too, ties and signed zeros included", () => {
@@ -274,6 +275,7 @@ describe("sampling from a backend's top-k (Backend.topKRows)", () => {
       // Strong penalties over a window that fills up: the window's tokens drop out of the top-k and others enter.
       { topK: 20, repeatPenalty: 3, frequencyPenalty: 0.5, presencePenalty: 1, penaltyLastN: 32, temperature: 0.3 },
       { topK: 40, repeatPenalty: 1.5, penaltyLastN: 64 },
+      { temperature: 0, topK: 0, repeatPenalty: 2, frequencyPenalty: 0.5, penaltyLastN: 24 }, // greedy: the best after penalties
     ];
     for (const o of options) {
       const whole = new Sampler({ vocabSize: vocab, seed: 5, ...o });

@@ -199,15 +199,19 @@ export class Sampler {
    * (Backend.argmaxRows), and `accept` records it.
    */
   get picksArgmax(): boolean {
-    const o = this.options;
-    return o.temperature <= 0 && o.typicalP >= 1 && this.penalized === null && !o.logprobs;
+    return this.greedy && this.penalized === null && !this.options.logprobs;
+  }
+
+  /** Greedy: the best (penalized) token, no draw. */
+  private get greedy(): boolean {
+    return this.options.temperature <= 0 && this.options.typicalP >= 1;
   }
 
   /**
    * How many of the best logits a backend may compute where the logits are
    * (Backend.topKRows) for this sampler's next pick, or 0 when the pick needs
-   * the whole row: greedy, logprobs, no top-k, penalties that can raise a
-   * logit, or more than MAX_DEVICE_TOP_K. Everything after top-k in the chain
+   * the whole row: logprobs, sampling without a top-k, penalties that can
+   * raise a logit, or more than MAX_DEVICE_TOP_K. Greedy needs one. Everything after top-k in the chain
    * looks only at its candidates, so `sampleTop` on them picks what `sample`
    * on the row would. Penalties that only lower logits (repeat >= 1, frequency
    * and presence >= 0) lower only the window's tokens, so the top-k after them
@@ -215,8 +219,10 @@ export class Sampler {
    */
   get deviceTopK(): number {
     const o = this.options;
-    if ((o.temperature <= 0 && o.typicalP >= 1) || o.logprobs || !(o.topK > 0)) return 0;
-    let k = o.topK;
+    if (o.logprobs) return 0;
+    // Greedy needs the best token; sampling its top-k (without one, the whole row).
+    let k = this.greedy ? 1 : o.topK;
+    if (!(k > 0)) return 0;
     if (this.penalized !== null) {
       if (!(o.repeatPenalty >= 1 && o.frequencyPenalty >= 0 && o.presencePenalty >= 0)) return 0;
       k += this.counts.size;
@@ -230,7 +236,7 @@ export class Sampler {
    */
   sampleTop(ids: Int32Array, logits: Float32Array): SampledToken {
     const k = this.deviceTopK;
-    if (k === 0) refuse("sampler.bad-logits", "this sampler's pick needs the whole row of logits (greedy, logprobs, raising penalties or a large top-k)");
+    if (k === 0) refuse("sampler.bad-logits", "this sampler's pick needs the whole row of logits (logprobs, raising penalties, no top-k or a large one)");
     const c = this.candidates;
     c.loadBest(ids, logits, k);
     if (this.penalized !== null) {
@@ -238,7 +244,12 @@ export class Sampler {
         const count = this.counts.get(c.ids[i]!);
         if (count !== undefined) c.logits[i] = this.penalize(c.logits[i]!, count);
       }
-      c.keepBest(this.options.topK);
+      c.keepBest(this.greedy ? 1 : this.options.topK);
+    }
+    if (this.greedy) {
+      if (c.logits[0] === -Infinity) refuseAllMasked();
+      this.accept(c.ids[0]!);
+      return { token: c.ids[0]!, probability: 1 };
     }
     this.narrow();
     const at = drawFromDistribution(c, this.rng);
@@ -258,10 +269,10 @@ export class Sampler {
     const source = this.penalizedSource(logits);
     let token: number;
     let probability = 1;
-    if (o.temperature <= 0 && o.typicalP >= 1) {
+    if (this.greedy) {
       // Top-k, top-p and min-p always keep the best token, so greedy is argmax of the penalized logits.
       token = argmax(source);
-      if (source[token] === -Infinity) refuse("sampler.all-masked", "every token has logit -inf; nothing can be sampled");
+      if (source[token] === -Infinity) refuseAllMasked();
     } else {
       this.filter(source);
       const c = this.candidates;
@@ -358,6 +369,10 @@ export class Sampler {
       refuse("sampler.bad-token", `token id ${token} is outside the vocabulary [0, ${this.options.vocabSize})`);
     }
   }
+}
+
+function refuseAllMasked(): never {
+  refuse("sampler.all-masked", "every token has logit -inf; nothing can be sampled");
 }
 
 /** NaN or +inf logits mean the forward pass broke; -inf is a legitimate mask. */

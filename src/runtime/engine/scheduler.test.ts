@@ -51,6 +51,7 @@ describe("Scheduler", () => {
       job("greedy", [6, 7, 8, 9], 24),
       { ...job("penalized", [10, 11], 24), sampling: { temperature: 0.8, repeatPenalty: 1.3, presencePenalty: 0.4, seed: 5 } },
       { ...job("logprobs", [12, 13], 24), sampling: { temperature: 0.8, seed: 6 }, logprobs: true },
+      { ...job("greedy-penalized", [14, 15], 24), sampling: { temperature: 0, repeatPenalty: 1.4 } },
     ];
     const run = async (withTopK: boolean, ids: string[]) => {
       const backend = await createBackend("cpu", { threads: 1 });
@@ -60,18 +61,18 @@ describe("Scheduler", () => {
       if (withTopK) backend.topKRows = (x, k) => (counts.topK++, refTopKRows(download(x), x.rows, k));
       const loaded = loadModel(path, { backend, contextLimit: 256 });
       const events: JobEvent[] = [];
-      const s = new Scheduler(describeModel(loaded, "m", "cpu"), loaded, { parallel: 4, maxQueue: 4, cacheEntries: 4 }, (e) => events.push(e));
+      const s = new Scheduler(describeModel(loaded, "m", "cpu"), loaded, { parallel: 5, maxQueue: 5, cacheEntries: 5 }, (e) => events.push(e));
       for (const j of jobs.filter((j) => ids.includes(j.id))) s.submit(j);
       while (s.hasWork()) s.step();
       const tokens = Object.fromEntries(ids.map((id) => [id, events.flatMap((e) => (e.kind === "token" && e.id === id ? [e.token] : []))]));
       for (const id of ids) expect(tokens[id]).toHaveLength(24);
       return { tokens, counts };
     };
-    const onTheDevice = ["sampled", "wide", "greedy", "penalized"];
+    const onTheDevice = ["sampled", "wide", "greedy", "penalized", "greedy-penalized"];
     const onDevice = await run(true, onTheDevice);
     expect(onDevice.tokens).toEqual((await run(false, onTheDevice)).tokens);
     // The prompts' first picks come back whole (they go to the prompt cache); the other 23 steps each read a top-k.
-    expect(onDevice.counts).toEqual({ topK: 23, rowsDownloaded: 4 });
+    expect(onDevice.counts).toEqual({ topK: 23, rowsDownloaded: 5 });
     // A stream with logprobs needs its whole row each step; the sampled stream beside it still gets its top-k.
     const mixed = await run(true, ["sampled", "logprobs"]);
     expect(mixed.tokens).toEqual((await run(false, ["sampled", "logprobs"])).tokens);
