@@ -11,8 +11,9 @@
 #   6. benchmarks, psionic (--backend cuda) beside llama.cpp on the same file: prefill/decode
 #      (bench, llama-bench), aggregate decode at 1/8/32 sequences (scripts/bench-engine.ts,
 #      llama-batched-bench), time to first token on a prompt-cache hit (scripts/bench-serve.ts);
-#      then pp in one forward pass (-ub 2048) on both sides; last, the ops checks and the benchmark
-#      again with programmatic dependent launch (PSIONIC_CUDA_PDL=1)
+#      then pp in one forward pass (-ub 2048) on both sides; the ops checks and the benchmark
+#      again with programmatic dependent launch (PSIONIC_CUDA_PDL=1); last, 32 sampled streams
+#      with each row's top-k read back and with the whole rows (PSIONIC_CUDA_TOPK=0)
 # A failing step does not stop the later ones; each is time-limited so the whole run ends inside
 # DEVICE_CHECK_SECONDS (default 500). Logs land in $OUT (7 files); the summary table prints last.
 #   usage: OUT=DIR scripts/device-check.sh [--quick]

@@ -211,11 +211,12 @@ export class Sampler {
    * How many of the best logits a backend may compute where the logits are
    * (Backend.topKRows) for this sampler's next pick, or 0 when the pick needs
    * the whole row: logprobs, sampling without a top-k, penalties that can
-   * raise a logit, or more than MAX_DEVICE_TOP_K. Greedy needs one. Everything after top-k in the chain
-   * looks only at its candidates, so `sampleTop` on them picks what `sample`
-   * on the row would. Penalties that only lower logits (repeat >= 1, frequency
-   * and presence >= 0) lower only the window's tokens, so the top-k after them
-   * lies within the top (k + distinct tokens in the window) before them.
+   * raise a logit, or more than MAX_DEVICE_TOP_K. Greedy needs one, sampling
+   * its top-k: everything after top-k in the chain looks only at its
+   * candidates, so `sampleTop` on them picks what `sample` on the row would.
+   * Penalties that only lower logits (repeat >= 1, frequency and presence >= 0)
+   * lower only the window's tokens, so the top-k after them lies within the
+   * top (k + distinct tokens in the window) before them.
    */
   get deviceTopK(): number {
     const o = this.options;
