@@ -7,8 +7,8 @@ import { openGGUF } from "../gguf/reader.ts";
 import { Model } from "../model/model.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { PsionicError, refuse } from "../util/errors.ts";
-import { DownloadBuffer, type Activation, type Backend, type KVPrecision } from "./backend.ts";
-import { LOGITS, readRows, samplerNeed, type RowPick } from "./readback.ts";
+import type { Activation, Backend, KVPrecision } from "./backend.ts";
+import { LOGITS, RowReader, samplerNeed, type RowPick } from "./readback.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 import { StopChecker, type StopReason } from "./stop.ts";
 
@@ -141,9 +141,9 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
   // What each step reads back (readback.ts): on a backend that answers where the logits are, plain
   // greedy one id and sampling from a small top-k its k best (which grows with the penalty window,
   // so asked each step); --ignore-eos edits the logits, so them.
-  // The logits are sampled before the next forward pass, so one buffer serves every step.
-  const logitsBuffer = new DownloadBuffer();
-  const evaluate = (out: Activation): RowPick => readRows(backend, out, [request.ignoreEos ? LOGITS : samplerNeed(sampler)], logitsBuffer)[0]!;
+  // The logits are sampled before the next forward pass, so one reader's buffers serve every step.
+  const rows = new RowReader();
+  const evaluate = (out: Activation): RowPick => rows.read(backend, out, [request.ignoreEos ? LOGITS : samplerNeed(sampler)])[0]!;
   let start = performance.now();
   let next = evaluate(prefill(model, prompt, batchSize));
   timings.prefillMs = performance.now() - start;

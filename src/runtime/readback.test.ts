@@ -1,7 +1,7 @@
 import { describe, expect, it } from "bun:test";
-import { DownloadBuffer, type Activation, type Backend } from "./backend.ts";
+import type { Activation, Backend } from "./backend.ts";
 import { CpuBackend } from "./cpu/cpu-backend.ts";
-import { ARGMAX, LOGITS, readRows, type RowNeed } from "./readback.ts";
+import { ARGMAX, LOGITS, RowReader, type RowNeed } from "./readback.ts";
 import { refTopKRows } from "./sampler-reference.ts";
 
 const width = 50;
@@ -20,42 +20,46 @@ function backendWith(methods: { argmax?: boolean; topK?: boolean; brokenTopK?: b
   return { backend: cpu, read, asked, out: cpu.upload(values, 3, width) as Activation };
 }
 
-describe("readRows", () => {
+describe("RowReader", () => {
   it("answers argmax and top-k rows on the device and copies only the rows that need their logits", () => {
     const { backend, read, asked, out } = backendWith({ argmax: true, topK: true });
     const needs: RowNeed[] = [ARGMAX, { kind: "top", k: 5 }, LOGITS];
-    const [a, t, l] = readRows(backend, out, needs, new DownloadBuffer());
-    expect(a).toEqual({ kind: "id", id: best(0, 1).ids[0]! });
-    expect(t).toEqual({ kind: "top", ids: best(1, 5).ids, values: best(1, 5).values });
+    const [a, t, l] = new RowReader().read(backend, out, needs);
+    expect(a).toMatchObject({ kind: "id", id: best(0, 1).ids[0]! });
+    expect(t).toMatchObject({ kind: "top", ids: best(1, 5).ids, values: best(1, 5).values });
     expect(l!.kind === "logits" && Array.from(l!.logits)).toEqual(rowOf(2));
     expect(read).toEqual({ download: 1, argmax: 0, topK: 3 });
+    // A device row's logits on demand (a constrained pick whose trial token was refused): that row alone.
+    expect(t!.kind === "top" && Array.from(t!.row())).toEqual(rowOf(1));
+    expect(l!.kind === "logits" && Array.from(l!.logits)).toEqual(rowOf(2)); // the other rows' buffer is untouched
+    expect(read.download).toBe(2);
     // k goes up to a power of two (one CUDA graph for steps whose top-k differ a little), at most the row.
-    readRows(backend, out, [{ kind: "top", k: 33 }, ARGMAX, ARGMAX], new DownloadBuffer());
-    readRows(backend, out, [{ kind: "top", k: 49 }, ARGMAX, ARGMAX], new DownloadBuffer());
+    new RowReader().read(backend, out, [{ kind: "top", k: 33 }, ARGMAX, ARGMAX]);
+    new RowReader().read(backend, out, [{ kind: "top", k: 49 }, ARGMAX, ARGMAX]);
     expect(asked).toEqual([8, 50, 50]);
   });
 
   it("rows that all pick the argmax read one id each", () => {
     const { backend, read, out } = backendWith({ argmax: true, topK: true });
-    expect(readRows(backend, out, [ARGMAX, ARGMAX, ARGMAX], new DownloadBuffer()).map((p) => p.kind === "id" && p.id)).toEqual([0, 1, 2].map((r) => best(r, 1).ids[0]!));
+    expect(new RowReader().read(backend, out, [ARGMAX, ARGMAX, ARGMAX]).map((p) => p.kind === "id" && p.id)).toEqual([0, 1, 2].map((r) => best(r, 1).ids[0]!));
     expect(read).toEqual({ download: 0, argmax: 3, topK: 0 });
   });
 
   it("what the backend cannot answer comes back whole: a top-k without topKRows, every row without either method", () => {
     const some = backendWith({ argmax: true });
-    const picks = readRows(some.backend, some.out, [ARGMAX, { kind: "top", k: 5 }, ARGMAX], new DownloadBuffer());
+    const picks = new RowReader().read(some.backend, some.out, [ARGMAX, { kind: "top", k: 5 }, ARGMAX]);
     expect(picks.map((p) => p.kind)).toEqual(["id", "logits", "id"]);
     expect(some.read).toEqual({ download: 1, argmax: 3, topK: 0 });
     const none = backendWith({});
-    expect(readRows(none.backend, none.out, [ARGMAX, { kind: "top", k: 5 }, LOGITS], new DownloadBuffer()).map((p) => p.kind)).toEqual(["logits", "logits", "logits"]);
+    expect(new RowReader().read(none.backend, none.out, [ARGMAX, { kind: "top", k: 5 }, LOGITS]).map((p) => p.kind)).toEqual(["logits", "logits", "logits"]);
     expect(none.read.download).toBe(3);
   });
 
   it("a row with no top-k (NaN or +inf: topKRows gives null) brings every row back whole, for the sampler to name", () => {
     const { backend, read, out } = backendWith({ argmax: true, topK: true, brokenTopK: true });
-    const picks = readRows(backend, out, [ARGMAX, { kind: "top", k: 5 }, LOGITS], new DownloadBuffer());
+    const picks = new RowReader().read(backend, out, [ARGMAX, { kind: "top", k: 5 }, LOGITS]);
     expect(picks.map((p) => p.kind === "logits" && Array.from(p.logits))).toEqual([rowOf(0), rowOf(1), rowOf(2)]);
     expect(read).toEqual({ download: 3, argmax: 0, topK: 3 });
-    expect(() => readRows(backend, out, [ARGMAX], new DownloadBuffer())).toThrow(/1 needs for 3 rows/);
+    expect(() => new RowReader().read(backend, out, [ARGMAX])).toThrow(/1 needs for 3 rows/);
   });
 });

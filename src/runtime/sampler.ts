@@ -233,9 +233,10 @@ export class Sampler {
 
   /**
    * As `sample`, from a row's best candidates in loadTopK's order (at least
-   * `deviceTopK` of them; the first deviceTopK are used).
+   * `deviceTopK` of them; the first deviceTopK are used), recording the token
+   * unless `record` is false.
    */
-  sampleTop(ids: Int32Array, logits: Float32Array): SampledToken {
+  sampleTop(ids: Int32Array, logits: Float32Array, options: Pick<SampleOptions, "record"> = {}): SampledToken {
     const k = this.deviceTopK;
     if (k === 0) refuse("sampler.bad-logits", "this sampler's pick needs the whole row of logits (logprobs, raising penalties, no top-k or a large one)");
     const c = this.candidates;
@@ -247,16 +248,18 @@ export class Sampler {
       }
       c.keepBest(this.greedy ? 1 : this.options.topK);
     }
+    let token: number, probability = 1;
     if (this.greedy) {
       if (c.logits[0] === -Infinity) refuseAllMasked();
-      this.accept(c.ids[0]!);
-      return { token: c.ids[0]!, probability: 1 };
+      token = c.ids[0]!;
+    } else {
+      this.narrow();
+      const at = drawFromDistribution(c, this.rng);
+      token = c.ids[at]!;
+      probability = c.probs[at]!;
     }
-    this.narrow();
-    const at = drawFromDistribution(c, this.rng);
-    const token = c.ids[at]!;
-    this.accept(token);
-    return { token, probability: c.probs[at]! };
+    if (options.record ?? true) this.accept(token);
+    return { token, probability };
   }
 
   /**

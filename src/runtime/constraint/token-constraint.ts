@@ -288,11 +288,21 @@ const UTF8_LEAD = new Int32Array(256).map((_, b) => {
  * always describe the unmasked logits. The caller then calls `c.accept(token)`.
  */
 export function sampleConstrained(sampler: Sampler, logits: Float32Array, c: TokenConstraint, remainingTokens: number): SampledToken {
-  const first = sampler.sample(logits, { record: false });
+  return pickConstrained(sampler, c, remainingTokens, () => sampler.sample(logits, { record: false }), () => logits);
+}
+
+/**
+ * As sampleConstrained, from any source of the usual pick: `trial` draws it
+ * (recording nothing; from a backend's top-k, say), and `row` gives the logits
+ * to mask, asked only when the constraint refuses the trial's token.
+ */
+export function pickConstrained(sampler: Sampler, c: TokenConstraint, remainingTokens: number, trial: () => SampledToken, row: () => Float32Array): SampledToken {
+  const first = trial();
   if (c.allows(first.token, remainingTokens)) {
     sampler.accept(first.token);
     return first;
   }
+  const logits = row();
   const masked = new Float32Array(logits);
   c.mask(masked, remainingTokens);
   return sampler.sample(masked, { logprobsFrom: logits });

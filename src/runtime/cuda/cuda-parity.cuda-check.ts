@@ -16,7 +16,7 @@ import { argmax, FLOAT_WEIGHTS_TOLERANCE, QUANTIZED_WEIGHTS_TOLERANCE } from "..
 import { synthesize } from "../../model/synth.ts";
 import { CpuBackend } from "../cpu/cpu-backend.ts";
 import { startEngine } from "../engine/engine-client.ts";
-import type { SamplingParams } from "../engine/protocol.ts";
+import type { OutputConstraint, SamplingParams } from "../engine/protocol.ts";
 import { generate, loadModel, promptTokens } from "../generator.ts";
 import { CudaBackend } from "./cuda-backend.ts";
 
@@ -111,8 +111,8 @@ describe("CUDA backend: -ngl, batches, greedy on the device", () => {
     synthesize({ preset: { arch: "gpt-oss", name: "tiny" }, type: GGMLType.MXFP4, seed: 7 }, path);
     const engine = await startEngine({ models: [{ path, id: "m" }], backend: "cuda", contextLimit: 256, parallel: 4 });
     try {
-      const run = async (text: string, logprobs: boolean, sampling: SamplingParams = { temperature: 0 }) => {
-        const job = { id: `${text}-${logprobs}-${sampling.temperature}`, model: "m", prompt: { text }, maxTokens: 16, sampling, stop: [], logprobs, topLogprobs: 0 };
+      const run = async (text: string, logprobs: boolean, sampling: SamplingParams = { temperature: 0 }, constraint?: OutputConstraint) => {
+        const job = { id: `${text}-${logprobs}-${sampling.temperature}-${constraint?.kind}`, model: "m", prompt: { text }, maxTokens: 16, sampling, stop: [], logprobs, topLogprobs: 0, constraint };
         const tokens: number[] = [];
         for await (const e of engine.generate(job)) if (e.kind === "token") tokens.push(e.token);
         return tokens;
@@ -129,6 +129,12 @@ describe("CUDA backend: -ngl, batches, greedy on the device", () => {
       const fromLogits = await Promise.all(prompts.map((p, i) => run(p, true, sampling(i))));
       expect(fromTop.every((t) => t.length === 16)).toBe(true);
       expect(fromTop).toEqual(fromLogits);
+      // JSON mode: the trial pick from the top-k, the row read only when the constraint refuses it.
+      const json: OutputConstraint = { kind: "json-object" };
+      const jsonFromTop = await Promise.all(prompts.map((p, i) => run(p, false, sampling(i), json)));
+      const jsonFromLogits = await Promise.all(prompts.map((p, i) => run(p, true, sampling(i), json)));
+      expect(jsonFromTop.every((t) => t.length > 0)).toBe(true);
+      expect(jsonFromTop).toEqual(jsonFromLogits);
     } finally {
       await engine.close();
     }

@@ -52,6 +52,8 @@ describe("Scheduler", () => {
       { ...job("penalized", [10, 11], 24), sampling: { temperature: 0.8, repeatPenalty: 1.3, presencePenalty: 0.4, seed: 5 } },
       { ...job("logprobs", [12, 13], 24), sampling: { temperature: 0.8, seed: 6 }, logprobs: true },
       { ...job("greedy-penalized", [14, 15], 24), sampling: { temperature: 0, repeatPenalty: 1.4 } },
+      // JSON mode: the trial pick from the top-k; only a refused one reads the row to mask (it may end early).
+      { ...job("json", [16, 17], 24), sampling: { temperature: 0.9, seed: 8 }, constraint: { kind: "json-object" } },
     ];
     const run = async (withTopK: boolean, ids: string[]) => {
       const backend = await createBackend("cpu", { threads: 1 });
@@ -61,11 +63,11 @@ describe("Scheduler", () => {
       if (withTopK) backend.topKRows = (x, k) => (counts.topK++, refTopKRows(download(x), x.rows, k));
       const loaded = loadModel(path, { backend, contextLimit: 256 });
       const events: JobEvent[] = [];
-      const s = new Scheduler(describeModel(loaded, "m", "cpu"), loaded, { parallel: 5, maxQueue: 5, cacheEntries: 5 }, (e) => events.push(e));
+      const s = new Scheduler(describeModel(loaded, "m", "cpu"), loaded, { parallel: 6, maxQueue: 6, cacheEntries: 6 }, (e) => events.push(e));
       for (const j of jobs.filter((j) => ids.includes(j.id))) s.submit(j);
       while (s.hasWork()) s.step();
       const tokens = Object.fromEntries(ids.map((id) => [id, events.flatMap((e) => (e.kind === "token" && e.id === id ? [e.token] : []))]));
-      for (const id of ids) expect(tokens[id]).toHaveLength(24);
+      for (const id of ids) if (id !== "json") expect(tokens[id]).toHaveLength(24);
       return { tokens, counts };
     };
     const onTheDevice = ["sampled", "wide", "greedy", "penalized", "greedy-penalized"];
@@ -73,6 +75,11 @@ describe("Scheduler", () => {
     expect(onDevice.tokens).toEqual((await run(false, onTheDevice)).tokens);
     // The prompts' first picks come back whole (they go to the prompt cache); the other 23 steps each read a top-k.
     expect(onDevice.counts).toEqual({ topK: 23, rowsDownloaded: 5 });
+    const json = await run(true, ["sampled", "json"]);
+    expect(json.tokens).toEqual((await run(false, ["sampled", "json"])).tokens);
+    expect(json.counts.topK).toBe(23);
+    // Two first picks, then one row for each refused trial of the JSON stream: not one for every pick.
+    expect(json.counts.rowsDownloaded).toBeLessThan(2 + json.tokens.json!.length - 1);
     // A stream with logprobs needs its whole row each step; the sampled stream beside it still gets its top-k.
     const mixed = await run(true, ["sampled", "logprobs"]);
     expect(mixed.tokens).toEqual((await run(false, ["sampled", "logprobs"])).tokens);

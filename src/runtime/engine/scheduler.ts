@@ -4,8 +4,7 @@
 // request's prefill shares steps with running streams instead of stalling
 // them. Requests wait in a bounded queue for one of `parallel` slots; new ones
 // join between steps, and a cancelled one leaves before the next.
-import { DownloadBuffer } from "../backend.ts";
-import { ARGMAX, readRows, type RowPick } from "../readback.ts";
+import { ARGMAX, RowReader, type RowPick } from "../readback.ts";
 import type { LoadedModel } from "../generator.ts";
 import { PsionicError } from "../../util/errors.ts";
 import { PrefixCache } from "./prefix-cache.ts";
@@ -38,8 +37,8 @@ export class Scheduler {
   private readonly queue: Queued[] = [];
   private readonly active: Sequence[] = [];
   private readonly cancelled = new Set<string>();
-  // Each step's logits, sampled within the step (a prompt cache entry keeps its own copy).
-  private readonly logitsBuffer = new DownloadBuffer();
+  // Each step's rows, picked from within the step (a prompt cache entry keeps its own copy of logits).
+  private readonly rows = new RowReader();
   readonly prefixCache: PrefixCache;
   private readonly stepTokens: number;
   private readonly prefillChunk: number;
@@ -131,7 +130,7 @@ export class Scheduler {
     let picks: RowPick[];
     try {
       const out = model.forwardBatch(segments);
-      picks = readRows(model.backend, out, wanted.map((seq) => seq?.need ?? ARGMAX), this.logitsBuffer);
+      picks = this.rows.read(model.backend, out, wanted.map((seq) => seq?.need ?? ARGMAX));
     } catch (error) {
       for (const { seq } of batch) this.finish(seq, refusalEvent(seq.job.id, error));
       return;

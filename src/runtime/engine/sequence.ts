@@ -3,7 +3,7 @@
 // streaming decoder and optional output constraint that turn each step's
 // logits into a token event.
 import type { Tokenizer } from "../../tokenizer/tokenizer.ts";
-import { createTokenConstraint, sampleConstrained, type TokenConstraint } from "../constraint/token-constraint.ts";
+import { createTokenConstraint, pickConstrained, sampleConstrained, type TokenConstraint } from "../constraint/token-constraint.ts";
 import type { GenerationTimings } from "../generator.ts";
 import { Sampler, type SampledToken } from "../sampler.ts";
 import { StopChecker } from "../stop.ts";
@@ -86,8 +86,7 @@ export class Sequence {
     const { now, first } = this.stepStarted();
     // Remember the prompt's last logits, so an identical prompt later skips evaluation.
     if (first && this.entry.tokens.length === this.prompt.length) this.entry.logits = { position: this.prompt.length - 1, values: logits.slice() };
-    const remaining = this.job.maxTokens - this.generated.length;
-    const picked = this.constraint ? sampleConstrained(this.sampler, logits, this.constraint, remaining) : this.sampler.sample(logits);
+    const picked = this.constraint ? sampleConstrained(this.sampler, logits, this.constraint, this.remaining) : this.sampler.sample(logits);
     return this.emitPick(picked, now);
   }
 
@@ -97,16 +96,28 @@ export class Sequence {
    * first is kept for the prompt cache); otherwise what the sampler needs.
    */
   get need(): RowNeed {
-    return this.firstLogitsAt === undefined || this.constraint ? LOGITS : samplerNeed(this.sampler);
+    return this.firstLogitsAt === undefined ? LOGITS : samplerNeed(this.sampler);
   }
 
-  /** As `sample`, from what the row got back for `need`. */
+  /**
+   * As `sample`, from what the row got back for `need`. Under a constraint that
+   * is the trial pick, and only a refused one reads the row's logits to mask.
+   */
   pick(got: RowPick): JobEvent[] {
     if (got.kind === "logits") return this.sample(got.logits);
     const { now } = this.stepStarted();
-    if (got.kind === "top") return this.emitPick(this.sampler.sampleTop(got.ids, got.values), now);
-    this.sampler.accept(got.id);
-    return this.emitPick({ token: got.id, probability: 1 }, now);
+    const usual = (record: boolean): SampledToken => {
+      if (got.kind === "top") return this.sampler.sampleTop(got.ids, got.values, { record });
+      if (record) this.sampler.accept(got.id);
+      return { token: got.id, probability: 1 };
+    };
+    const picked = this.constraint ? pickConstrained(this.sampler, this.constraint, this.remaining, () => usual(false), got.row) : usual(true);
+    return this.emitPick(picked, now);
+  }
+
+  /** Tokens the job may still generate. */
+  private get remaining(): number {
+    return this.job.maxTokens - this.generated.length;
   }
 
   /** Starts a pick's timing; `first`: the prompt's first output. */
