@@ -8,7 +8,7 @@
 //   npx bun scripts/bench-sampling.ts [--vocab 201088] [--top-k 40] [--picks 2000]
 import { SeededRng } from "../src/runtime/rng.ts";
 import { Sampler } from "../src/runtime/sampler.ts";
-import { refTopKRows } from "../src/runtime/sampler-reference.ts";
+import { refTopCandidates } from "../src/runtime/sampler-reference.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: number) => {
@@ -28,7 +28,7 @@ const rows = Array.from({ length: 8 }, () => {
   const row = new Float32Array(vocab);
   for (let i = 0; i < vocab; i++) row[i] = (rng.nextDouble() + rng.nextDouble() + rng.nextDouble() - 1.5) * 3;
   for (let j = 0; j < 20; j++) row[Math.floor(rng.nextDouble() * vocab)] = 8 + rng.nextDouble() * 4;
-  return { row, top: refTopKRows(row, 1, k) };
+  return { row, top: refTopCandidates(row, k) };
 });
 const whole = new Sampler({ vocabSize: vocab, topK: k, seed: 7 });
 const fromTop = new Sampler({ vocabSize: vocab, topK: k, seed: 7 });
@@ -39,7 +39,7 @@ for (let i = 0; i < picks; i++) {
   const a = whole.sample(row).token;
   times.whole.push(performance.now() - start);
   start = performance.now();
-  const b = fromTop.sampleTop(top.ids, top.values).token;
+  const b = fromTop.sampleTop(top).token;
   times.top.push(performance.now() - start);
   if (a !== b) throw new Error(`pick ${i}: ${a} from the row, ${b} from its top-${k}`);
 }

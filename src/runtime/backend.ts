@@ -15,6 +15,8 @@ export interface TopKRows {
   readonly ids: Int32Array;
   /** The logits at those indices. */
   readonly values: Float32Array;
+  /** Each row's log Z = log(sum of exp(logit)) over the whole row, for logprobs. */
+  readonly logZ: Float64Array;
 }
 
 /** Activations: `rows` tokens by `width` values each. */

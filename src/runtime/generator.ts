@@ -159,7 +159,7 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
       token = next.id;
       sampler.accept(token);
     } else if (next.kind === "top") {
-      token = sampler.sampleTop(next.ids, next.values).token;
+      token = sampler.sampleTop(next).token;
     } else {
       // llama.cpp's --ignore-eos: end-of-generation tokens get a -inf logit bias, so they are never drawn.
       if (request.ignoreEos) for (const id of eog) next.logits[id] = -Infinity;

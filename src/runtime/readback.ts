@@ -1,7 +1,7 @@
 // How a step's output rows come back to the host for picking tokens. Each row
 // says what its pick needs: the argmax (greedy), its k best (sampling from a
-// small top-k, Sampler.deviceTopK), or the whole row of logits (logprobs,
-// raising penalties, a prompt's first pick kept for the prompt cache). A
+// small top-k, Sampler.deviceTopK), or the whole row of logits (raising
+// penalties, a prompt's first pick kept for the prompt cache). A
 // backend that answers where the logits are (argmaxRows, topKRows) answers the
 // first two there, one id or k pairs a row, and only the rows that need their
 // logits are copied whole (takeRows, then download): one such row, a new
@@ -20,7 +20,7 @@ export type RowNeed = { kind: "argmax" } | { kind: "top"; k: number } | { kind: 
  */
 export type RowPick =
   | { kind: "id"; id: number; row: () => Float32Array }
-  | { kind: "top"; ids: Int32Array; values: Float32Array; row: () => Float32Array }
+  | { kind: "top"; ids: Int32Array; values: Float32Array; logZ: number; row: () => Float32Array }
   | { kind: "logits"; logits: Float32Array };
 
 export const ARGMAX: RowNeed = { kind: "argmax" };
@@ -66,7 +66,7 @@ export class RowReader {
       const row = () => this.single.read(backend, backend.takeRows(out, [r]));
       if (n.kind === "top") {
         const at = r * top!.k;
-        return { kind: "top", ids: top!.ids.subarray(at, at + n.k), values: top!.values.subarray(at, at + n.k), row };
+        return { kind: "top", ids: top!.ids.subarray(at, at + n.k), values: top!.values.subarray(at, at + n.k), logZ: top!.logZ[r]!, row };
       }
       return { kind: "id", id: ids ? ids[r]! : top!.ids[r * top!.k]!, row };
     });

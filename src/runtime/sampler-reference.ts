@@ -50,17 +50,25 @@ export function refTopK(cands: RefCandidate[], k: number): RefCandidate[] {
 }
 
 /** Backend.topKRows the obvious way: each row of a rows x width array sorted, its first k kept. */
-export function refTopKRows(values: Float32Array, rows: number, k: number): { k: number; ids: Int32Array; values: Float32Array } {
+export function refTopKRows(values: Float32Array, rows: number, k: number): { k: number; ids: Int32Array; values: Float32Array; logZ: Float64Array } {
   const width = values.length / rows;
-  const ids = new Int32Array(rows * k), best = new Float32Array(rows * k);
+  const ids = new Int32Array(rows * k), best = new Float32Array(rows * k), logZ = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     const row = Array.from(values.subarray(r * width, (r + 1) * width), (logit, id) => ({ id, logit }));
     refTopK(row, k).forEach((c, i) => {
       ids[r * k + i] = c.id;
       best[r * k + i] = values[r * width + c.id]!;
     });
+    const max = row.reduce((m, c) => Math.max(m, c.logit), -Infinity);
+    logZ[r] = max + Math.log(row.reduce((sum, c) => sum + Math.exp(c.logit - max), 0));
   }
-  return { k, ids, values: best };
+  return { k, ids, values: best, logZ };
+}
+
+/** One row's refTopKRows, as Sampler.sampleTop takes it. */
+export function refTopCandidates(logits: Float32Array, k: number): { ids: Int32Array; values: Float32Array; logZ: number } {
+  const top = refTopKRows(logits, 1, k);
+  return { ids: top.ids, values: top.values, logZ: top.logZ[0]! };
 }
 
 export function refTopP(cands: RefCandidate[], p: number, minKeep: number): RefCandidate[] {

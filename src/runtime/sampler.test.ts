@@ -1,7 +1,7 @@
 import { describe, expect, it } from "bun:test";
 import { SeededRng } from "./rng.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
-import { refChainDistribution, refTopKRows, type RefChainOptions } from "./sampler-reference.ts";
+import { refChainDistribution, refTopCandidates, type RefChainOptions } from "./sampler-reference.ts";
 import { refusalText as refusedWith } from "../util/refusal-of.ts";
 
 function randomLogits(rng: SeededRng, n: number, scale: number): Float32Array {
@@ -241,7 +241,6 @@ describe("sampling from a backend's top-k (Backend.topKRows)", () => {
     expect(k({ topK: 0 })).toBe(0);
     expect(k({ topK: 129 })).toBe(0);
     expect(new Sampler({ vocabSize: 40, seed: 1 }).deviceTopK).toBe(0); // k = vocabulary: no filter
-    expect(k({ logprobs: true })).toBe(0);
     // Penalties that only lower logits: the top-k plus one candidate per distinct token in the window.
     const penalized = new Sampler({ vocabSize: 1000, seed: 1, repeatPenalty: 1.1, presencePenalty: 0.5, penaltyLastN: 8 });
     expect(penalized.deviceTopK).toBe(40);
@@ -257,7 +256,12 @@ describe("sampling from a backend's top-k (Backend.topKRows)", () => {
     expect(k({ repeatPenalty: 0.9 })).toBe(0);
     expect(k({ frequencyPenalty: -0.5 })).toBe(0);
     expect(k({ presencePenalty: -0.5 })).toBe(0);
-    expect(() => new Sampler({ vocabSize: 1000, seed: 1, topK: 0 }).sampleTop(new Int32Array(40), new Float32Array(40))).toThrow(/needs the whole row/);
+    expect(() => new Sampler({ vocabSize: 1000, seed: 1, topK: 0 }).sampleTop({ ids: new Int32Array(40), values: new Float32Array(40), logZ: 0 })).toThrow(/needs the whole row/);
+    // Logprobs: the top-N come from the same list.
+    expect(k({ logprobs: true, topLogprobs: 5 })).toBe(40);
+    expect(k({ logprobs: true, topLogprobs: 100 })).toBe(100);
+    expect(k({ temperature: 0, logprobs: true })).toBe(1);
+    expect(k({ logprobs: true, topLogprobs: 129 })).toBe(0);
   });
 
   it("picks token for token what sampling the whole row picks, from a longer list too, ties and signed zeros included", () => {
@@ -276,13 +280,14 @@ describe("sampling from a backend's top-k (Backend.topKRows)", () => {
       { topK: 20, repeatPenalty: 3, frequencyPenalty: 0.5, presencePenalty: 1, penaltyLastN: 32, temperature: 0.3 },
       { topK: 40, repeatPenalty: 1.5, penaltyLastN: 64 },
       { temperature: 0, topK: 0, repeatPenalty: 2, frequencyPenalty: 0.5, penaltyLastN: 24 }, // greedy: the best after penalties
+      // Logprobs (the chosen token's and the top-N, against the row's log Z), sampled, greedy, penalized.
+      { logprobs: true, topLogprobs: 5 }, { temperature: 0, logprobs: true, topLogprobs: 60 }, { topK: 10, repeatPenalty: 2, logprobs: true },
     ];
     for (const o of options) {
       const whole = new Sampler({ vocabSize: vocab, seed: 5, ...o });
       const fromTop = new Sampler({ vocabSize: vocab, seed: 5, ...o });
       for (const logits of steps) {
-        const top = refTopKRows(logits, 1, 128);
-        expect(fromTop.sampleTop(top.ids, top.values)).toEqual(whole.sample(logits));
+        expect(fromTop.sampleTop(refTopCandidates(logits, 128))).toEqual(whole.sample(logits));
       }
     }
   });

@@ -61,6 +61,13 @@ export interface SampleOptions {
   logprobsFrom?: Float32Array;
 }
 
+/** A row's best candidates in loadTopK's order, and its log Z (Backend.topKRows, one row). */
+export interface TopCandidates {
+  ids: Int32Array;
+  values: Float32Array;
+  logZ: number;
+}
+
 export type ResolvedSamplerOptions = Required<Omit<SamplerOptions, "contextSize">> & { contextSize?: number };
 
 export interface TokenLogprob {
@@ -220,7 +227,6 @@ export class Sampler {
    */
   get deviceTopK(): number {
     const o = this.options;
-    if (o.logprobs) return 0;
     // Greedy needs the best token; sampling its top-k (without one, the whole row).
     let k = this.greedy ? 1 : o.topK;
     if (!(k > 0)) return 0;
@@ -228,17 +234,20 @@ export class Sampler {
       if (!(o.repeatPenalty >= 1 && o.frequencyPenalty >= 0 && o.presencePenalty >= 0)) return 0;
       k += this.counts.size;
     }
+    // Logprobs: the chosen token is among those, and the top-N come from the same list.
+    if (o.logprobs) k = Math.max(k, o.topLogprobs);
     return k <= MAX_DEVICE_TOP_K && k < o.vocabSize ? k : 0;
   }
 
   /**
    * As `sample`, from a row's best candidates in loadTopK's order (at least
-   * `deviceTopK` of them; the first deviceTopK are used), recording the token
-   * unless `record` is false.
+   * `deviceTopK` of them; the first deviceTopK are used) and the row's log Z
+   * (for logprobs), recording the token unless `record` is false.
    */
-  sampleTop(ids: Int32Array, logits: Float32Array, options: Pick<SampleOptions, "record"> = {}): SampledToken {
+  sampleTop(top: TopCandidates, options: Pick<SampleOptions, "record"> = {}): SampledToken {
     const k = this.deviceTopK;
-    if (k === 0) refuse("sampler.bad-logits", "this sampler's pick needs the whole row of logits (logprobs, raising penalties, no top-k or a large one)");
+    if (k === 0) refuse("sampler.bad-logits", "this sampler's pick needs the whole row of logits (raising penalties, no top-k or a large one)");
+    const { ids, values: logits } = top;
     const c = this.candidates;
     c.loadBest(ids, logits, k);
     if (this.penalized !== null) {
@@ -258,8 +267,15 @@ export class Sampler {
       token = c.ids[at]!;
       probability = c.probs[at]!;
     }
+    const result: SampledToken = { token, probability };
+    if (this.options.logprobs) {
+      // As addLogprobs, from the list: the raw logits' best, the token among them.
+      result.logprob = logits[ids.subarray(0, k).indexOf(token)]! - top.logZ;
+      const n = this.options.topLogprobs;
+      if (n > 0) result.topLogprobs = Array.from({ length: n }, (_, i) => ({ token: ids[i]!, logprob: logits[i]! - top.logZ }));
+    }
     if (options.record ?? true) this.accept(token);
-    return { token, probability };
+    return result;
   }
 
   /**

@@ -142,10 +142,10 @@ export class CudaBackend implements Backend {
 
   topKRows(x: Activation, k: number): TopKRows | null {
     const n = x.rows * k;
-    const out = new Int32Array(2 * n);
+    const out = new Int32Array(2 * n + 2 * x.rows); // ids, values, then a double per row
     checkCuda(this.lib.psi_cuda_topk_rows(dev(this.act(x, "topKRows")), x.rows, x.width, k, ptr(out)), "topKRows");
     for (let r = 0; r < x.rows; r++) if (out[r * k]! < 0) return null;
-    return { k, ids: out.subarray(0, n), values: new Float32Array(out.buffer, 4 * n, n) };
+    return { k, ids: out.subarray(0, n), values: new Float32Array(out.buffer, 4 * n, n), logZ: new Float64Array(out.buffer, 8 * n, x.rows) };
   }
 
   embed(table: Weight, tokens: Int32Array): Activation {

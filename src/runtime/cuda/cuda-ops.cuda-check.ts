@@ -225,7 +225,7 @@ describe("CUDA ops against the CPU backend", () => {
     expect(() => cuda.argmaxRows(cuda.upload(v, rows, width))).toThrow(/row 0 holds a non-finite logit/);
   });
 
-  it("topKRows: each row's k best with their values, best first, ties to the lower index (the sampler's top-k); NaN or +inf gives null", () => {
+  it("topKRows: each row's k best with their values, best first, ties to the lower index (the sampler's top-k), and its log Z; NaN or +inf gives null", () => {
     const bits = (f: Float32Array) => Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length));
     const check = (v: Float32Array, rows: number, k: number, what: string) => {
       const got = cuda.topKRows(cuda.upload(v, rows, v.length / rows), k);
@@ -234,6 +234,11 @@ describe("CUDA ops against the CPU backend", () => {
       expect(got!.k).toBe(k);
       expect(Array.from(got!.ids), what).toEqual(Array.from(want.ids));
       expect(bits(got!.values), what).toEqual(bits(want.values)); // -0 stays -0
+      // log Z over the whole row (float sums in another order than the reference's doubles); -inf for a row of -inf.
+      for (let r = 0; r < rows; r++) {
+        if (Number.isNaN(want.logZ[r])) expect(got!.logZ[r], what).toBe(-Infinity);
+        else expect(Math.abs(got!.logZ[r]! - want.logZ[r]!), `${what}: log Z of row ${r}`).toBeLessThan(1e-5 * Math.max(1, Math.abs(want.logZ[r]!)));
+      }
     };
     // Quarter steps tie often; signed zeros compare equal (ties by index); -inf is a value like any other.
     const ties = random(3 * 5000, 3).map((x) => Math.round(x * 4) / 4);

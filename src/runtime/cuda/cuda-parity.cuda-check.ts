@@ -106,24 +106,25 @@ describe("CUDA backend: the device profile", () => {
 });
 
 describe("CUDA backend: -ngl, batches, greedy on the device", () => {
-  it("the engine's batched greedy steps pick on the device the tokens host sampling picks", async () => {
+  it("the engine's batched steps pick on the device (argmax, top-k, JSON trials, logprobs) what host sampling of the logits picks", async () => {
     const path = join(dir, "oss-engine.gguf");
     synthesize({ preset: { arch: "gpt-oss", name: "tiny" }, type: GGMLType.MXFP4, seed: 7 }, path);
     const engine = await startEngine({ models: [{ path, id: "m" }], backend: "cuda", contextLimit: 256, parallel: 4 });
     try {
-      const run = async (text: string, logprobs: boolean, sampling: SamplingParams = { temperature: 0 }, constraint?: OutputConstraint) => {
-        const job = { id: `${text}-${logprobs}-${sampling.temperature}-${constraint?.kind}`, model: "m", prompt: { text }, maxTokens: 16, sampling, stop: [], logprobs, topLogprobs: 0, constraint };
+      // onHost: 129 alternatives, more than the device's top-k holds (MAX_DEVICE_TOP_K), so every row comes back whole.
+      const run = async (text: string, onHost: boolean, sampling: SamplingParams = { temperature: 0 }, constraint?: OutputConstraint) => {
+        const job = { id: `${text}-${onHost}-${sampling.temperature}-${constraint?.kind}`, model: "m", prompt: { text }, maxTokens: 16, sampling, stop: [], logprobs: onHost, topLogprobs: onHost ? 129 : 0, constraint };
         const tokens: number[] = [];
         for await (const e of engine.generate(job)) if (e.kind === "token") tokens.push(e.token);
         return tokens;
       };
       const prompts = ["The fox", "A dog runs", "Over the hill the", "Once"];
-      // Without logprobs every sequence picks by argmax on the device; with them the logits come back.
+      // Greedy: every sequence picks by argmax on the device, or on the host from the logits.
       const onDevice = await Promise.all(prompts.map((p) => run(p, false)));
       const onHost = await Promise.all(prompts.map((p) => run(p, true)));
       expect(onDevice.every((t) => t.length === 16)).toBe(true);
       expect(onDevice).toEqual(onHost);
-      // Sampled from top-k 40 with a seed: each row's 40 best come back (topKRows), or, with logprobs, the logits.
+      // Sampled from top-k 40 with a seed: each row's 40 best come back (topKRows), or the logits.
       const sampling = (i: number) => ({ temperature: 0.9, topK: 40, seed: 100 + i });
       const fromTop = await Promise.all(prompts.map((p, i) => run(p, false, sampling(i))));
       const fromLogits = await Promise.all(prompts.map((p, i) => run(p, true, sampling(i))));
@@ -135,6 +136,21 @@ describe("CUDA backend: -ngl, batches, greedy on the device", () => {
       const jsonFromLogits = await Promise.all(prompts.map((p, i) => run(p, true, sampling(i), json)));
       expect(jsonFromTop.every((t) => t.length > 0)).toBe(true);
       expect(jsonFromTop).toEqual(jsonFromLogits);
+      // Logprobs from the device's top-k and log Z agree with the host's from the whole row.
+      const logprobsOf = async (text: string, topLogprobs: number) => {
+        const job = { id: `${text}-logprobs-${topLogprobs}`, model: "m", prompt: { text }, maxTokens: 8, sampling: { temperature: 0 }, stop: [], logprobs: true, topLogprobs };
+        const out: { token: number; logprob: number; top: { token: number; logprob: number }[] }[] = [];
+        for await (const e of engine.generate(job)) {
+          if (e.kind === "token") out.push({ token: e.token, logprob: e.logprob!, top: e.topLogprobs!.slice(0, 5).map(({ token, logprob }) => ({ token, logprob })) });
+        }
+        return out;
+      };
+      const device = await logprobsOf("The fox", 5), host = await logprobsOf("The fox", 129);
+      expect(device.map((t) => [t.token, t.top.map((a) => a.token)])).toEqual(host.map((t) => [t.token, t.top.map((a) => a.token)]));
+      device.forEach((t, i) => {
+        expect(Math.abs(t.logprob - host[i]!.logprob)).toBeLessThan(1e-4);
+        t.top.forEach((a, j) => expect(Math.abs(a.logprob - host[i]!.top[j]!.logprob)).toBeLessThan(1e-4));
+      });
     } finally {
       await engine.close();
     }

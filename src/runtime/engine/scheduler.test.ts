@@ -50,7 +50,8 @@ describe("Scheduler", () => {
       { ...job("wide", [4, 5], 24), sampling: { temperature: 1.2, topK: 128, topP: 0.9, seed: 4 } },
       job("greedy", [6, 7, 8, 9], 24),
       { ...job("penalized", [10, 11], 24), sampling: { temperature: 0.8, repeatPenalty: 1.3, presencePenalty: 0.4, seed: 5 } },
-      { ...job("logprobs", [12, 13], 24), sampling: { temperature: 0.8, seed: 6 }, logprobs: true },
+      { ...job("logprobs", [12, 13], 24), sampling: { temperature: 0.8, seed: 6 }, logprobs: true, topLogprobs: 3 },
+      { ...job("raising", [18, 19], 24), sampling: { temperature: 0.8, seed: 9, repeatPenalty: 0.9 } },
       { ...job("greedy-penalized", [14, 15], 24), sampling: { temperature: 0, repeatPenalty: 1.4 } },
       // JSON mode: the trial pick from the top-k; only a refused one reads the row to mask (it may end early).
       { ...job("json", [16, 17], 24), sampling: { temperature: 0.9, seed: 8 }, constraint: { kind: "json-object" } },
@@ -63,26 +64,27 @@ describe("Scheduler", () => {
       if (withTopK) backend.topKRows = (x, k) => (counts.topK++, refTopKRows(download(x), x.rows, k));
       const loaded = loadModel(path, { backend, contextLimit: 256 });
       const events: JobEvent[] = [];
-      const s = new Scheduler(describeModel(loaded, "m", "cpu"), loaded, { parallel: 6, maxQueue: 6, cacheEntries: 6 }, (e) => events.push(e));
+      const s = new Scheduler(describeModel(loaded, "m", "cpu"), loaded, { parallel: 8, maxQueue: 8, cacheEntries: 8 }, (e) => events.push(e));
       for (const j of jobs.filter((j) => ids.includes(j.id))) s.submit(j);
       while (s.hasWork()) s.step();
-      const tokens = Object.fromEntries(ids.map((id) => [id, events.flatMap((e) => (e.kind === "token" && e.id === id ? [e.token] : []))]));
+      // Tokens, and for the logprobs stream each token's logprob and alternatives too.
+      const tokens = Object.fromEntries(ids.map((id) => [id, events.flatMap((e) => (e.kind === "token" && e.id === id ? [id === "logprobs" ? { token: e.token, logprob: e.logprob, top: e.topLogprobs } : e.token] : []))]));
       for (const id of ids) if (id !== "json") expect(tokens[id]).toHaveLength(24);
       return { tokens, counts };
     };
-    const onTheDevice = ["sampled", "wide", "greedy", "penalized", "greedy-penalized"];
+    const onTheDevice = ["sampled", "wide", "greedy", "penalized", "greedy-penalized", "logprobs"];
     const onDevice = await run(true, onTheDevice);
     expect(onDevice.tokens).toEqual((await run(false, onTheDevice)).tokens);
     // The prompts' first picks come back whole (they go to the prompt cache); the other 23 steps each read a top-k.
-    expect(onDevice.counts).toEqual({ topK: 23, rowsDownloaded: 5 });
+    expect(onDevice.counts).toEqual({ topK: 23, rowsDownloaded: 6 });
     const json = await run(true, ["sampled", "json"]);
     expect(json.tokens).toEqual((await run(false, ["sampled", "json"])).tokens);
     expect(json.counts.topK).toBe(23);
     // Two first picks, then one row for each refused trial of the JSON stream: not one for every pick.
     expect(json.counts.rowsDownloaded).toBeLessThan(2 + json.tokens.json!.length - 1);
-    // A stream with logprobs needs its whole row each step; the sampled stream beside it still gets its top-k.
-    const mixed = await run(true, ["sampled", "logprobs"]);
-    expect(mixed.tokens).toEqual((await run(false, ["sampled", "logprobs"])).tokens);
+    // A stream with a penalty that can raise logits needs its whole row each step; the sampled stream beside it still gets its top-k.
+    const mixed = await run(true, ["sampled", "raising"]);
+    expect(mixed.tokens).toEqual((await run(false, ["sampled", "raising"])).tokens);
     expect(mixed.counts).toEqual({ topK: 23, rowsDownloaded: 2 + 23 });
   }, 60_000);
 });

@@ -107,7 +107,7 @@ export class Sequence {
     if (got.kind === "logits") return this.sample(got.logits);
     const { now } = this.stepStarted();
     const usual = (record: boolean): SampledToken => {
-      if (got.kind === "top") return this.sampler.sampleTop(got.ids, got.values, { record });
+      if (got.kind === "top") return this.sampler.sampleTop(got, { record });
       if (record) this.sampler.accept(got.id);
       return { token: got.id, probability: 1 };
     };
