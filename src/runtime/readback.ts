@@ -1,7 +1,7 @@
 // How a step's output rows come back to the host for picking tokens. Each row
-// says what its pick needs: the argmax (greedy), its k best (sampling from a
-// small top-k, Sampler.deviceTopK), or the whole row of logits (raising
-// penalties, a prompt's first pick kept for the prompt cache). A
+// says what its pick needs: the argmax (greedy), its k best and log Z
+// (Sampler.deviceTopK), or the whole row of logits (raising penalties, over
+// 128 candidates, a prompt's first pick kept for the prompt cache). A
 // backend that answers where the logits are (argmaxRows, topKRows) answers the
 // first two there, one id or k pairs a row, and only the rows that need their
 // logits are copied whole (takeRows, then download): one such row, a new

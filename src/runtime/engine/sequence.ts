@@ -92,8 +92,8 @@ export class Sequence {
 
   /**
    * What this step's pick needs back from the backend (readback.ts): the
-   * prompt's first pick, and any pick under a constraint, the whole row (the
-   * first is kept for the prompt cache); otherwise what the sampler needs.
+   * prompt's first pick the whole row (kept for the prompt cache), the others
+   * what the sampler needs (under a constraint, for the trial pick).
    */
   get need(): RowNeed {
     return this.firstLogitsAt === undefined ? LOGITS : samplerNeed(this.sampler);
