@@ -8,7 +8,7 @@ import { Model } from "../model/model.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { PsionicError, refuse } from "../util/errors.ts";
 import type { Activation, Backend, KVPrecision } from "./backend.ts";
-import { LOGITS, RowReader, samplerNeed, type RowPick } from "./readback.ts";
+import { LOGITS, pickAnswered, RowReader, samplerNeed, type RowPick } from "./readback.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 import { StopChecker, type StopReason } from "./stop.ts";
 
@@ -155,11 +155,8 @@ export async function* generate(loaded: LoadedModel, request: GenerationRequest)
   for (;;) {
     start = performance.now();
     let token: number;
-    if (next.kind === "id") {
-      token = next.id;
-      sampler.accept(token);
-    } else if (next.kind === "top") {
-      token = sampler.sampleTop(next).token;
+    if (next.kind !== "logits") {
+      token = pickAnswered(sampler, next).token;
     } else {
       // llama.cpp's --ignore-eos: end-of-generation tokens get a -inf logit bias, so they are never drawn.
       if (request.ignoreEos) for (const id of eog) next.logits[id] = -Infinity;

@@ -8,6 +8,7 @@
 // request joining a 32-sequence step, does not bring every row back whole.
 import { PsionicError } from "../util/errors.ts";
 import { DownloadBuffer, type Activation, type Backend, type TopKRows } from "./backend.ts";
+import type { SampledToken, Sampler } from "./sampler.ts";
 
 /** What a row's pick needs. A row whose pick is not wanted asks for the argmax, the cheapest. */
 export type RowNeed = { kind: "argmax" } | { kind: "top"; k: number } | { kind: "logits" };
@@ -27,9 +28,16 @@ export const ARGMAX: RowNeed = { kind: "argmax" };
 export const LOGITS: RowNeed = { kind: "logits" };
 
 /** The need of a sampler's next pick: the argmax, its top-k, or (the rest) the logits. */
-export function samplerNeed(sampler: { readonly picksArgmax: boolean; readonly deviceTopK: number }): RowNeed {
+export function samplerNeed(sampler: Sampler): RowNeed {
   if (sampler.picksArgmax) return ARGMAX;
   return sampler.deviceTopK > 0 ? { kind: "top", k: sampler.deviceTopK } : LOGITS;
+}
+
+/** The sampler's pick from a row answered on the device (its argmax or top-k), recorded unless `record` is false. */
+export function pickAnswered(sampler: Sampler, got: Exclude<RowPick, { kind: "logits" }>, record = true): SampledToken {
+  if (got.kind === "top") return sampler.sampleTop(got, { record });
+  if (record) sampler.accept(got.id);
+  return { token: got.id, probability: 1 };
 }
 
 /** Reads a step's rows back for their picks; one per generation loop, its buffers reused each step. */

@@ -7,7 +7,7 @@ import { createTokenConstraint, pickConstrained, sampleConstrained, type TokenCo
 import type { GenerationTimings } from "../generator.ts";
 import { Sampler, type SampledToken } from "../sampler.ts";
 import { StopChecker } from "../stop.ts";
-import { LOGITS, samplerNeed, type RowNeed, type RowPick } from "../readback.ts";
+import { LOGITS, pickAnswered, samplerNeed, type RowNeed, type RowPick } from "../readback.ts";
 import type { CacheEntry } from "./prefix-cache.ts";
 import type { FinishReason, GenerateJob, JobEvent, PrefixCacheOutcome, TokenAlternative } from "./protocol.ts";
 
@@ -106,12 +106,9 @@ export class Sequence {
   pick(got: RowPick): JobEvent[] {
     if (got.kind === "logits") return this.sample(got.logits);
     const { now } = this.stepStarted();
-    const usual = (record: boolean): SampledToken => {
-      if (got.kind === "top") return this.sampler.sampleTop(got, { record });
-      if (record) this.sampler.accept(got.id);
-      return { token: got.id, probability: 1 };
-    };
-    const picked = this.constraint ? pickConstrained(this.sampler, this.constraint, this.remaining, () => usual(false), got.row) : usual(true);
+    const picked = this.constraint
+      ? pickConstrained(this.sampler, this.constraint, this.remaining, () => pickAnswered(this.sampler, got, false), got.row)
+      : pickAnswered(this.sampler, got);
     return this.emitPick(picked, now);
   }
 
