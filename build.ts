@@ -144,9 +144,10 @@ async function buildCudaEmulator() {
     log("kernels/cuda (CPU emulation): the C++ compiler has no libasan, so no AddressSanitizer build");
   }
   if (cudaTrace) {
-    // Its flags (outline -fsanitize=kernel-address calls, -fdisable-tree-bswap) are g++'s.
+    // Its flags (-fsanitize=thread's calls without its runtime, -fdisable-tree-bswap) are g++'s;
+    // -z defs: an instrumentation call emulate_trace.cpp lacks fails the link, not a run.
     if (!Bun.which("g++")) throw new Error("--cuda-trace: the access-trace build needs g++ (apt-get install g++)");
-    variants.push({ lib: cudaEmulatorTraceLib, flags: ["-O2", "-DPSI_EMU_TRACE"], kernelFlags: cudaTraceFlags, link: ["-ldl"], name: "cuda-emu-trace", cxx: "g++",
+    variants.push({ lib: cudaEmulatorTraceLib, flags: ["-O2", "-DPSI_EMU_TRACE"], kernelFlags: cudaTraceFlags, link: ["-ldl", "-Wl,-z,defs"], name: "cuda-emu-trace", cxx: "g++",
       moreInputs: [join(root, "src/runtime/cuda/access-trace.ts")] });  // where cudaTraceFlags are
   }
   for (const v of variants) {

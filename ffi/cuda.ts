@@ -59,10 +59,18 @@ export function cudaKernels(): CudaLibrary {
 
 // The emulator's access-trace build (kernels/cuda/emulate_trace.cpp) writes its
 // totals to $PSIONIC_CUDA_TRACE when asked; Bun runs no C exit handlers of a
-// library it opened, so the request comes from here.
+// library it opened, so the request comes from here (and from the test preload,
+// as `bun test` runs no process exit handlers either).
+let traceWriter: (() => void) | undefined;
 function writeTraceAtExit(path: string) {
   const trace = openLibrary(path, { psi_emu_trace_write: { args: [], returns: "void" } }).symbols;
-  process.on("exit", () => trace.psi_emu_trace_write());
+  traceWriter = () => trace.psi_emu_trace_write();
+  process.on("exit", traceWriter);
+}
+
+/** Writes the access trace now, where the trace build is loaded and $PSIONIC_CUDA_TRACE names a file. */
+export function writeCudaTrace(): void {
+  traceWriter?.();
 }
 
 /** Throws a PsionicError naming `what` and the library's last error when `status` is non-zero. */

@@ -3,7 +3,9 @@
 // and prints, per kernel and per load/store instruction, how much of each
 // 32-byte sector a warp request fetches it uses (coalescing), the distinct
 // bytes each launch reads (what DRAM must supply at least), and shared-memory
-// bank conflicts. Counts and ratios, not times.
+// bank conflicts. Counts and ratios, not times. First, any races inside a block:
+// two threads touching the same bytes, one writing, with no barrier between them
+// (emulate_trace.cpp checkRaces); it exits with status 1 when it finds one.
 //
 //   npx bun scripts/cuda-access-report.ts [--top 15] [--trace FILE] -- bench --backend cuda -m model.gguf -p 0 -n 2 -r 1
 //
@@ -45,6 +47,17 @@ const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const sum = (rows: SiteTotals[], f: (s: SiteTotals) => number) => rows.reduce((a, s) => a + f(s), 0);
 
 console.log(`\naccess trace: ${tracePath}\n`);
+if (trace.races.length === 0) {
+  console.log("races inside blocks: none\n");
+} else {
+  console.log(`races inside blocks: ${trace.races.length} (a write and another thread's access of the same bytes, no barrier between)\n`);
+  console.log("| kernel | write | other access | space | between | thread pairs | blocks | e.g. threads |");
+  console.log("|---|---|---|---|---|---:|---:|---|");
+  for (const r of trace.races) {
+    console.log(`| ${r.kernel} | ${r.first} | ${r.second} (${r.op}) | ${r.space} | ${r.between === "warp" ? "lanes of a warp" : "warps"} | ${r.pairs} | ${r.blocks} | ${r.threads.join(", ")} |`);
+  }
+  console.log();
+}
 console.log("| kernel | launches | blocks/launch | global load requests | MB asked | MB fetched | sector use | distinct MB read | stores: sector use | shared: wavefronts / fewest |");
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 const byKernel = trace.kernels.map((k) => {
@@ -76,6 +89,7 @@ console.log("|---|---|---|---:|---:|---:|");
 for (const s of sharedSites.slice(0, top)) {
   console.log(`| ${s.line} | ${s.kernel} | ${s.op} | ${s.requests} | ${(s.units / s.requests).toFixed(2)} | ${(s.ideal / s.requests).toFixed(2)} |`);
 }
+if (trace.races.length > 0) process.exit(1);
 
 function usage(problem: string): never {
   console.error(`${problem}\nusage: bun scripts/cuda-access-report.ts [--top 15] [--trace FILE] -- <psionic command>`);

@@ -17,8 +17,9 @@
 
 #ifdef PSI_EMU_TRACE
 // emulate_trace.cpp: which fiber runs (its accesses are recorded as its
-// lane's), when a block and a launch begin and end.
+// lane's), its barriers (for the race check), when a block and a launch begin and end.
 void psi_trace_fiber(int thread);
+void psi_trace_sync(bool block);
 void psi_trace_block(int threads, bool begin);
 void psi_trace_launch(bool begin);
 void psi_trace_worker_done();
@@ -111,8 +112,14 @@ const PsiFiberCoords &psi_emu_coords() { return current->coords; }
 void psi_grid_wait() { current->waited = true; }
 int psi_emu_lane() { return current->lane; }
 
-void psi_emu_barrier() { yield(WAIT_BLOCK); }
-void psi_emu_warp_barrier() { yield(WAIT_WARP); }
+void psi_emu_barrier() {
+  PSI_TRACE(psi_trace_sync(true));
+  yield(WAIT_BLOCK);
+}
+void psi_emu_warp_barrier() {
+  PSI_TRACE(psi_trace_sync(false));
+  yield(WAIT_WARP);
+}
 
 uint64_t psi_emu_shuffle(uint64_t value, int src) {
   warp_values[current->warp][current->lane] = value;

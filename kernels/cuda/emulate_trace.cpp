@@ -1,12 +1,13 @@
 // The access-trace build of the emulator (build/libpsionic_cuda_emu_trace.so,
 // `bun build.ts --cuda-trace`; scripts/cuda-access-report.ts runs and reads it).
-// The kernel sources are compiled with -fsanitize=kernel-address, so g++ calls
-// __asan_{load,store}N_noabort(address) before every load and store they make;
-// this file supplies those calls. An access to a device buffer (global memory)
+// The kernel sources are compiled with -fsanitize=thread, so g++ calls
+// __tsan_{read,write}N(address) before every load and store they make (thread-local
+// __shared__ arrays included, at constant indices too) and __tsan_atomic* for
+// atomics; this file supplies those calls, in place of ThreadSanitizer's
+// runtime. An access to a device buffer (global memory)
 // or to the worker's thread_local block (where emulate.h puts __shared__) is
 // recorded as its fiber's; fiber stacks, kernel arguments and constant tables
-// are left out (and g++ checks no access it can prove in bounds at compile
-// time, such as s[0] of a __shared__ array s: those are missing). At the end of a block, the n-th access of one instruction by
+// are left out. At the end of a block, the n-th access of one instruction by
 // each lane of a warp make up one warp request, as the hardware issues it, and
 // each request is measured:
 //   global: the 32-byte sectors it touches against the distinct bytes it asks
@@ -17,21 +18,32 @@
 //           accesses split into half- and quarter-warp phases) against the
 //           fewest it can take: one per phase with lanes in it, and no fewer
 //           than its distinct words need (bank conflicts).
-// psi_emu_trace_write() writes the totals per kernel and per instruction to
-// $PSIONIC_CUDA_TRACE (ffi/cuda.ts calls it at exit). This says how a kernel uses memory, not how fast it runs.
+// The block's accesses are also checked for races (checkRaces): two threads of
+// the block touching the same bytes, at least one writing, with no barrier
+// between them that orders the two on the hardware.
+// psi_emu_trace_write() writes the totals per kernel and per instruction, and
+// the races, to $PSIONIC_CUDA_TRACE (ffi/cuda.ts calls it at exit). This says how a kernel uses memory, not how fast it runs.
 #ifdef PSI_EMU_TRACE
 #include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
 #include <link.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 #include "emulate.h"
 
 namespace {
 
-struct Access { uintptr_t site, addr; uint32_t size; uint8_t store, shared; };
+// blockSyncs / warpSyncs: the __syncthreads / __syncwarp calls its thread had passed.
+struct Access { uintptr_t site, addr; uint32_t size, blockSyncs, warpSyncs; uint8_t store, shared, atomic; };
 struct Buffer { uintptr_t begin, end; std::atomic<uint32_t> *readEpoch; };  // one epoch per 32-byte sector
 
 struct Key {
@@ -44,6 +56,13 @@ struct KeyHash {
 };
 struct Stats { uint64_t requests = 0, lanes = 0, bytes = 0, units = 0, ideal = 0; };
 struct KernelStats { uint64_t launches = 0, blocks = 0, readSectors = 0; };
+// A race between two instructions: `first` writes, `second` reads or writes.
+struct RaceKey {
+  uintptr_t kernel, first, second;
+  uint8_t shared, write, sameWarp;
+  bool operator<(const RaceKey &o) const { return std::tie(kernel, first, second, shared, write, sameWarp) < std::tie(o.kernel, o.first, o.second, o.shared, o.write, o.sameWarp); }
+};
+struct RaceStats { uint64_t pairs = 0, blocks = 0, lastBlock = 0; uint32_t threadA = 0, threadB = 0; };
 
 // Buffers change only on the host thread between launches (a launch returns
 // when it is done), so the workers read the map without a lock while a launch runs.
@@ -56,43 +75,112 @@ uint32_t launchId = 0;
 std::mutex mergeLock;
 std::unordered_map<Key, Stats, KeyHash> totals;
 std::map<uintptr_t, KernelStats> kernels;
+std::map<RaceKey, RaceStats> races;
 
-thread_local int fiber = -1;
-thread_local std::vector<std::vector<Access>> events;  // per thread of the running block
-thread_local uintptr_t tlsBegin = 0, tlsEnd = 0;
-thread_local const Buffer *lastBuffer = nullptr;
-thread_local uint64_t lastGeneration = ~0ull;
-thread_local std::unordered_map<Key, Stats, KeyHash> local;
-thread_local uint64_t localBlocks = 0, localReadSectors = 0;
+// One thread's touches of one 4-byte word between two of its barriers.
+struct Touch {
+  uintptr_t word, site;
+  uint32_t blockSyncs, thread, warpSyncs;
+  uint8_t atomic, store, bytes, shared;  // bytes: a mask of the word's 4 bytes
+  auto key() const { return std::tie(word, blockSyncs, thread, warpSyncs, atomic, store); }
+};
 
-const Buffer *find(uintptr_t addr) {
-  if (lastGeneration == buffersGeneration.load(std::memory_order_relaxed) && lastBuffer && addr >= lastBuffer->begin && addr < lastBuffer->end) return lastBuffer;
-  auto it = buffers.upper_bound(addr);
-  if (it == buffers.begin()) return nullptr;
-  --it;
-  if (addr >= it->second.end) return nullptr;
-  lastBuffer = &it->second;
-  lastGeneration = buffersGeneration.load(std::memory_order_relaxed);
-  return lastBuffer;
+// Offsets in the thread_local block of the guard variables g++ gives function-local
+// thread_local arrays of the emulator's vector types (their copies are user-provided):
+// bookkeeping of the emulator, not shared memory, so their 1-byte accesses are left out.
+std::vector<std::pair<uintptr_t, uintptr_t>> guards;
+std::once_flag guardsFound;
+
+// Addresses [begin, end): one device buffer, or a gap between two (buffer null).
+struct Span { uintptr_t begin = 0, end = 0; const Buffer *buffer = nullptr; };
+
+// A worker thread's state, behind one thread_local pointer: each thread_local
+// access in a shared library is a __tls_get_addr call (and one of a class type
+// with a constructor, a call to its initializer too), and record() runs at every access.
+struct Worker {
+  int fiber = -1;
+  std::vector<std::vector<Access>> events;  // per thread of the running block
+  std::vector<uint32_t> blockSyncs, warpSyncs;  // per thread of the running block
+  uint64_t blockSerial = 0;
+  uintptr_t tlsBegin = 0, tlsEnd = 0;
+  Span recent[4] = {};  // the spans find() looked up last, most recent first
+  uint64_t recentGeneration = ~0ull;
+  std::unordered_map<Key, Stats, KeyHash> local;
+  std::map<RaceKey, RaceStats> localRaces;
+  uint64_t localBlocks = 0, localReadSectors = 0;
+  std::vector<Touch> touches;  // checkRaces' scratch, kept between blocks
+  std::unordered_set<uintptr_t> written;
+};
+thread_local Worker *worker = nullptr;
+Worker &self() {
+  if (!worker) worker = new Worker;  // kept for the thread's life, as the pool's threads are
+  return *worker;
 }
 
-inline void record(uintptr_t addr, uint32_t size, bool store, uintptr_t site) {
-  if (fiber < 0) return;
-  bool shared = addr >= tlsBegin && addr < tlsEnd;
+// The device buffer holding addr, or null; the spans found last are kept, gaps
+// between buffers too (fiber stacks and kernel arguments are looked up at every access).
+const Buffer *find(Worker &me, uintptr_t addr) {
+  const uint64_t generation = buffersGeneration.load(std::memory_order_relaxed);
+  if (me.recentGeneration != generation) std::fill(std::begin(me.recent), std::end(me.recent), Span{}), me.recentGeneration = generation;
+  for (const Span &r : me.recent) {
+    if (addr >= r.begin && addr < r.end) return r.buffer;
+  }
+  auto next = buffers.upper_bound(addr);
+  Span found = {next == buffers.begin() ? 0 : std::prev(next)->second.end, next == buffers.end() ? UINTPTR_MAX : next->first, nullptr};
+  if (next != buffers.begin() && addr < std::prev(next)->second.end) {
+    const Buffer &b = std::prev(next)->second;
+    found = {b.begin, b.end, &b};
+  }
+  std::copy_backward(me.recent, me.recent + 3, me.recent + 4);
+  me.recent[0] = found;
+  return found.buffer;
+}
+
+inline void record(uintptr_t addr, uint32_t size, bool store, uintptr_t site, bool atomic = false) {
+  if (!worker || worker->fiber < 0) return;
+  Worker &me = *worker;
+  bool shared = addr >= me.tlsBegin && addr < me.tlsEnd;
+  if (shared && size == 1) {
+    for (auto [b, e] : guards) if (addr - me.tlsBegin >= b && addr - me.tlsBegin < e) return;
+  }
   if (!shared) {
-    const Buffer *b = find(addr);
+    const Buffer *b = find(me, addr);
     if (!b) return;
     if (!store) {
       for (uintptr_t s = (addr - b->begin) >> 5, last = (addr + size - 1 - b->begin) >> 5; s <= last; s++) {
-        if (b->readEpoch[s].exchange(launchId, std::memory_order_relaxed) != launchId) localReadSectors++;
+        if (b->readEpoch[s].exchange(launchId, std::memory_order_relaxed) != launchId) me.localReadSectors++;
       }
     }
   }
-  events[fiber].push_back({site - 1, addr, size, store, shared});  // site - 1: inside the call, for the line lookup
+  me.events[me.fiber].push_back({site - 1, addr, size, me.blockSyncs[me.fiber], me.warpSyncs[me.fiber], store, shared, atomic});  // site - 1: inside the call, for the line lookup
+}
+
+// The thread_local guard variables (_ZGV...) in the library file's symbol table.
+void findGuards(const char *file) {
+  const int fd = open(file, O_RDONLY);
+  if (fd < 0) return;
+  struct stat st;
+  void *map = fstat(fd, &st) == 0 ? mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+  close(fd);
+  if (map == MAP_FAILED) return;
+  const char *base = (const char *)map;
+  const auto *header = (const Elf64_Ehdr *)base;
+  const auto *sections = (const Elf64_Shdr *)(base + header->e_shoff);
+  for (int i = 0; i < header->e_shnum; i++) {
+    if (sections[i].sh_type != SHT_SYMTAB) continue;
+    const auto *symbols = (const Elf64_Sym *)(base + sections[i].sh_offset);
+    const char *names = base + sections[sections[i].sh_link].sh_offset;
+    for (size_t k = 0; k < sections[i].sh_size / sizeof(Elf64_Sym); k++) {
+      const Elf64_Sym &sym = symbols[k];
+      if (ELF64_ST_TYPE(sym.st_info) == STT_TLS && strncmp(names + sym.st_name, "_ZGV", 4) == 0) guards.push_back({sym.st_value, sym.st_value + sym.st_size});
+    }
+  }
+  munmap(map, st.st_size);
 }
 
 // This library's thread_local block for the calling thread (dlinfo), where the __shared__ arrays live.
 void findTls() {
+  Worker &me = self();
   Dl_info info;
   if (!dladdr((void *)&findTls, &info)) return;
   void *self = dlopen(info.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
@@ -105,8 +193,9 @@ void findTls() {
     for (int i = 0; i < p->dlpi_phnum; i++) if (p->dlpi_phdr[i].p_type == PT_TLS) s->bytes = p->dlpi_phdr[i].p_memsz;
     return 1;
   }, &search);
-  tlsBegin = (uintptr_t)block;
-  tlsEnd = tlsBegin + search.bytes;
+  me.tlsBegin = (uintptr_t)block;
+  me.tlsEnd = me.tlsBegin + search.bytes;
+  std::call_once(guardsFound, findGuards, info.dli_fname);
   dlclose(self);
 }
 
@@ -160,6 +249,7 @@ void measureShared(const Part *p, size_t n, Stats &s) {
 // One warp's accesses as warp requests: lane l's k-th access from instruction i
 // joins the other lanes' k-th accesses from i.
 void measureWarp(int first, int count) {
+  Worker &me = self();
   struct Request { uintptr_t site; uint8_t store, shared; };
   std::vector<Request> requests;
   std::vector<Part> parts;
@@ -167,7 +257,7 @@ void measureWarp(int first, int count) {
   std::unordered_map<uintptr_t, uint32_t> occurrences;
   for (int lane = 0; lane < count; lane++) {
     occurrences.clear();
-    for (const Access &a : events[first + lane]) {
+    for (const Access &a : me.events[first + lane]) {
       const uint64_t key = (uint64_t)a.site * 0x9E3779B97F4A7C15ull + occurrences[a.site]++;
       auto [it, fresh] = index.try_emplace(key, (uint32_t)requests.size());
       if (fresh) requests.push_back({a.site, a.store, a.shared});
@@ -179,11 +269,70 @@ void measureWarp(int first, int count) {
     size_t j = i;
     while (j < parts.size() && parts[j].request == parts[i].request) j++;
     const Request &r = requests[parts[i].request];
-    Stats &s = local[{launchKernel, r.site, r.shared, r.store}];
+    Stats &s = me.local[{launchKernel, r.site, r.shared, r.store}];
     s.requests++;
     s.lanes += j - i;
     if (r.shared) measureShared(&parts[i], j - i, s);
     else measureGlobal(&parts[i], j - i, s);
+    i = j;
+  }
+}
+
+// Races inside the block just run: two threads touching the same bytes, at least one
+// writing (an atomic against an atomic is none), with no __syncthreads between them,
+// and for two lanes of one warp no __syncwarp either. Shuffles and votes are no
+// barrier here: they order no memory (the CUDA programming guide's warp shuffle and
+// vote functions). Global memory is checked between the block's own threads only;
+// ordering across blocks (atomics, fences) is not followed.
+void checkRaces(int threads) {
+  Worker &me = self();
+  auto &written = me.written;  // the global words the block writes: only those can race
+  written.clear();
+  for (int t = 0; t < threads; t++) {
+    for (const Access &a : me.events[t]) {
+      if (a.store && !a.shared) for (uintptr_t w = a.addr >> 2; w <= (a.addr + a.size - 1) >> 2; w++) written.insert(w);
+    }
+  }
+  auto &touches = me.touches;
+  touches.clear();
+  for (int t = 0; t < threads; t++) {
+    for (const Access &a : me.events[t]) {
+      for (uintptr_t w = a.addr >> 2; w <= (a.addr + a.size - 1) >> 2; w++) {
+        if (!a.shared && !written.count(w)) continue;
+        const uintptr_t lo = std::max(a.addr, w << 2), hi = std::min<uintptr_t>(a.addr + a.size, (w + 1) << 2);
+        const uint8_t bytes = (uint8_t)(((1u << (hi - lo)) - 1) << (lo - (w << 2)));
+        touches.push_back({w, a.site, a.blockSyncs, (uint32_t)t, a.warpSyncs, a.atomic, a.store, bytes, a.shared});
+      }
+    }
+  }
+  std::sort(touches.begin(), touches.end(), [](const Touch &x, const Touch &y) { return x.key() < y.key(); });
+  size_t kept = 0;  // one touch per key, its bytes the union
+  for (size_t i = 0; i < touches.size(); i++) {
+    if (kept > 0 && touches[kept - 1].key() == touches[i].key()) touches[kept - 1].bytes |= touches[i].bytes;
+    else touches[kept++] = touches[i];
+  }
+  touches.resize(kept);
+  me.blockSerial++;
+  for (size_t i = 0; i < touches.size();) {
+    size_t j = i;
+    bool stores = false;
+    while (j < touches.size() && touches[j].word == touches[i].word && touches[j].blockSyncs == touches[i].blockSyncs) stores |= touches[j++].store;
+    if (!stores || touches[i].thread == touches[j - 1].thread) { i = j; continue; }
+    for (size_t x = i; x < j; x++) {
+      const Touch &a = touches[x];
+      if (!a.store) continue;
+      for (size_t y = i; y < j; y++) {
+        const Touch &b = touches[y];
+        if (b.thread == a.thread || !(a.bytes & b.bytes) || (a.atomic && b.atomic)) continue;
+        if (b.store && b.thread < a.thread) continue;  // the pair is counted from b's side
+        const bool sameWarp = a.thread / 32 == b.thread / 32;
+        if (sameWarp && a.warpSyncs != b.warpSyncs) continue;
+        RaceStats &r = me.localRaces[{launchKernel, a.site, b.site, a.shared, b.store, sameWarp}];
+        if (r.pairs == 0) r.threadA = a.thread, r.threadB = b.thread;
+        r.pairs++;
+        if (r.lastBlock != me.blockSerial) r.lastBlock = me.blockSerial, r.blocks++;
+      }
+    }
     i = j;
   }
 }
@@ -206,6 +355,10 @@ extern "C" __attribute__((visibility("default"))) void psi_emu_trace_write() {
     fprintf(f, "site\t%lx\t%lx\t%s\t%s\t%lu\t%lu\t%lu\t%lu\t%lu\n", k.kernel - base, k.site - base, k.shared ? "shared" : "global",
             k.store ? "store" : "load", s.requests, s.lanes, s.bytes, s.units, s.ideal);
   }
+  for (auto &[k, r] : races) {
+    fprintf(f, "race\t%lx\t%lx\t%lx\t%s\t%s\t%s\t%lu\t%lu\t%u\t%u\n", k.kernel - base, k.first - base, k.second - base, k.shared ? "shared" : "global",
+            k.write ? "write" : "read", k.sameWarp ? "warp" : "block", r.pairs, r.blocks, r.threadA, r.threadB);
+  }
   fclose(f);
 }
 
@@ -225,16 +378,25 @@ void psi_emu_trace_free(void *p) {
 
 void psi_emu_trace_kernel(const void *kernel) { pendingKernel = kernel; }
 
-void psi_trace_fiber(int thread) { fiber = thread; }
+void psi_trace_fiber(int thread) { self().fiber = thread; }
+
+void psi_trace_sync(bool block) {
+  Worker &me = self();
+  if (me.fiber >= 0) (block ? me.blockSyncs : me.warpSyncs)[me.fiber]++;
+}
 
 void psi_trace_block(int threads, bool begin) {
+  Worker &me = self();
   if (begin) {
-    if (!tlsEnd) findTls();
-    if ((int)events.size() < threads) events.resize(threads);
-    for (int t = 0; t < threads; t++) events[t].clear();
-    localBlocks++;
+    if (!me.tlsEnd) findTls();
+    if ((int)me.events.size() < threads) me.events.resize(threads);
+    for (int t = 0; t < threads; t++) me.events[t].clear();
+    me.blockSyncs.assign(threads, 0);
+    me.warpSyncs.assign(threads, 0);
+    me.localBlocks++;
     return;
   }
+  checkRaces(threads);
   for (int w = 0; w < threads; w += 32) measureWarp(w, std::min(32, threads - w));
 }
 
@@ -249,30 +411,55 @@ void psi_trace_launch(bool begin) {
 }
 
 void psi_trace_worker_done() {
+  Worker &me = self();
   std::lock_guard<std::mutex> lock(mergeLock);
-  for (auto &[k, s] : local) {
+  for (auto &[k, s] : me.local) {
     Stats &t = totals[k];
     t.requests += s.requests, t.lanes += s.lanes, t.bytes += s.bytes, t.units += s.units, t.ideal += s.ideal;
   }
-  local.clear();
+  me.local.clear();
+  for (auto &[k, r] : me.localRaces) {
+    RaceStats &t = races[k];
+    if (t.pairs == 0) t.threadA = r.threadA, t.threadB = r.threadB;
+    t.pairs += r.pairs, t.blocks += r.blocks;
+  }
+  me.localRaces.clear();
   KernelStats &k = kernels[launchKernel];
-  k.blocks += localBlocks;
-  k.readSectors += localReadSectors;
-  localBlocks = localReadSectors = 0;
+  k.blocks += me.localBlocks;
+  k.readSectors += me.localReadSectors;
+  me.localBlocks = me.localReadSectors = 0;
 }
 
-// What g++ calls under -fsanitize=kernel-address, before each access of the kernel sources.
-#define PSI_TRACE_ACCESS(N)                                                                                    \
-  extern "C" void __asan_load##N##_noabort(uintptr_t a) { record(a, N, false, (uintptr_t)__builtin_return_address(0)); } \
-  extern "C" void __asan_store##N##_noabort(uintptr_t a) { record(a, N, true, (uintptr_t)__builtin_return_address(0)); }
+// What g++ calls under -fsanitize=thread, before each access of the kernel sources
+// (the atomics do the operation too, as one on the host: blocks run on several threads).
+#define PSI_RET (uintptr_t)__builtin_return_address(0)
+#define PSI_TRACE_ACCESS(N)                                                                               \
+  extern "C" void __tsan_read##N(void *a) { record((uintptr_t)a, N, false, PSI_RET); }                  \
+  extern "C" void __tsan_write##N(void *a) { record((uintptr_t)a, N, true, PSI_RET); }                  \
+  extern "C" void __tsan_unaligned_read##N(void *a) { record((uintptr_t)a, N, false, PSI_RET); }        \
+  extern "C" void __tsan_unaligned_write##N(void *a) { record((uintptr_t)a, N, true, PSI_RET); }
 PSI_TRACE_ACCESS(1)
 PSI_TRACE_ACCESS(2)
 PSI_TRACE_ACCESS(4)
 PSI_TRACE_ACCESS(8)
 PSI_TRACE_ACCESS(16)
-extern "C" void __asan_loadN_noabort(uintptr_t a, size_t n) { if (n) record(a, (uint32_t)n, false, (uintptr_t)__builtin_return_address(0)); }
-extern "C" void __asan_storeN_noabort(uintptr_t a, size_t n) { if (n) record(a, (uint32_t)n, true, (uintptr_t)__builtin_return_address(0)); }
-extern "C" void __asan_handle_no_return() {}
-extern "C" void __asan_before_dynamic_init(const char *) {}
-extern "C" void __asan_after_dynamic_init() {}
+extern "C" void __tsan_read_range(void *a, size_t n) { if (n) record((uintptr_t)a, (uint32_t)n, false, PSI_RET); }
+extern "C" void __tsan_write_range(void *a, size_t n) { if (n) record((uintptr_t)a, (uint32_t)n, true, PSI_RET); }
+extern "C" void __tsan_init() {}
+extern "C" void __tsan_func_entry(void *) {}
+extern "C" void __tsan_func_exit() {}
+extern "C" int __tsan_atomic32_fetch_add(volatile int *a, int v, int) {
+  record((uintptr_t)a, 4, true, PSI_RET, true);
+  return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST);
+}
+extern "C" int __tsan_atomic32_load(const volatile int *a, int) {
+  record((uintptr_t)a, 4, false, PSI_RET, true);
+  return __atomic_load_n(a, __ATOMIC_SEQ_CST);
+}
+extern "C" void __tsan_atomic32_store(volatile int *a, int v, int) {
+  record((uintptr_t)a, 4, true, PSI_RET, true);
+  __atomic_store_n(a, v, __ATOMIC_SEQ_CST);
+}
+extern "C" void __tsan_atomic_thread_fence(int) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+extern "C" void __tsan_atomic_signal_fence(int) {}
 #endif

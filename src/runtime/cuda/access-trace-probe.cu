@@ -1,6 +1,6 @@
 // Kernels whose memory use is known exactly, for access-trace.test.ts: each
-// is one warp (or four), and the test checks the sectors, distinct bytes and
-// bank wavefronts the trace build (kernels/cuda/emulate_trace.cpp) reports.
+// is one warp (or two, or four), and the test checks the sectors, distinct bytes,
+// bank wavefronts and races the trace build (kernels/cuda/emulate_trace.cpp) reports.
 #include "../../../kernels/cuda/emulate.h"
 
 void psi_grid_wait();
@@ -34,13 +34,47 @@ __global__ void shared_input(const float *x, float *y) {
 // and 8 bytes at 0 (a broadcast in each of two half-warp phases: 2, the fewest).
 __global__ void banks(float *y) {
   psi_grid_wait();
-  __shared__ float s[1024];
+  __shared__ float s[1024] __attribute__((aligned(16)));  // read as float4 below
   for (int i = threadIdx.x; i < 1024; i += 32) s[i] = (float)i;
   __syncthreads();
   const float conflicted = s[(threadIdx.x * 32) % 1024], broadcast = s[threadIdx.x / 32];
   const float4 wide = reinterpret_cast<const float4 *>(s)[threadIdx.x];
   const float2 pair = reinterpret_cast<const float2 *>(s)[threadIdx.x / 32];
   y[threadIdx.x] = conflicted + broadcast + wide.x + wide.w + pair.y;
+}
+
+// Lane l writes s[l], then reads its neighbour's: with no barrier between (a
+// race inside the warp), after __syncwarp (none), or after only a shuffle (a
+// race: a shuffle orders no memory).
+template <int SYNC>
+__global__ void neighbour(float *y) {
+  psi_grid_wait();
+  __shared__ float s[32];
+  s[threadIdx.x] = (float)threadIdx.x;
+  if (SYNC == 1) __syncwarp();
+  const float v = SYNC == 2 ? __shfl_xor_sync(0xffffffffu, 1.f, 1) : 0.f;
+  y[threadIdx.x] = s[(threadIdx.x + 1) % 32] + v;  // read: neighbour
+}
+// Two warps. Thread t writes s[t] and reads s[63 - t], the other warp's (a race).
+// Thread 0 sets flag and total (at constant indices), which the others use after
+// a barrier (no race); everyone adds to total atomically (no race among the
+// adds), and thread 0 reads it before the next barrier (a race with the others'
+// adds, inside its warp and across). Threads 0 and 1 write one global word (a race).
+__global__ void across(float *y, int *word) {
+  psi_grid_wait();
+  __shared__ float s[64];
+  __shared__ float flag;
+  __shared__ int total;
+  s[threadIdx.x] = 1.f;
+  const float other = s[63 - threadIdx.x];  // read: other warp
+  __syncthreads();
+  if (threadIdx.x == 0) flag = 2.f, total = 0;
+  __syncthreads();
+  atomicAdd(&total, 1);  // write: atomic
+  const int early = threadIdx.x == 0 ? total : 0;  // read: early
+  __syncthreads();
+  y[threadIdx.x] = other + flag + (float)total + (float)early;
+  if (threadIdx.x < 2) word[0] = threadIdx.x;  // write: global
 }
 
 extern "C" __attribute__((visibility("default"))) int probe_run() {
@@ -57,6 +91,14 @@ extern "C" __attribute__((visibility("default"))) int probe_run() {
   psi_emu_run(dim3(1), dim3(128), [&]() { shared_input(x, y); });
   psi_emu_trace_kernel((const void *)&banks);
   psi_emu_run(dim3(1), dim3(32), [&]() { banks(y); });
+  psi_emu_trace_kernel((const void *)&neighbour<0>);
+  psi_emu_run(dim3(1), dim3(32), [&]() { neighbour<0>(y); });
+  psi_emu_trace_kernel((const void *)&neighbour<1>);
+  psi_emu_run(dim3(1), dim3(32), [&]() { neighbour<1>(y); });
+  psi_emu_trace_kernel((const void *)&neighbour<2>);
+  psi_emu_run(dim3(1), dim3(32), [&]() { neighbour<2>(y); });
+  psi_emu_trace_kernel((const void *)&across);
+  psi_emu_run(dim3(1), dim3(64), [&]() { across(y, (int *)x); });
   cudaFree(x);
   cudaFree(y);
   return 0;

@@ -9,14 +9,16 @@ export const cudaEmulatorFlags = ["-std=c++17", "-fPIC", "-pthread", "-DPSI_EMUL
 
 /**
  * g++ flags for kernel sources in the trace build (build.ts --cuda-trace): a call
- * to __asan_{load,store}N_noabort(address) before every load and store, which
- * emulate_trace.cpp supplies; line tables for the report; no stack or global
- * checks; and neither the vectorizer nor the byte-load merging (the bswap
- * pass), which turn a lane's byte loads into one wide load that nvcc cannot
- * make without knowing the alignment (the requests would be undercounted).
+ * to __tsan_{read,write}N(address) before every load and store, and
+ * __tsan_atomic* for atomics, which emulate_trace.cpp supplies (ThreadSanitizer's
+ * instrumentation without its runtime: unlike AddressSanitizer's, it also checks
+ * the accesses it can prove in bounds, such as s[0] of a __shared__ array); line
+ * tables for the report; and neither the vectorizer nor the byte-load merging
+ * (the bswap pass), which turn a lane's byte loads into one wide load that nvcc
+ * cannot make without knowing the alignment (the requests would be undercounted).
  */
-export const cudaTraceFlags = ["-g", "-fno-tree-vectorize", "-fdisable-tree-bswap", "-fsanitize=kernel-address", "-fno-sanitize-address-use-after-scope",
-  "--param", "asan-instrumentation-with-call-threshold=0", "--param", "asan-stack=0", "--param", "asan-globals=0"];
+export const cudaTraceFlags = ["-g", "-fno-tree-vectorize", "-fdisable-tree-bswap", "-fsanitize=thread", "--param", "tsan-instrument-func-entry-exit=0",
+  "-Wno-tsan"];
 
 export interface KernelTotals { kernel: string; launches: number; blocks: number; readSectors: number }
 export interface SiteTotals {
@@ -34,7 +36,28 @@ export interface SiteTotals {
   /** Shared: the fewest wavefronts the distinct words need. */
   ideal: number;
 }
-export interface AccessTrace { kernels: KernelTotals[]; sites: SiteTotals[] }
+/**
+ * A race inside a block (emulate_trace.cpp checkRaces): `first` writes bytes that
+ * `second`, in another thread, reads or writes with no barrier between them
+ * that orders the two (__syncthreads; for two lanes of one warp, __syncwarp).
+ */
+export interface RaceTotals {
+  kernel: string;
+  /** file:line of the writing instruction. */
+  first: string;
+  /** file:line of the other instruction. */
+  second: string;
+  space: "global" | "shared";
+  op: "read" | "write";
+  /** "warp": the two threads are lanes of one warp; "block": of different warps. */
+  between: "warp" | "block";
+  /** (4-byte word, thread pair) conflicts found, and in how many blocks. */
+  pairs: number;
+  blocks: number;
+  /** One conflicting pair, by thread index in the block. */
+  threads: [number, number];
+}
+export interface AccessTrace { kernels: KernelTotals[]; sites: SiteTotals[]; races: RaceTotals[] }
 
 /** Parses a trace file and names its addresses with addr2line. */
 export function readAccessTrace(path: string): AccessTrace {
@@ -45,6 +68,7 @@ export function readAccessTrace(path: string): AccessTrace {
   for (const r of rows) {
     if (r[0] === "kernel") addresses.add(r[1]!);
     if (r[0] === "site") addresses.add(r[1]!), addresses.add(r[2]!);
+    if (r[0] === "race") addresses.add(r[1]!), addresses.add(r[2]!), addresses.add(r[3]!);
   }
   const names = symbolize(lib, [...addresses]);
   const name = (a: string) => names.get(a) ?? { func: `0x${a}`, line: "?", outer: `0x${a}` };
@@ -55,7 +79,11 @@ export function readAccessTrace(path: string): AccessTrace {
     kernel: name(r[1]!).outer, line: name(r[2]!).line, space: r[3] as "global" | "shared", op: r[4] as "load" | "store",
     requests: Number(r[5]), lanes: Number(r[6]), bytes: Number(r[7]), units: Number(r[8]), ideal: Number(r[9]),
   }));
-  return { kernels, sites };
+  const races = rows.filter((r) => r[0] === "race").map((r) => ({
+    kernel: name(r[1]!).outer, first: name(r[2]!).line, second: name(r[3]!).line, space: r[4] as "global" | "shared", op: r[5] as "read" | "write",
+    between: r[6] as "warp" | "block", pairs: Number(r[7]), blocks: Number(r[8]), threads: [Number(r[9]), Number(r[10])] as [number, number],
+  }));
+  return { kernels, sites, races };
 }
 
 interface Location { func: string; line: string; outer: string }
