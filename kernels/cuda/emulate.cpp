@@ -64,6 +64,7 @@ struct Fiber {
   State state = DONE;
   bool waited = false;  // called psi_grid_wait (common.cuh)
   int warp = 0, lane = 0;
+  unsigned mask = 0;  // the lanes its warp-synchronous call names (while it waits at one)
   PsiFiberCoords coords;
 };
 
@@ -77,6 +78,11 @@ thread_local uint32_t warp_words[32][32][8];
 void yield(State waiting) {
   current->state = waiting;
   psi_emu_switch(&current->sp, scheduler_sp);
+}
+
+void warp_wait(unsigned mask) {
+  current->mask = mask;
+  yield(WAIT_WARP);
 }
 
 [[noreturn]] void fiber_main() {
@@ -116,28 +122,44 @@ void psi_emu_barrier() {
   PSI_TRACE(psi_trace_sync(true));
   yield(WAIT_BLOCK);
 }
-void psi_emu_warp_barrier() {
+void psi_emu_warp_barrier(unsigned mask) {
   PSI_TRACE(psi_trace_sync(false));
-  yield(WAIT_WARP);
+  warp_wait(mask);
 }
 
-uint64_t psi_emu_shuffle(uint64_t value, int src) {
+uint64_t psi_emu_shuffle(uint64_t value, int src, unsigned mask) {
   warp_values[current->warp][current->lane] = value;
-  yield(WAIT_WARP);  // every lane has written
+  warp_wait(mask);  // every lane has written
   const uint64_t out = warp_values[current->warp][src];
-  yield(WAIT_WARP);  // every lane has read before anyone writes again
+  warp_wait(mask);  // every lane has read before anyone writes again
   return out;
 }
 
-void psi_emu_warp_gather(const uint32_t *mine, int n, uint32_t all[32][8]) {
+void psi_emu_warp_gather(const uint32_t *mine, int n, uint32_t all[32][8], unsigned mask) {
   memcpy(warp_words[current->warp][current->lane], mine, n * sizeof(uint32_t));
-  yield(WAIT_WARP);  // every lane has written
+  warp_wait(mask);  // every lane has written
   for (int l = 0; l < 32; l++) memcpy(all[l], warp_words[current->warp][l], n * sizeof(uint32_t));
-  yield(WAIT_WARP);  // every lane has read before anyone writes again
+  warp_wait(mask);  // every lane has read before anyone writes again
 }
 
 double psi_emu_now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Warp w's live lanes all wait at a warp-synchronous call: each names in its mask
+// only lanes that exist and have not exited (on a GPU the call is undefined otherwise).
+static void check_warp_masks(int w, int threads, unsigned bx, unsigned by, unsigned bz) {
+  for (int t = w * 32; t < std::min(threads, w * 32 + 32); t++) {
+    if (fibers[t].state != WAIT_WARP) continue;
+    for (int l = 0; l < 32; l++) {
+      const int u = w * 32 + l;
+      if (!(fibers[t].mask >> l & 1) || (u < threads && fibers[u].state != DONE)) continue;
+      fprintf(stderr, "psionic CUDA emulator: block (%u,%u,%u): thread %d makes a warp-synchronous call (shuffle, vote, __syncwarp, mma) "
+              "whose mask 0x%08x names lane %d, which %s: undefined on a GPU (a hang or garbage)\n",
+              bx, by, bz, t, fibers[t].mask, l, u >= threads ? "the block does not have" : "has exited");
+      abort();
+    }
+  }
 }
 
 // Runs every fiber of block (bx, by, bz) to its end on this thread.
@@ -179,6 +201,7 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
         if (fibers[t].state == WAIT_WARP) waiting++;
       }
       if (alive > 0 && waiting == alive) {
+        check_warp_masks(w, threads, bx, by, bz);
         for (int t = w * 32; t < std::min(threads, w * 32 + 32); t++) if (fibers[t].state == WAIT_WARP) fibers[t].state = RUNNABLE;
         released = true;
       }

@@ -89,34 +89,38 @@ inline void __syncthreads() {
   psi_emu_barrier();
   asm volatile("" ::: "memory");
 }
-// Exchanges 8 bytes with lane `src` of the warp: every live lane of the warp must call it.
-uint64_t psi_emu_shuffle(uint64_t value, int src);
+// The warp-synchronous calls (shuffles, votes, __syncwarp, mma and ldmatrix) name
+// their lanes in `mask`: every lane it names must make the call, and a lane that
+// has exited (or that the block lacks) is an error here, as on the GPU it is
+// undefined (a hang or garbage). Every live lane of the warp must call them.
+// Exchanges 8 bytes with lane `src` of the warp.
+uint64_t psi_emu_shuffle(uint64_t value, int src, unsigned mask);
 int psi_emu_lane();
 // Every live lane of the warp passes n <= 8 words and gets all 32 lanes' words (all[lane][i]).
-void psi_emu_warp_gather(const uint32_t *mine, int n, uint32_t all[32][8]);
+void psi_emu_warp_gather(const uint32_t *mine, int n, uint32_t all[32][8], unsigned mask = 0xffffffffu);
 
 template <class T>
-inline T psi_emu_shfl(T v, int src) {
+inline T psi_emu_shfl(T v, int src, unsigned mask) {
   static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
   uint64_t bits = 0;
   memcpy(&bits, &v, sizeof(T));
-  bits = psi_emu_shuffle(bits, src);
+  bits = psi_emu_shuffle(bits, src, mask);
   T out;
   memcpy(&out, &bits, sizeof(T));
   return out;
 }
-template <class T> inline T __shfl_xor_sync(unsigned, T v, int mask) { return psi_emu_shfl(v, psi_emu_lane() ^ mask); }
-template <class T> inline T __shfl_sync(unsigned, T v, int src) { return psi_emu_shfl(v, src & 31); }
+template <class T> inline T __shfl_xor_sync(unsigned lanes, T v, int mask) { return psi_emu_shfl(v, psi_emu_lane() ^ mask, lanes); }
+template <class T> inline T __shfl_sync(unsigned lanes, T v, int src) { return psi_emu_shfl(v, src & 31, lanes); }
 // Waits for every lane of the warp; the asm, as in __syncthreads, makes shared memory be read again.
-void psi_emu_warp_barrier();
-inline void __syncwarp(unsigned = 0xffffffffu) {
-  psi_emu_warp_barrier();
+void psi_emu_warp_barrier(unsigned mask);
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  psi_emu_warp_barrier(mask);
   asm volatile("" ::: "memory");
 }
-inline unsigned __ballot_sync(unsigned, int predicate) {
+inline unsigned __ballot_sync(unsigned lanes, int predicate) {
   const uint32_t mine = predicate != 0;
   uint32_t all[32][8];
-  psi_emu_warp_gather(&mine, 1, all);
+  psi_emu_warp_gather(&mine, 1, all, lanes);
   unsigned mask = 0;
   for (int l = 0; l < 32; l++) mask |= all[l][0] << l;
   return mask;
