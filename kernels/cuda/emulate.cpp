@@ -6,7 +6,17 @@
 // is a kernel bug (deadlock on a GPU too): reported, then the process aborts.
 // Blocks are shared out among one worker per core; a block's fibers all run
 // on the worker that took it (so `__shared__` is thread_local). x86-64 only.
-// Vector loads and stores check their alignment (emulate.h).
+// Vector loads and stores check their alignment (emulate.h). Each launch starts
+// with the worker's `__shared__` arrays filled with 0xff bytes (NaN as floats),
+// as a GPU's shared memory starts with garbage: a kernel whose results depend on
+// shared bytes no thread of its block wrote gets NaNs in the first blocks.
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -74,6 +84,8 @@ thread_local void *scheduler_sp = nullptr;
 thread_local const std::function<void()> *kernel_body = nullptr;
 thread_local uint64_t warp_values[32][32];
 thread_local uint32_t warp_words[32][32][8];
+// This thread's thread_local block (not a function-local static: those are the ones poisoned).
+thread_local char *tls_block = nullptr;
 
 void yield(State waiting) {
   current->state = waiting;
@@ -277,6 +289,53 @@ static Pool &pool() {
   return *p;
 }
 
+std::vector<PsiTlsSymbol> psi_emu_tls_symbols(const char *prefix) {
+  std::vector<PsiTlsSymbol> out;
+  Dl_info info;
+  if (!dladdr((void *)&psi_emu_tls_symbols, &info)) return out;
+  const int fd = open(info.dli_fname, O_RDONLY);
+  if (fd < 0) return out;
+  struct stat st;
+  void *map = fstat(fd, &st) == 0 ? mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+  close(fd);
+  if (map == MAP_FAILED) return out;
+  const char *base = (const char *)map;
+  const auto *header = (const Elf64_Ehdr *)base;
+  const auto *sections = (const Elf64_Shdr *)(base + header->e_shoff);
+  const size_t n = strlen(prefix);
+  for (int i = 0; i < header->e_shnum; i++) {
+    if (sections[i].sh_type != SHT_SYMTAB) continue;
+    const auto *symbols = (const Elf64_Sym *)(base + sections[i].sh_offset);
+    const char *names = base + sections[sections[i].sh_link].sh_offset;
+    for (size_t k = 0; k < sections[i].sh_size / sizeof(Elf64_Sym); k++) {
+      const Elf64_Sym &sym = symbols[k];
+      if (ELF64_ST_TYPE(sym.st_info) == STT_TLS && sym.st_size > 0 && strncmp(names + sym.st_name, prefix, n) == 0) out.push_back({sym.st_value, sym.st_size});
+    }
+  }
+  munmap(map, st.st_size);
+  return out;
+}
+
+char *psi_emu_tls_block() {
+  Dl_info info;
+  void *block = nullptr;
+  if (!dladdr((void *)&psi_emu_tls_block, &info)) return nullptr;
+  void *self = dlopen(info.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
+  if (!self) return nullptr;
+  if (dlinfo(self, RTLD_DI_TLS_DATA, &block) != 0) block = nullptr;
+  dlclose(self);
+  return (char *)block;
+}
+
+// Fills the calling worker's __shared__ arrays (the kernels' function-local
+// thread_locals: symbols _ZZ...) with 0xff bytes.
+static void poison_shared() {
+  static const std::vector<PsiTlsSymbol> arrays = psi_emu_tls_symbols("_ZZ");
+  if (!tls_block) tls_block = psi_emu_tls_block();  // touching tls_block makes the block exist
+  if (!tls_block) return;
+  for (const PsiTlsSymbol &a : arrays) memset(tls_block + a.offset, 0xff, a.size);
+}
+
 void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {
   // PSIONIC_CUDA_EMU_NO_KERNELS=1: launches return at once, so a run times the host side
   // alone (TypeScript, FFI, recording and graph bookkeeping); its results are meaningless.
@@ -288,6 +347,7 @@ void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {
   std::atomic<uint64_t> next{0};
   auto work = [&]() {
     kernel_body = &body;
+    poison_shared();
     for (uint64_t b; (b = next.fetch_add(1)) < blocks;) {
       run_block(grid, block, (unsigned)(b % grid.x), (unsigned)((b / grid.x) % grid.y), (unsigned)(b / ((uint64_t)grid.x * grid.y)));
     }

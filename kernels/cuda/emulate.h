@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <vector>
 #if defined(__SANITIZE_ADDRESS__) && !defined(PSI_EMU_TRACE)
 // Built with -fsanitize=address (build.ts, libpsionic_cuda_emu_asan.so): device
 // buffers are heap blocks, so reads and writes past them are reported.
@@ -237,3 +238,10 @@ inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
 
 // Runs every block of a launch (emulate.cpp); PSI_LAUNCH (common.cuh) calls it.
 void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body);
+// This library's thread_local objects whose symbol names start with `prefix`
+// (from its ELF symbol table), as offsets in the calling thread's thread_local
+// block, and that block (dlinfo). emulate.cpp fills the __shared__ arrays (_ZZ:
+// function-local) at each launch; the trace build leaves out their guards (_ZGV).
+struct PsiTlsSymbol { uintptr_t offset, size; };
+std::vector<PsiTlsSymbol> psi_emu_tls_symbols(const char *prefix);
+char *psi_emu_tls_block();

@@ -25,12 +25,7 @@
 // the races, to $PSIONIC_CUDA_TRACE (ffi/cuda.ts calls it at exit). This says how a kernel uses memory, not how fast it runs.
 #ifdef PSI_EMU_TRACE
 #include <dlfcn.h>
-#include <elf.h>
-#include <fcntl.h>
 #include <link.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -88,8 +83,7 @@ struct Touch {
 // Offsets in the thread_local block of the guard variables g++ gives function-local
 // thread_local arrays of the emulator's vector types (their copies are user-provided):
 // bookkeeping of the emulator, not shared memory, so their 1-byte accesses are left out.
-std::vector<std::pair<uintptr_t, uintptr_t>> guards;
-std::once_flag guardsFound;
+const std::vector<PsiTlsSymbol> guards = psi_emu_tls_symbols("_ZGV");
 
 // Addresses [begin, end): one device buffer, or a gap between two (buffer null).
 struct Span { uintptr_t begin = 0, end = 0; const Buffer *buffer = nullptr; };
@@ -141,7 +135,7 @@ inline void record(uintptr_t addr, uint32_t size, bool store, uintptr_t site, bo
   Worker &me = *worker;
   bool shared = addr >= me.tlsBegin && addr < me.tlsEnd;
   if (shared && size == 1) {
-    for (auto [b, e] : guards) if (addr - me.tlsBegin >= b && addr - me.tlsBegin < e) return;
+    for (const PsiTlsSymbol &g : guards) if (addr - me.tlsBegin - g.offset < g.size) return;
   }
   if (!shared) {
     const Buffer *b = find(me, addr);
@@ -155,37 +149,12 @@ inline void record(uintptr_t addr, uint32_t size, bool store, uintptr_t site, bo
   me.events[me.fiber].push_back({site - 1, addr, size, me.blockSyncs[me.fiber], me.warpSyncs[me.fiber], store, shared, atomic});  // site - 1: inside the call, for the line lookup
 }
 
-// The thread_local guard variables (_ZGV...) in the library file's symbol table.
-void findGuards(const char *file) {
-  const int fd = open(file, O_RDONLY);
-  if (fd < 0) return;
-  struct stat st;
-  void *map = fstat(fd, &st) == 0 ? mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-  close(fd);
-  if (map == MAP_FAILED) return;
-  const char *base = (const char *)map;
-  const auto *header = (const Elf64_Ehdr *)base;
-  const auto *sections = (const Elf64_Shdr *)(base + header->e_shoff);
-  for (int i = 0; i < header->e_shnum; i++) {
-    if (sections[i].sh_type != SHT_SYMTAB) continue;
-    const auto *symbols = (const Elf64_Sym *)(base + sections[i].sh_offset);
-    const char *names = base + sections[sections[i].sh_link].sh_offset;
-    for (size_t k = 0; k < sections[i].sh_size / sizeof(Elf64_Sym); k++) {
-      const Elf64_Sym &sym = symbols[k];
-      if (ELF64_ST_TYPE(sym.st_info) == STT_TLS && strncmp(names + sym.st_name, "_ZGV", 4) == 0) guards.push_back({sym.st_value, sym.st_value + sym.st_size});
-    }
-  }
-  munmap(map, st.st_size);
-}
-
-// This library's thread_local block for the calling thread (dlinfo), where the __shared__ arrays live.
+// This library's thread_local block for the calling thread, where the __shared__ arrays live.
 void findTls() {
   Worker &me = self();
   Dl_info info;
-  if (!dladdr((void *)&findTls, &info)) return;
-  void *self = dlopen(info.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
-  void *block = nullptr;
-  if (!self || dlinfo(self, RTLD_DI_TLS_DATA, &block) != 0 || !block) return;
+  char *block = psi_emu_tls_block();
+  if (!block || !dladdr((void *)&findTls, &info)) return;
   struct Search { uintptr_t base; size_t bytes; } search = {(uintptr_t)info.dli_fbase, 0};
   dl_iterate_phdr([](dl_phdr_info *p, size_t, void *data) {
     auto *s = (Search *)data;
@@ -195,8 +164,6 @@ void findTls() {
   }, &search);
   me.tlsBegin = (uintptr_t)block;
   me.tlsEnd = me.tlsBegin + search.bytes;
-  std::call_once(guardsFound, findGuards, info.dli_fname);
-  dlclose(self);
 }
 
 struct Part { uint32_t request, lane; uintptr_t addr; uint32_t size; };

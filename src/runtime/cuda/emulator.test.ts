@@ -1,8 +1,9 @@
-// The CUDA emulator's own checks (kernels/cuda/emulate.cpp) on a probe kernel
+// The CUDA emulator's own checks (kernels/cuda/emulate.cpp) on probe kernels
 // (emulator-probe.cu): a shuffle whose mask names a lane that has returned is
 // undefined on a GPU (it can hang or read garbage), so the emulator stops there
 // with an error naming the lane, where it could otherwise run the shuffle among
-// the lanes left and pass every check.
+// the lanes left and pass every check; and shared memory starts each launch as
+// NaN, where it would otherwise hold the last block's values.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,7 +13,7 @@ import { cudaEmulatorFlags } from "./access-trace.ts";
 const gxx = Bun.which("g++");
 const cuda = join(import.meta.dir, "../../../kernels/cuda");
 
-describe.skipIf(!gxx || process.arch !== "x64")("the CUDA emulator's warp-synchronous calls", () => {
+describe.skipIf(!gxx || process.arch !== "x64")("the CUDA emulator's checks", () => {
   let dir = "";
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "psionic-emulator-test-"));
@@ -22,26 +23,33 @@ describe.skipIf(!gxx || process.arch !== "x64")("the CUDA emulator's warp-synchr
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** Runs the probe in its own process (a refused call aborts it). */
-  function warpSum(live: number) {
+  /** Runs a probe in its own process (a refused call aborts it). */
+  function probe(name: string, args: number[]) {
     const script = `import { dlopen } from "bun:ffi";
-      const lib = dlopen(${JSON.stringify(join(dir, "probe.so"))}, { probe_warp_sum: { args: ["i32"], returns: "f32" } });
-      console.log(lib.symbols.probe_warp_sum(${live}));`;
+      const lib = dlopen(${JSON.stringify(join(dir, "probe.so"))}, { ${name}: { args: ${JSON.stringify(args.map(() => "i32"))}, returns: "f32" } });
+      console.log(lib.symbols.${name}(${args.join(", ")}));`;
     const run = Bun.spawnSync([process.execPath, "-e", script]);
     return { code: run.exitCode, out: run.stdout.toString().trim(), err: run.stderr.toString() };
   }
 
   it("a full-mask shuffle among all 32 lanes runs", () => {
-    const { code, out, err } = warpSum(32);
+    const { code, out, err } = probe("probe_warp_sum", [32]);
     expect(err).toBe("");
     expect(code).toBe(0);
     expect(Number(out)).toBe((31 * 32) / 2);
   });
 
   it("a full-mask shuffle after lanes 16-31 returned stops with an error naming lane 16", () => {
-    const { code, err } = warpSum(16);
+    const { code, err } = probe("probe_warp_sum", [16]);
     expect(code).not.toBe(0);
     expect(err).toContain("psionic CUDA emulator: block (0,0,0): thread 0 makes a warp-synchronous call");
     expect(err).toContain("mask 0xffffffff names lane 16, which has exited");
+  });
+
+  it("shared memory no thread of a launch wrote reads as NaN, not the last launch's values", () => {
+    const { code, out, err } = probe("probe_unwritten_shared", []);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toBe("NaN");
   });
 });
