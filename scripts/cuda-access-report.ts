@@ -3,9 +3,10 @@
 // and prints, per kernel and per load/store instruction, how much of each
 // 32-byte sector a warp request fetches it uses (coalescing), the distinct
 // bytes each launch reads (what DRAM must supply at least), and shared-memory
-// bank conflicts. Counts and ratios, not times. First, any races inside a block:
-// two threads touching the same bytes, one writing, with no barrier between them
-// (emulate_trace.cpp checkRaces); it exits with status 1 when it finds one.
+// bank conflicts. Counts and ratios, not times. First, any races: two threads of
+// a block touching the same bytes, one writing, with no barrier between them, or
+// two blocks of a launch writing the same global bytes (emulate_trace.cpp
+// checkRaces); it exits with status 1 when it finds one.
 //
 //   npx bun scripts/cuda-access-report.ts [--top 15] [--trace FILE] -- bench --backend cuda -m model.gguf -p 0 -n 2 -r 1
 //
@@ -48,13 +49,13 @@ const sum = (rows: SiteTotals[], f: (s: SiteTotals) => number) => rows.reduce((a
 
 console.log(`\naccess trace: ${tracePath}\n`);
 if (trace.races.length === 0) {
-  console.log("races inside blocks: none\n");
+  console.log("races: none\n");
 } else {
-  console.log(`races inside blocks: ${trace.races.length} (a write and another thread's access of the same bytes, no barrier between)\n`);
+  console.log(`races: ${trace.races.length} (a write and another thread's access of the same bytes, no barrier between)\n`);
   console.log("| kernel | write | other access | space | between | thread pairs | blocks | e.g. threads |");
   console.log("|---|---|---|---|---|---:|---:|---|");
   for (const r of trace.races) {
-    console.log(`| ${r.kernel} | ${r.first} | ${r.second} (${r.op}) | ${r.space} | ${r.between === "warp" ? "lanes of a warp" : "warps"} | ${r.pairs} | ${r.blocks} | ${r.threads.join(", ")} |`);
+    console.log(`| ${r.kernel} | ${r.first} | ${r.second} (${r.op}) | ${r.space} | ${{ warp: "lanes of a warp", block: "warps of a block", grid: "blocks" }[r.between]} | ${r.pairs} | ${r.blocks} | ${r.threads.join(", ")} |`);
   }
   console.log();
 }

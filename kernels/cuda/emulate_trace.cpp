@@ -51,11 +51,13 @@ struct KeyHash {
 };
 struct Stats { uint64_t requests = 0, lanes = 0, bytes = 0, units = 0, ideal = 0; };
 struct KernelStats { uint64_t launches = 0, blocks = 0, readSectors = 0; };
-// A race between two instructions: `first` writes, `second` reads or writes.
+// A race between two instructions: `first` writes, `second` reads or writes, in
+// two lanes of one warp, two warps of one block, or two blocks of one launch.
+enum Scope : uint8_t { WARP, BLOCK, GRID };
 struct RaceKey {
   uintptr_t kernel, first, second;
-  uint8_t shared, write, sameWarp;
-  bool operator<(const RaceKey &o) const { return std::tie(kernel, first, second, shared, write, sameWarp) < std::tie(o.kernel, o.first, o.second, o.shared, o.write, o.sameWarp); }
+  uint8_t shared, write, scope;
+  bool operator<(const RaceKey &o) const { return std::tie(kernel, first, second, shared, write, scope) < std::tie(o.kernel, o.first, o.second, o.shared, o.write, o.scope); }
 };
 struct RaceStats { uint64_t pairs = 0, blocks = 0, lastBlock = 0; uint32_t threadA = 0, threadB = 0; };
 
@@ -85,6 +87,13 @@ struct Touch {
 // bookkeeping of the emulator, not shared memory, so their 1-byte accesses are left out.
 const std::vector<PsiTlsSymbol> guards = psi_emu_tls_symbols("_ZGV");
 
+// A plain store to a global word: which block (numbered across the launches), thread and instruction.
+struct Writer { uint64_t block; uintptr_t site; uint32_t thread; };
+// The global words the launch's blocks have written so far (a second block writing one is a race).
+std::mutex launchWritesLock;
+std::unordered_map<uintptr_t, Writer> launchWrites;
+std::atomic<uint64_t> blocksStarted{0};
+
 // Addresses [begin, end): one device buffer, or a gap between two (buffer null).
 struct Span { uintptr_t begin = 0, end = 0; const Buffer *buffer = nullptr; };
 
@@ -95,7 +104,7 @@ struct Worker {
   int fiber = -1;
   std::vector<std::vector<Access>> events;  // per thread of the running block
   std::vector<uint32_t> blockSyncs, warpSyncs;  // per thread of the running block
-  uint64_t blockSerial = 0;
+  uint64_t blockSerial = 0, block = 0;  // block: this block's number across the launches
   uintptr_t tlsBegin = 0, tlsEnd = 0;
   Span recent[4] = {};  // the spans find() looked up last, most recent first
   uint64_t recentGeneration = ~0ull;
@@ -103,7 +112,7 @@ struct Worker {
   std::map<RaceKey, RaceStats> localRaces;
   uint64_t localBlocks = 0, localReadSectors = 0;
   std::vector<Touch> touches;  // checkRaces' scratch, kept between blocks
-  std::unordered_set<uintptr_t> written;
+  std::unordered_map<uintptr_t, Writer> written;  // global word -> its first plain (not atomic) store
 };
 thread_local Worker *worker = nullptr;
 Worker &self() {
@@ -249,15 +258,35 @@ void measureWarp(int first, int count) {
 // writing (an atomic against an atomic is none), with no __syncthreads between them,
 // and for two lanes of one warp no __syncwarp either. Shuffles and votes are no
 // barrier here: they order no memory (the CUDA programming guide's warp shuffle and
-// vote functions). Global memory is checked between the block's own threads only;
-// ordering across blocks (atomics, fences) is not followed.
+// vote functions). Global memory is checked between the block's own threads, and
+// for plain stores of two blocks of one launch to the same word (a write-write
+// race whichever runs first); a block reading another's writes is not followed
+// (that takes a fence and an atomic, as the last block of router_route does).
 void checkRaces(int threads) {
   Worker &me = self();
+  me.blockSerial++;
   auto &written = me.written;  // the global words the block writes: only those can race
   written.clear();
   for (int t = 0; t < threads; t++) {
     for (const Access &a : me.events[t]) {
-      if (a.store && !a.shared) for (uintptr_t w = a.addr >> 2; w <= (a.addr + a.size - 1) >> 2; w++) written.insert(w);
+      if (!a.store || a.shared) continue;
+      for (uintptr_t w = a.addr >> 2; w <= (a.addr + a.size - 1) >> 2; w++) {
+        auto [it, fresh] = written.try_emplace(w, Writer{me.block, a.site, (uint32_t)t});
+        if (fresh && a.atomic) it->second.site = 0;  // an atomic: no race with another block's
+        if (!a.atomic && !it->second.site) it->second = {me.block, a.site, (uint32_t)t};
+      }
+    }
+  }
+  {  // another block of the launch that wrote the same word
+    std::lock_guard<std::mutex> lock(launchWritesLock);
+    for (const auto &[w, mine] : written) {
+      if (!mine.site) continue;
+      auto [it, fresh] = launchWrites.try_emplace(w, mine);
+      if (fresh || it->second.block == mine.block) continue;
+      RaceStats &r = me.localRaces[{launchKernel, it->second.site, mine.site, 0, 1, GRID}];
+      if (r.pairs == 0) r.threadA = it->second.thread, r.threadB = mine.thread;
+      r.pairs++;
+      if (r.lastBlock != me.blockSerial) r.lastBlock = me.blockSerial, r.blocks++;
     }
   }
   auto &touches = me.touches;
@@ -279,7 +308,6 @@ void checkRaces(int threads) {
     else touches[kept++] = touches[i];
   }
   touches.resize(kept);
-  me.blockSerial++;
   for (size_t i = 0; i < touches.size();) {
     size_t j = i;
     bool stores = false;
@@ -294,7 +322,7 @@ void checkRaces(int threads) {
         if (b.store && b.thread < a.thread) continue;  // the pair is counted from b's side
         const bool sameWarp = a.thread / 32 == b.thread / 32;
         if (sameWarp && a.warpSyncs != b.warpSyncs) continue;
-        RaceStats &r = me.localRaces[{launchKernel, a.site, b.site, a.shared, b.store, sameWarp}];
+        RaceStats &r = me.localRaces[{launchKernel, a.site, b.site, a.shared, b.store, sameWarp ? WARP : BLOCK}];
         if (r.pairs == 0) r.threadA = a.thread, r.threadB = b.thread;
         r.pairs++;
         if (r.lastBlock != me.blockSerial) r.lastBlock = me.blockSerial, r.blocks++;
@@ -324,7 +352,7 @@ extern "C" __attribute__((visibility("default"))) void psi_emu_trace_write() {
   }
   for (auto &[k, r] : races) {
     fprintf(f, "race\t%lx\t%lx\t%lx\t%s\t%s\t%s\t%lu\t%lu\t%u\t%u\n", k.kernel - base, k.first - base, k.second - base, k.shared ? "shared" : "global",
-            k.write ? "write" : "read", k.sameWarp ? "warp" : "block", r.pairs, r.blocks, r.threadA, r.threadB);
+            k.write ? "write" : "read", k.scope == WARP ? "warp" : k.scope == BLOCK ? "block" : "grid", r.pairs, r.blocks, r.threadA, r.threadB);
   }
   fclose(f);
 }
@@ -360,6 +388,7 @@ void psi_trace_block(int threads, bool begin) {
     for (int t = 0; t < threads; t++) me.events[t].clear();
     me.blockSyncs.assign(threads, 0);
     me.warpSyncs.assign(threads, 0);
+    me.block = blocksStarted++;
     me.localBlocks++;
     return;
   }
@@ -371,6 +400,7 @@ void psi_trace_launch(bool begin) {
   if (begin) {
     launchKernel = (uintptr_t)pendingKernel;
     launchId++;
+    launchWrites.clear();
     return;
   }
   std::lock_guard<std::mutex> lock(mergeLock);

@@ -77,6 +77,14 @@ __global__ void across(float *y, int *word) {
   if (threadIdx.x < 2) word[0] = threadIdx.x;  // write: global
 }
 
+// Two blocks of 32 threads: block b writes y[16b .. 16b + 31], so y[16 .. 31] twice (a
+// race between blocks); both add to one counter atomically (none).
+__global__ void overlap(float *y, int *count) {
+  psi_grid_wait();
+  y[16 * blockIdx.x + threadIdx.x] = (float)blockIdx.x;  // write: overlap
+  if (threadIdx.x == 0) atomicAdd(count, 1);
+}
+
 extern "C" __attribute__((visibility("default"))) int probe_run() {
   float *x, *y;
   if (cudaMalloc(&x, 4096) || cudaMalloc(&y, 4096)) return 1;
@@ -99,6 +107,8 @@ extern "C" __attribute__((visibility("default"))) int probe_run() {
   psi_emu_run(dim3(1), dim3(32), [&]() { neighbour<2>(y); });
   psi_emu_trace_kernel((const void *)&across);
   psi_emu_run(dim3(1), dim3(64), [&]() { across(y, (int *)x); });
+  psi_emu_trace_kernel((const void *)&overlap);
+  psi_emu_run(dim3(2), dim3(32), [&]() { overlap(y, (int *)x); });
   cudaFree(x);
   cudaFree(y);
   return 0;

@@ -43,7 +43,7 @@ describe.skipIf(!gxx || process.arch !== "x64")("the CUDA emulator's access trac
 
       const { kernels, sites, races } = readAccessTrace(trace);
       const one = (kernel: string, space: string, op: string): SiteTotals[] => sites.filter((s) => s.kernel === kernel && s.space === space && s.op === op);
-      expect(kernels.map((k) => k.kernel).sort()).toEqual(["across", "banks", "coalesced", "halves", "neighbour<0>", "neighbour<1>", "neighbour<2>", "shared_input", "strided"]);
+      expect(kernels.map((k) => k.kernel).sort()).toEqual(["across", "banks", "coalesced", "halves", "neighbour<0>", "neighbour<1>", "neighbour<2>", "overlap", "shared_input", "strided"]);
       for (const s of sites) expect(s.line).toMatch(/access-trace-probe\.cu:\d+$/);
 
       const [cl] = one("coalesced", "global", "load"), [cs] = one("coalesced", "global", "store");
@@ -83,6 +83,7 @@ describe.skipIf(!gxx || process.arch !== "x64")("the CUDA emulator's access trac
         ["across", at("write: global"), "global", "write", "warp", 1, 1],
         ["neighbour<0>", at("read: neighbour"), "shared", "read", "warp", 32, 1],
         ["neighbour<2>", at("read: neighbour"), "shared", "read", "warp", 32, 1],
+        ["overlap", at("write: overlap"), "global", "write", "grid", 16, 1],  // y[16..31], found by the block that runs second
       ].sort());
       const firsts = new Map(races.map((r) => [`${r.kernel} ${file(r.second)}`, file(r.first)]));
       expect(firsts.get(`neighbour<0> ${at("read: neighbour")}`)).toBe(neighbourWrite);

@@ -13,12 +13,14 @@ export const cudaEmulatorFlags = ["-std=c++17", "-fPIC", "-pthread", "-DPSI_EMUL
  * __tsan_atomic* for atomics, which emulate_trace.cpp supplies (ThreadSanitizer's
  * instrumentation without its runtime: unlike AddressSanitizer's, it also checks
  * the accesses it can prove in bounds, such as s[0] of a __shared__ array); line
- * tables for the report; and neither the vectorizer nor the byte-load merging
- * (the bswap pass), which turn a lane's byte loads into one wide load that nvcc
- * cannot make without knowing the alignment (the requests would be undercounted).
+ * tables for the report; no tail calls (an access's site is the return address
+ * of the hook's call, which a tail call would take from the caller's caller);
+ * and neither the vectorizer nor the byte-load merging (the bswap pass), which
+ * turn a lane's byte loads into one wide load that nvcc cannot make without
+ * knowing the alignment (the requests would be undercounted).
  */
 export const cudaTraceFlags = ["-g", "-fno-tree-vectorize", "-fdisable-tree-bswap", "-fsanitize=thread", "--param", "tsan-instrument-func-entry-exit=0",
-  "-Wno-tsan"];
+  "-Wno-tsan", "-fno-optimize-sibling-calls"];
 
 export interface KernelTotals { kernel: string; launches: number; blocks: number; readSectors: number }
 export interface SiteTotals {
@@ -37,9 +39,10 @@ export interface SiteTotals {
   ideal: number;
 }
 /**
- * A race inside a block (emulate_trace.cpp checkRaces): `first` writes bytes that
- * `second`, in another thread, reads or writes with no barrier between them
- * that orders the two (__syncthreads; for two lanes of one warp, __syncwarp).
+ * A race (emulate_trace.cpp checkRaces): `first` writes bytes that `second`, in
+ * another thread of the block, reads or writes with no barrier between them that
+ * orders the two (__syncthreads; for two lanes of one warp, __syncwarp); or, in
+ * another block of the launch, writes too (global memory, plain stores).
  */
 export interface RaceTotals {
   kernel: string;
@@ -49,12 +52,12 @@ export interface RaceTotals {
   second: string;
   space: "global" | "shared";
   op: "read" | "write";
-  /** "warp": the two threads are lanes of one warp; "block": of different warps. */
-  between: "warp" | "block";
+  /** The two threads: lanes of one warp, warps of one block, or of two blocks of one launch. */
+  between: "warp" | "block" | "grid";
   /** (4-byte word, thread pair) conflicts found, and in how many blocks. */
   pairs: number;
   blocks: number;
-  /** One conflicting pair, by thread index in the block. */
+  /** One conflicting pair, by thread index in its block. */
   threads: [number, number];
 }
 export interface AccessTrace { kernels: KernelTotals[]; sites: SiteTotals[]; races: RaceTotals[] }
@@ -81,7 +84,7 @@ export function readAccessTrace(path: string): AccessTrace {
   }));
   const races = rows.filter((r) => r[0] === "race").map((r) => ({
     kernel: name(r[1]!).outer, first: name(r[2]!).line, second: name(r[3]!).line, space: r[4] as "global" | "shared", op: r[5] as "read" | "write",
-    between: r[6] as "warp" | "block", pairs: Number(r[7]), blocks: Number(r[8]), threads: [Number(r[9]), Number(r[10])] as [number, number],
+    between: r[6] as "warp" | "block" | "grid", pairs: Number(r[7]), blocks: Number(r[8]), threads: [Number(r[9]), Number(r[10])] as [number, number],
   }));
   return { kernels, sites, races };
 }
