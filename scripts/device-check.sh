@@ -12,8 +12,9 @@
 #      (bench, llama-bench), aggregate decode at 1/8/32 sequences (scripts/bench-engine.ts,
 #      llama-batched-bench), time to first token on a prompt-cache hit (scripts/bench-serve.ts);
 #      then pp in one forward pass (-ub 2048) on both sides; the ops checks and the benchmark
-#      again with programmatic dependent launch (PSIONIC_CUDA_PDL=1); last, 32 sampled streams
+#      again with programmatic dependent launch (PSIONIC_CUDA_PDL=1); then 32 sampled streams
 #      with each row's top-k read back and with the whole rows (PSIONIC_CUDA_TOPK=0)
+#   7. where time is left, compute-sanitizer's racecheck and synccheck on the ops checks
 # A failing step does not stop the later ones; each is time-limited so the whole run ends inside
 # DEVICE_CHECK_SECONDS (default 500). Logs land in $OUT (7 files); the summary table prints last.
 #   usage: OUT=DIR scripts/device-check.sh [--quick]
@@ -297,6 +298,15 @@ if [ "$model_ok" = 1 ]; then
   fi
 else
   row benchmarks skipped 0 "no model (see synth.log)"
+fi
+# The CUDA toolkit's compute-sanitizer on the ops checks, where time is left: racecheck (shared-memory
+# hazards) and synccheck (barriers; warp-synchronous calls naming exited lanes), the GPU's own word on
+# what the emulator's race check (emulate_trace.cpp) and warp-mask check (emulate.cpp) look for.
+if [ "$backend" = cuda ] && command -v compute-sanitizer >/dev/null; then
+  for tool in racecheck synccheck; do
+    step "compute-sanitizer $tool (ops checks)" "$tests_log" 90 env PSIONIC_CUDA_CHECK_SUBSET=ci compute-sanitizer --tool "$tool" \
+      --error-exitcode 9 bun test --timeout 600000 ./src/runtime/cuda/cuda-ops.cuda-check.ts
+  done
 fi
 
 # --- summary -----------------------------------------------------------------------------------
