@@ -109,7 +109,7 @@ struct PsiLaunch {
 #ifdef PSI_EMU_TRACE
     psi_emu_trace_kernel((const void *)kernel);
 #endif
-    psi_emu_run(grid, block, [&]() { kernel(args...); });
+    psi_emu_run(grid, block, [&]() { kernel(args...); }, (const void *)kernel);
 #else
     if (psi_pdl) {
       cudaLaunchAttribute attribute;

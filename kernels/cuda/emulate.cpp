@@ -6,10 +6,11 @@
 // is a kernel bug (deadlock on a GPU too): reported, then the process aborts.
 // Blocks are shared out among one worker per core; a block's fibers all run
 // on the worker that took it (so `__shared__` is thread_local). x86-64 only.
-// Vector loads and stores check their alignment (emulate.h). Each launch starts
-// with the worker's `__shared__` arrays filled with 0xff bytes (NaN as floats),
+// Vector loads and stores check their alignment (emulate.h). Each block starts
+// with its kernel's `__shared__` arrays filled with 0xff bytes (NaN as floats),
 // as a GPU's shared memory starts with garbage: a kernel whose results depend on
-// shared bytes no thread of its block wrote gets NaNs in the first blocks.
+// shared bytes no thread of its block wrote gets NaNs (the last, partial tile's
+// block too, where such reads usually are).
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
@@ -21,7 +22,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 #include "emulate.h"
 
@@ -159,18 +162,16 @@ double psi_emu_now_ms() {
 }
 
 // Warp w's live lanes all wait at a warp-synchronous call: each names in its mask
-// only lanes that exist and have not exited (on a GPU the call is undefined otherwise).
-static void check_warp_masks(int w, int threads, unsigned bx, unsigned by, unsigned bz) {
+// none of the lanes `gone` (exited, or missing from the block), as on a GPU the call
+// is undefined otherwise.
+static void check_warp_masks(int w, int threads, unsigned gone, unsigned bx, unsigned by, unsigned bz) {
   for (int t = w * 32; t < std::min(threads, w * 32 + 32); t++) {
-    if (fibers[t].state != WAIT_WARP) continue;
-    for (int l = 0; l < 32; l++) {
-      const int u = w * 32 + l;
-      if (!(fibers[t].mask >> l & 1) || (u < threads && fibers[u].state != DONE)) continue;
-      fprintf(stderr, "psionic CUDA emulator: block (%u,%u,%u): thread %d makes a warp-synchronous call (shuffle, vote, __syncwarp, mma) "
-              "whose mask 0x%08x names lane %d, which %s: undefined on a GPU (a hang or garbage)\n",
-              bx, by, bz, t, fibers[t].mask, l, u >= threads ? "the block does not have" : "has exited");
-      abort();
-    }
+    if (fibers[t].state != WAIT_WARP || !(fibers[t].mask & gone)) continue;
+    const int l = __builtin_ctz(fibers[t].mask & gone);
+    fprintf(stderr, "psionic CUDA emulator: block (%u,%u,%u): thread %d makes a warp-synchronous call (shuffle, vote, __syncwarp, mma) "
+            "whose mask 0x%08x names lane %d, which %s: undefined on a GPU (a hang or garbage)\n",
+            bx, by, bz, t, fibers[t].mask, l, w * 32 + l >= threads ? "the block does not have" : "has exited");
+    abort();
   }
 }
 
@@ -208,12 +209,15 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
     // A warp goes on once all its live lanes wait at the shuffle.
     for (int w = 0; w * 32 < threads; w++) {
       int waiting = 0, alive = 0;
-      for (int t = w * 32; t < std::min(threads, w * 32 + 32); t++) {
+      const int lanes = std::min(32, threads - w * 32);
+      unsigned gone = lanes == 32 ? 0u : ~0u << lanes;  // lanes the block lacks, then those exited
+      for (int t = w * 32; t < w * 32 + lanes; t++) {
         if (fibers[t].state != DONE) alive++;
+        else gone |= 1u << (t - w * 32);
         if (fibers[t].state == WAIT_WARP) waiting++;
       }
       if (alive > 0 && waiting == alive) {
-        check_warp_masks(w, threads, bx, by, bz);
+        if (gone) check_warp_masks(w, threads, gone, bx, by, bz);
         for (int t = w * 32; t < std::min(threads, w * 32 + 32); t++) if (fibers[t].state == WAIT_WARP) fibers[t].state = RUNNABLE;
         released = true;
       }
@@ -289,30 +293,63 @@ static Pool &pool() {
   return *p;
 }
 
+namespace {
+struct Symbol { std::string name; unsigned char type; uintptr_t value, size; };
+
+// This library's ELF symbol table (read once).
+const std::vector<Symbol> &symbols() {
+  static const std::vector<Symbol> table = [] {
+    std::vector<Symbol> out;
+    Dl_info info;
+    if (!dladdr((void *)&psi_emu_tls_symbols, &info)) return out;
+    const int fd = open(info.dli_fname, O_RDONLY);
+    if (fd < 0) return out;
+    struct stat st;
+    void *map = fstat(fd, &st) == 0 ? mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED) return out;
+    const char *base = (const char *)map;
+    const auto *header = (const Elf64_Ehdr *)base;
+    const auto *sections = (const Elf64_Shdr *)(base + header->e_shoff);
+    for (int i = 0; i < header->e_shnum; i++) {
+      if (sections[i].sh_type != SHT_SYMTAB) continue;
+      const auto *syms = (const Elf64_Sym *)(base + sections[i].sh_offset);
+      const char *names = base + sections[sections[i].sh_link].sh_offset;
+      for (size_t k = 0; k < sections[i].sh_size / sizeof(Elf64_Sym); k++) {
+        const Elf64_Sym &sym = syms[k];
+        const unsigned char type = ELF64_ST_TYPE(sym.st_info);
+        if ((type == STT_TLS || type == STT_FUNC) && sym.st_size > 0) out.push_back({names + sym.st_name, type, sym.st_value, sym.st_size});
+      }
+    }
+    munmap(map, st.st_size);
+    return out;
+  }();
+  return table;
+}
+
+// A kernel's own __shared__ arrays: the thread_locals local to its function
+// (_ZZ<its mangled name without _Z>E...), found on its first launch.
+const std::vector<PsiTlsSymbol> &kernel_shared(const void *kernel) {
+  static std::mutex lock;
+  static std::unordered_map<const void *, std::vector<PsiTlsSymbol>> found;
+  std::lock_guard<std::mutex> hold(lock);
+  auto [it, fresh] = found.try_emplace(kernel);
+  Dl_info info;
+  if (!fresh || !dladdr(kernel, &info)) return it->second;
+  const uintptr_t offset = (uintptr_t)kernel - (uintptr_t)info.dli_fbase;
+  for (const Symbol &f : symbols()) {
+    if (f.type != STT_FUNC || f.value != offset || f.name.compare(0, 2, "_Z") != 0) continue;
+    const std::string prefix = "_ZZ" + f.name.substr(2) + "E";
+    for (const Symbol &t : symbols()) if (t.type == STT_TLS && t.name.compare(0, prefix.size(), prefix) == 0) it->second.push_back({t.value, t.size});
+    break;
+  }
+  return it->second;
+}
+}  // namespace
+
 std::vector<PsiTlsSymbol> psi_emu_tls_symbols(const char *prefix) {
   std::vector<PsiTlsSymbol> out;
-  Dl_info info;
-  if (!dladdr((void *)&psi_emu_tls_symbols, &info)) return out;
-  const int fd = open(info.dli_fname, O_RDONLY);
-  if (fd < 0) return out;
-  struct stat st;
-  void *map = fstat(fd, &st) == 0 ? mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-  close(fd);
-  if (map == MAP_FAILED) return out;
-  const char *base = (const char *)map;
-  const auto *header = (const Elf64_Ehdr *)base;
-  const auto *sections = (const Elf64_Shdr *)(base + header->e_shoff);
-  const size_t n = strlen(prefix);
-  for (int i = 0; i < header->e_shnum; i++) {
-    if (sections[i].sh_type != SHT_SYMTAB) continue;
-    const auto *symbols = (const Elf64_Sym *)(base + sections[i].sh_offset);
-    const char *names = base + sections[sections[i].sh_link].sh_offset;
-    for (size_t k = 0; k < sections[i].sh_size / sizeof(Elf64_Sym); k++) {
-      const Elf64_Sym &sym = symbols[k];
-      if (ELF64_ST_TYPE(sym.st_info) == STT_TLS && sym.st_size > 0 && strncmp(names + sym.st_name, prefix, n) == 0) out.push_back({sym.st_value, sym.st_size});
-    }
-  }
-  munmap(map, st.st_size);
+  for (const Symbol &t : symbols()) if (t.type == STT_TLS && t.name.compare(0, strlen(prefix), prefix) == 0) out.push_back({t.value, t.size});
   return out;
 }
 
@@ -327,16 +364,14 @@ char *psi_emu_tls_block() {
   return (char *)block;
 }
 
-// Fills the calling worker's __shared__ arrays (the kernels' function-local
-// thread_locals: symbols _ZZ...) with 0xff bytes.
-static void poison_shared() {
-  static const std::vector<PsiTlsSymbol> arrays = psi_emu_tls_symbols("_ZZ");
+// Fills __shared__ arrays of the calling worker with 0xff bytes.
+static void poison_shared(const std::vector<PsiTlsSymbol> &arrays) {
   if (!tls_block) tls_block = psi_emu_tls_block();  // touching tls_block makes the block exist
   if (!tls_block) return;
   for (const PsiTlsSymbol &a : arrays) memset(tls_block + a.offset, 0xff, a.size);
 }
 
-void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {
+void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body, const void *kernel) {
   // PSIONIC_CUDA_EMU_NO_KERNELS=1: launches return at once, so a run times the host side
   // alone (TypeScript, FFI, recording and graph bookkeeping); its results are meaningless.
   static const bool noKernels = getenv("PSIONIC_CUDA_EMU_NO_KERNELS") && *getenv("PSIONIC_CUDA_EMU_NO_KERNELS") == '1';
@@ -345,10 +380,15 @@ void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body) {
   if (threads <= 0 || threads > 1024) { fprintf(stderr, "psionic CUDA emulator: a block of %d threads\n", threads); abort(); }
   const uint64_t blocks = (uint64_t)grid.x * grid.y * grid.z;
   std::atomic<uint64_t> next{0};
+  // Every kernel's arrays at each launch (those of a __device__ function it calls
+  // too), and the launched kernel's own before each block.
+  static const std::vector<PsiTlsSymbol> everyArray = psi_emu_tls_symbols("_ZZ");
+  const std::vector<PsiTlsSymbol> &own = kernel ? kernel_shared(kernel) : everyArray;
   auto work = [&]() {
     kernel_body = &body;
-    poison_shared();
-    for (uint64_t b; (b = next.fetch_add(1)) < blocks;) {
+    poison_shared(everyArray);
+    for (uint64_t b, done = 0; (b = next.fetch_add(1)) < blocks; done++) {
+      if (done > 0) poison_shared(own);
       run_block(grid, block, (unsigned)(b % grid.x), (unsigned)((b / grid.x) % grid.y), (unsigned)(b / ((uint64_t)grid.x * grid.y)));
     }
     PSI_TRACE(psi_trace_worker_done());

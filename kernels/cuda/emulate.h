@@ -237,11 +237,13 @@ inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { *e = psi_emu_n
 inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) { *ms = (float)(*b - *a); return cudaSuccess; }
 
 // Runs every block of a launch (emulate.cpp); PSI_LAUNCH (common.cuh) calls it.
-void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body);
+// Runs body as the grid's threads; `kernel` (its __global__ function) names the
+// __shared__ arrays filled with 0xff bytes before each block (emulate.cpp).
+void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body, const void *kernel = nullptr);
 // This library's thread_local objects whose symbol names start with `prefix`
 // (from its ELF symbol table), as offsets in the calling thread's thread_local
 // block, and that block (dlinfo). emulate.cpp fills the __shared__ arrays (_ZZ:
-// function-local) at each launch; the trace build leaves out their guards (_ZGV).
+// function-local) with 0xff bytes; the trace build leaves out their guards (_ZGV).
 struct PsiTlsSymbol { uintptr_t offset, size; };
 std::vector<PsiTlsSymbol> psi_emu_tls_symbols(const char *prefix);
 char *psi_emu_tls_block();

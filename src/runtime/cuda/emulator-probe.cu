@@ -1,7 +1,7 @@
 // Kernels for emulator.test.ts: warp-synchronous calls whose mask names every
 // lane, with all of a warp's lanes present, or after half of them have returned
 // (undefined on a GPU, where it can hang; the emulator stops with an error); and
-// a read of shared memory no thread of the launch wrote.
+// reads of shared memory no thread of the block wrote.
 #include "../../../kernels/cuda/emulate.h"
 
 void psi_grid_wait();
@@ -25,21 +25,25 @@ extern "C" __attribute__((visibility("default"))) float probe_warp_sum(int live)
   return out;
 }
 
-// Lane l writes s[l] = 1 when `write`, then reads s[l].
-__global__ void shared_value(float *y, int write) {
+// Lane l of block b writes s[l] = 1 when b is `writer` (every block when it is
+// negative), then reads s[l] into y[32 b + l].
+__global__ void shared_value(float *y, int writer) {
   psi_grid_wait();
   __shared__ float s[32];
-  if (write) s[threadIdx.x] = 1.f;
-  y[threadIdx.x] = s[threadIdx.x];
+  if (writer < 0 || (int)blockIdx.x == writer) s[threadIdx.x] = 1.f;
+  y[32 * blockIdx.x + threadIdx.x] = s[threadIdx.x];
 }
 
-// A launch that writes shared memory, then one that reads it unwritten: returns what lane 5 read.
-extern "C" __attribute__((visibility("default"))) float probe_unwritten_shared() {
+// A launch of 16 blocks that all write shared memory, then one where only block 0
+// does: returns how many of blocks 1-15 read a number (not NaN), or -1 when block 0
+// did not read its 1.
+extern "C" __attribute__((visibility("default"))) int probe_unwritten_shared() {
   float *y;
-  if (cudaMalloc(&y, 32 * sizeof(float))) return -1.f;
-  psi_emu_run(dim3(1), dim3(32), [&]() { shared_value(y, 1); });
-  psi_emu_run(dim3(1), dim3(32), [&]() { shared_value(y, 0); });
-  const float out = y[5];
+  if (cudaMalloc(&y, 16 * 32 * sizeof(float))) return -1;
+  psi_emu_run(dim3(16), dim3(32), [&]() { shared_value(y, -1); }, (const void *)&shared_value);
+  psi_emu_run(dim3(16), dim3(32), [&]() { shared_value(y, 0); }, (const void *)&shared_value);
+  int numbers = y[5] == 1.f ? 0 : -1;
+  for (int b = 1; b < 16 && numbers >= 0; b++) numbers += y[32 * b + 5] == y[32 * b + 5];
   cudaFree(y);
-  return out;
+  return numbers;
 }
