@@ -14,7 +14,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readAccessTrace, sectorUse, type SiteTotals } from "../src/runtime/cuda/access-trace.ts";
+import { RACE_BETWEEN, readAccessTrace, sectorUse, type SiteTotals } from "../src/runtime/cuda/access-trace.ts";
 
 const root = join(import.meta.dir, "..");
 const args = process.argv.slice(2);
@@ -55,7 +55,7 @@ if (trace.races.length === 0) {
   console.log("| kernel | write | other access | space | between | thread pairs | blocks | e.g. threads |");
   console.log("|---|---|---|---|---|---:|---:|---|");
   for (const r of trace.races) {
-    console.log(`| ${r.kernel} | ${r.first} | ${r.second} (${r.op}) | ${r.space} | ${{ warp: "lanes of a warp", block: "warps of a block", grid: "blocks" }[r.between]} | ${r.pairs} | ${r.blocks} | ${r.threads.join(", ")} |`);
+    console.log(`| ${r.kernel} | ${r.first} | ${r.second} (${r.op}) | ${r.space} | ${RACE_BETWEEN[r.between]} | ${r.pairs} | ${r.blocks} | ${r.threads.join(", ")} |`);
   }
   console.log();
 }

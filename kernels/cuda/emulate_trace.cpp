@@ -92,7 +92,7 @@ struct Writer { uint64_t block; uintptr_t site; uint32_t thread; };
 // The global words the launch's blocks have written so far (a second block writing one is a race).
 std::mutex launchWritesLock;
 std::unordered_map<uintptr_t, Writer> launchWrites;
-std::atomic<uint64_t> blocksStarted{0};
+std::atomic<uint64_t> blocksStarted{1};  // from 1: RaceStats.lastBlock 0 is none
 
 // Addresses [begin, end): one device buffer, or a gap between two (buffer null).
 struct Span { uintptr_t begin = 0, end = 0; const Buffer *buffer = nullptr; };
@@ -104,7 +104,7 @@ struct Worker {
   int fiber = -1;
   std::vector<std::vector<Access>> events;  // per thread of the running block
   std::vector<uint32_t> blockSyncs, warpSyncs;  // per thread of the running block
-  uint64_t blockSerial = 0, block = 0;  // block: this block's number across the launches
+  uint64_t block = 0;  // the running block's number, unique across workers and launches
   uintptr_t tlsBegin = 0, tlsEnd = 0;
   Span recent[4] = {};  // the spans find() looked up last, most recent first
   uint64_t recentGeneration = ~0ull;
@@ -264,15 +264,14 @@ void measureWarp(int first, int count) {
 // (that takes a fence and an atomic, as the last block of router_route does).
 void checkRaces(int threads) {
   Worker &me = self();
-  me.blockSerial++;
   auto &written = me.written;  // the global words the block writes: only those can race
   written.clear();
   for (int t = 0; t < threads; t++) {
     for (const Access &a : me.events[t]) {
       if (!a.store || a.shared) continue;
       for (uintptr_t w = a.addr >> 2; w <= (a.addr + a.size - 1) >> 2; w++) {
-        auto [it, fresh] = written.try_emplace(w, Writer{me.block, a.site, (uint32_t)t});
-        if (fresh && a.atomic) it->second.site = 0;  // an atomic: no race with another block's
+        // Site 0 until a plain store: an atomic races with no other block's.
+        auto it = written.try_emplace(w, Writer{me.block, 0, 0}).first;
         if (!a.atomic && !it->second.site) it->second = {me.block, a.site, (uint32_t)t};
       }
     }
@@ -286,7 +285,7 @@ void checkRaces(int threads) {
       RaceStats &r = me.localRaces[{launchKernel, it->second.site, mine.site, 0, 1, GRID}];
       if (r.pairs == 0) r.threadA = it->second.thread, r.threadB = mine.thread;
       r.pairs++;
-      if (r.lastBlock != me.blockSerial) r.lastBlock = me.blockSerial, r.blocks++;
+      if (r.lastBlock != me.block) r.lastBlock = me.block, r.blocks++;
     }
   }
   auto &touches = me.touches;
@@ -325,7 +324,7 @@ void checkRaces(int threads) {
         RaceStats &r = me.localRaces[{launchKernel, a.site, b.site, a.shared, b.store, sameWarp ? WARP : BLOCK}];
         if (r.pairs == 0) r.threadA = a.thread, r.threadB = b.thread;
         r.pairs++;
-        if (r.lastBlock != me.blockSerial) r.lastBlock = me.blockSerial, r.blocks++;
+        if (r.lastBlock != me.block) r.lastBlock = me.block, r.blocks++;
       }
     }
     i = j;

@@ -62,6 +62,9 @@ export interface RaceTotals {
 }
 export interface AccessTrace { kernels: KernelTotals[]; sites: SiteTotals[]; races: RaceTotals[] }
 
+/** What RaceTotals.between means, in words. */
+export const RACE_BETWEEN: Record<RaceTotals["between"], string> = { warp: "lanes of one warp", block: "warps of one block", grid: "blocks of one launch" };
+
 /** Parses a trace file and names its addresses with addr2line. */
 export function readAccessTrace(path: string): AccessTrace {
   const rows = readFileSync(path, "utf8").split("\n").filter((l) => l).map((l) => l.split("\t"));

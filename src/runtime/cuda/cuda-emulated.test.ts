@@ -11,7 +11,7 @@ import { describe, expect, it } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readAccessTrace } from "./access-trace.ts";
+import { RACE_BETWEEN, readAccessTrace } from "./access-trace.ts";
 
 const root = join(import.meta.dir, "../../..");
 const emulator = join(root, "build/libpsionic_cuda_emu.so");
@@ -91,7 +91,7 @@ describe.skipIf(!cxx || process.arch !== "x64")("the CUDA kernels on the CPU emu
       expect(code).toBe(0);
       const { kernels, races } = readAccessTrace(trace);
       console.log(`races checked in ${kernels.length} kernels (${kernels.reduce((n, k) => n + k.blocks, 0)} blocks): ${races.length} found`);
-      for (const r of races) console.log(`  ${r.kernel}: ${r.first} writes, ${r.second} ${r.op}s (${r.space}, between ${r.between === "grid" ? "blocks" : `${r.between === "warp" ? "lanes of one warp" : "warps"}`}; threads ${r.threads.join(", ")})`);
+      for (const r of races) console.log(`  ${r.kernel}: ${r.first} writes, ${r.second} ${r.op}s (${r.space}, between ${RACE_BETWEEN[r.between]}; threads ${r.threads.join(", ")})`);
       expect(kernels.length).toBeGreaterThan(20);
       expect(races).toEqual([]);
     } finally {
