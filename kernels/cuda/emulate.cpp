@@ -69,11 +69,17 @@ psi_emu_switch:
 namespace {
 
 enum State { RUNNABLE, WAIT_WARP, WAIT_BLOCK, DONE };
+// Each stack is aligned to its size and starts with its fiber's address, so code
+// running on a fiber finds its Fiber from the stack pointer (running()) with no
+// thread_local lookup: in a shared library each is a __tls_get_addr call, which
+// AddressSanitizer intercepts, and threadIdx alone is read millions of times.
 const size_t STACK_BYTES = 256 << 10;
 
+struct Worker;
 struct Fiber {
   void *sp = nullptr;
   char *stack = nullptr;
+  Worker *worker = nullptr;
   State state = DONE;
   bool waited = false;  // called psi_grid_wait (common.cuh)
   int warp = 0, lane = 0;
@@ -81,42 +87,55 @@ struct Fiber {
   PsiFiberCoords coords;
 };
 
-thread_local std::vector<Fiber> fibers;
-thread_local Fiber *current = nullptr;
-thread_local void *scheduler_sp = nullptr;
-thread_local const std::function<void()> *kernel_body = nullptr;
-thread_local uint64_t warp_values[32][32];
-thread_local uint32_t warp_words[32][32][8];
+// A worker thread's scheduler state and its warps' exchange slots.
+struct Worker {
+  std::vector<Fiber> fibers;
+  Fiber *current = nullptr;  // the fiber running now (null between them)
+  void *scheduler_sp = nullptr;
+  const std::function<void()> *kernel_body = nullptr;
+  uint64_t warp_values[32][32];
+  uint32_t warp_words[32][32][8];
+};
+
+thread_local Worker here;
 // This thread's thread_local block (not a function-local static: those are the ones poisoned).
 thread_local char *tls_block = nullptr;
 
-void yield(State waiting) {
-  current->state = waiting;
-  psi_emu_switch(&current->sp, scheduler_sp);
+inline Fiber &running() {
+  uintptr_t sp;
+  asm volatile("movq %%rsp, %0" : "=r"(sp));
+  return **(Fiber **)(sp & ~(uintptr_t)(STACK_BYTES - 1));
 }
 
-void warp_wait(unsigned mask) {
-  current->mask = mask;
-  yield(WAIT_WARP);
+void yield(Fiber &f, State waiting) {
+  f.state = waiting;
+  psi_emu_switch(&f.sp, f.worker->scheduler_sp);
+}
+
+void warp_wait(Fiber &f, unsigned mask) {
+  f.mask = mask;
+  yield(f, WAIT_WARP);
 }
 
 [[noreturn]] void fiber_main() {
-  (*kernel_body)();
-  if (!current->waited) {
-    const PsiFiberCoords &c = current->coords;
+  Fiber &f = running();
+  (*f.worker->kernel_body)();
+  if (!f.waited) {
+    const PsiFiberCoords &c = f.coords;
     fprintf(stderr, "psionic CUDA emulator: thread (%u,%u,%u) of block (%u,%u,%u) ended without calling psi_grid_wait(): "
             "with programmatic dependent launch it could read memory the previous kernel has not yet written\n",
             c.thread.x, c.thread.y, c.thread.z, c.block.x, c.block.y, c.block.z);
     abort();
   }
-  current->state = DONE;
-  psi_emu_switch(&current->sp, scheduler_sp);
+  yield(f, DONE);
   abort();  // a finished fiber is never resumed
 }
 
-void start(Fiber &f) {
+void start(Fiber &f, Worker &w) {
   f.waited = false;
-  if (!f.stack) f.stack = (char *)aligned_alloc(64, STACK_BYTES);
+  f.worker = &w;
+  if (!f.stack) f.stack = (char *)aligned_alloc(STACK_BYTES, STACK_BYTES);
+  *(Fiber **)f.stack = &f;  // again each block: the fibers' vector may have moved
   // A frame psi_emu_switch can return into: six saved registers, then fiber_main as the return address.
   uintptr_t top = ((uintptr_t)(f.stack + STACK_BYTES)) & ~(uintptr_t)15;
   void **sp = (void **)top;
@@ -129,32 +148,37 @@ void start(Fiber &f) {
 
 }  // namespace
 
-const PsiFiberCoords &psi_emu_coords() { return current->coords; }
-void psi_grid_wait() { current->waited = true; }
-int psi_emu_lane() { return current->lane; }
+const PsiFiberCoords &psi_emu_coords() { return running().coords; }
+void psi_grid_wait() { running().waited = true; }
+int psi_emu_lane() { return running().lane; }
 
 void psi_emu_barrier() {
   PSI_TRACE(psi_trace_sync(true));
-  yield(WAIT_BLOCK);
+  yield(running(), WAIT_BLOCK);
 }
 void psi_emu_warp_barrier(unsigned mask) {
   PSI_TRACE(psi_trace_sync(false));
-  warp_wait(mask);
+  warp_wait(running(), mask);
 }
 
 uint64_t psi_emu_shuffle(uint64_t value, int src, unsigned mask) {
-  warp_values[current->warp][current->lane] = value;
-  warp_wait(mask);  // every lane has written
-  const uint64_t out = warp_values[current->warp][src];
-  warp_wait(mask);  // every lane has read before anyone writes again
+  Fiber &f = running();
+  uint64_t *values = f.worker->warp_values[f.warp];
+  values[f.lane] = value;
+  warp_wait(f, mask);  // every lane has written
+  const uint64_t out = values[src];
+  warp_wait(f, mask);  // every lane has read before anyone writes again
   return out;
 }
 
 void psi_emu_warp_gather(const uint32_t *mine, int n, uint32_t all[32][8], unsigned mask) {
-  memcpy(warp_words[current->warp][current->lane], mine, n * sizeof(uint32_t));
-  warp_wait(mask);  // every lane has written
-  for (int l = 0; l < 32; l++) memcpy(all[l], warp_words[current->warp][l], n * sizeof(uint32_t));
-  warp_wait(mask);  // every lane has read before anyone writes again
+  Fiber &f = running();
+  uint32_t(*words)[8] = f.worker->warp_words[f.warp];
+  // Plain loops, not memcpy: AddressSanitizer's memcpy interceptor cost more than the copies.
+  for (int i = 0; i < n; i++) words[f.lane][i] = mine[i];
+  warp_wait(f, mask);  // every lane has written
+  for (int l = 0; l < 32; l++) for (int i = 0; i < n; i++) all[l][i] = words[l][i];
+  warp_wait(f, mask);  // every lane has read before anyone writes again
 }
 
 double psi_emu_now_ms() {
@@ -164,7 +188,7 @@ double psi_emu_now_ms() {
 // Warp w's live lanes all wait at a warp-synchronous call: each names in its mask
 // none of the lanes `gone` (exited, or missing from the block), as on a GPU the call
 // is undefined otherwise.
-static void check_warp_masks(int w, int threads, unsigned gone, unsigned bx, unsigned by, unsigned bz) {
+static void check_warp_masks(const std::vector<Fiber> &fibers, int w, int threads, unsigned gone, unsigned bx, unsigned by, unsigned bz) {
   for (int t = w * 32; t < std::min(threads, w * 32 + 32); t++) {
     if (fibers[t].state != WAIT_WARP || !(fibers[t].mask & gone)) continue;
     const int l = __builtin_ctz(fibers[t].mask & gone);
@@ -178,13 +202,15 @@ static void check_warp_masks(int w, int threads, unsigned gone, unsigned bx, uns
 // Runs every fiber of block (bx, by, bz) to its end on this thread.
 static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned bz) {
   const int threads = (int)(block.x * block.y * block.z);
+  Worker &w = here;
+  std::vector<Fiber> &fibers = w.fibers;
   if ((int)fibers.size() < threads) fibers.resize(threads);
   for (int t = 0; t < threads; t++) {
     Fiber &f = fibers[t];
     f.coords = {{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)}, {bx, by, bz}, block, grid};
     f.warp = t / 32;
     f.lane = t % 32;
-    start(f);
+    start(f, w);
   }
   PSI_TRACE(psi_trace_block(threads, true));
   // PSIONIC_CUDA_EMU_ORDER=reverse runs the fibers last to first between waits. A
@@ -198,27 +224,27 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
     for (int i = 0; i < threads; i++) {
       const int t = reverse ? threads - 1 - i : i;
       if (fibers[t].state != RUNNABLE) continue;
-      current = &fibers[t];
+      w.current = &fibers[t];
       PSI_TRACE(psi_trace_fiber(t));
-      psi_emu_switch(&scheduler_sp, current->sp);
+      psi_emu_switch(&w.scheduler_sp, fibers[t].sp);
       PSI_TRACE(psi_trace_fiber(-1));
       ran = true;
-      if (current->state == DONE) live--;
+      if (fibers[t].state == DONE) live--;
     }
     bool released = false;
     // A warp goes on once all its live lanes wait at the shuffle.
-    for (int w = 0; w * 32 < threads; w++) {
+    for (int warp = 0; warp * 32 < threads; warp++) {
       int waiting = 0, alive = 0;
-      const int lanes = std::min(32, threads - w * 32);
+      const int lanes = std::min(32, threads - warp * 32);
       unsigned gone = lanes == 32 ? 0u : ~0u << lanes;  // lanes the block lacks, then those exited
-      for (int t = w * 32; t < w * 32 + lanes; t++) {
+      for (int t = warp * 32; t < warp * 32 + lanes; t++) {
         if (fibers[t].state != DONE) alive++;
-        else gone |= 1u << (t - w * 32);
+        else gone |= 1u << (t - warp * 32);
         if (fibers[t].state == WAIT_WARP) waiting++;
       }
       if (alive > 0 && waiting == alive) {
-        if (gone) check_warp_masks(w, threads, gone, bx, by, bz);
-        for (int t = w * 32; t < std::min(threads, w * 32 + 32); t++) if (fibers[t].state == WAIT_WARP) fibers[t].state = RUNNABLE;
+        if (gone) check_warp_masks(fibers, warp, threads, gone, bx, by, bz);
+        for (int t = warp * 32; t < std::min(threads, warp * 32 + 32); t++) if (fibers[t].state == WAIT_WARP) fibers[t].state = RUNNABLE;
         released = true;
       }
     }
@@ -235,12 +261,12 @@ static void run_block(dim3 grid, dim3 block, unsigned bx, unsigned by, unsigned 
       abort();
     }
   }
-  current = nullptr;
+  w.current = nullptr;
   PSI_TRACE(psi_trace_block(threads, false));
 }
 
 void psi_emu_misaligned(const void *p, int align, const char *type) {
-  const PsiFiberCoords *c = current ? &current->coords : nullptr;
+  const PsiFiberCoords *c = here.current ? &here.current->coords : nullptr;
   fprintf(stderr, "psionic CUDA emulator: misaligned address: %s at %p needs %d-byte alignment", type, p, align);
   if (c) fprintf(stderr, " (block (%u,%u,%u), thread (%u,%u,%u))", c->block.x, c->block.y, c->block.z, c->thread.x, c->thread.y, c->thread.z);
   fprintf(stderr, "\n");
@@ -385,7 +411,7 @@ void psi_emu_run(dim3 grid, dim3 block, const std::function<void()> &body, const
   static const std::vector<PsiTlsSymbol> everyArray = psi_emu_tls_symbols("_ZZ");
   const std::vector<PsiTlsSymbol> &own = kernel ? kernel_shared(kernel) : everyArray;
   auto work = [&]() {
-    kernel_body = &body;
+    here.kernel_body = &body;
     poison_shared(everyArray);
     for (uint64_t b, done = 0; (b = next.fetch_add(1)) < blocks; done++) {
       if (done > 0) poison_shared(own);
