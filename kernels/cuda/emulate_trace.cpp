@@ -112,6 +112,7 @@ struct Worker {
   std::map<RaceKey, RaceStats> localRaces;
   uint64_t localBlocks = 0, localReadSectors = 0;
   std::vector<Touch> touches;  // checkRaces' scratch, kept between blocks
+  std::vector<std::tuple<uint32_t, uint32_t, uint8_t>> screen;  // mayRace's scratch
   std::unordered_map<uintptr_t, Writer> written;  // global word -> its first plain (not atomic) store
 };
 thread_local Worker *worker = nullptr;
@@ -151,7 +152,9 @@ inline void record(uintptr_t addr, uint32_t size, bool store, uintptr_t site, bo
     if (!b) return;
     if (!store) {
       for (uintptr_t s = (addr - b->begin) >> 5, last = (addr + size - 1 - b->begin) >> 5; s <= last; s++) {
-        if (b->readEpoch[s].exchange(launchId, std::memory_order_relaxed) != launchId) me.localReadSectors++;
+        // A plain load first: most reads find their sector marked, and skip the locked exchange.
+        std::atomic<uint32_t> &epoch = b->readEpoch[s];
+        if (epoch.load(std::memory_order_relaxed) != launchId && epoch.exchange(launchId, std::memory_order_relaxed) != launchId) me.localReadSectors++;
       }
     }
   }
@@ -254,6 +257,27 @@ void measureWarp(int first, int count) {
   }
 }
 
+// Whether touches t[0..n) of one word between the same two __syncthreads (sorted
+// by thread, at least one a store) can hold a race: two warps, or a store and a
+// second thread of its warp in one __syncwarp epoch. A quick screen before the
+// pairwise count, which is quadratic: a warp-synchronous kernel (topk's lists)
+// touches one word thousands of times between barriers, most of them reads.
+bool mayRace(const Touch *t, size_t n, std::vector<std::tuple<uint32_t, uint32_t, uint8_t>> &epochs) {
+  if (t[0].thread == t[n - 1].thread) return false;
+  if (t[0].thread / 32 != t[n - 1].thread / 32) return true;
+  epochs.clear();  // (warpSyncs, thread, store)
+  for (size_t k = 0; k < n; k++) epochs.emplace_back(t[k].warpSyncs, t[k].thread, t[k].store);
+  std::sort(epochs.begin(), epochs.end());
+  for (size_t k = 0; k < n;) {
+    size_t end = k;
+    bool store = false;
+    for (; end < n && std::get<0>(epochs[end]) == std::get<0>(epochs[k]); end++) store |= std::get<2>(epochs[end]);
+    if (store && std::get<1>(epochs[k]) != std::get<1>(epochs[end - 1])) return true;
+    k = end;
+  }
+  return false;
+}
+
 // Races inside the block just run: two threads touching the same bytes, at least one
 // writing (an atomic against an atomic is none), with no __syncthreads between them,
 // and for two lanes of one warp no __syncwarp either. Shuffles and votes are no
@@ -311,7 +335,7 @@ void checkRaces(int threads) {
     size_t j = i;
     bool stores = false;
     while (j < touches.size() && touches[j].word == touches[i].word && touches[j].blockSyncs == touches[i].blockSyncs) stores |= touches[j++].store;
-    if (!stores || touches[i].thread == touches[j - 1].thread) { i = j; continue; }
+    if (!stores || !mayRace(touches.data() + i, j - i, me.screen)) { i = j; continue; }
     for (size_t x = i; x < j; x++) {
       const Touch &a = touches[x];
       if (!a.store) continue;
