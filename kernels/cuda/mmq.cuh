@@ -161,8 +161,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
         // Q6_K's A fragments for both tile rows are one ldmatrix (rows 0..31 of the warp's, half h).
         int a2[4] = {};
         if constexpr (PASSES == 2) ldmatrix_x4(a2, wqs + (wm + lane) * STRIDE + s * 32 + h * 16);
-        // The input rows' scales for this lane's 8 columns, read once for both tile rows
-        // (their code sums, for types with an offset, are read per tile row, to spare 8 registers).
+        // The input rows' scales for this lane's 8 columns, read once for both tile rows.
         float xs[4][2];
 #pragma unroll
         for (int nt = 0; nt < 4; nt++)
@@ -190,16 +189,27 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
 #pragma unroll
           for (int i = 0; i < 4; i++) {
             const int r = wm + mt * 16 + g + 8 * (i / 2);
-            const float scale = wa[h][s][r], offset = wb[s][r];
+            const float scale = wa[h][s][r];
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-              float v = scale * xs[nt][i % 2] * biased_sum(c[nt][i]);
-              if (mmq_has_min<T>()) v += offset * xms[wn + nt * 8 + 2 * t + i % 2][s];
-              acc[mt][nt][i] += v;
-            }
+            for (int nt = 0; nt < 4; nt++) acc[mt][nt][i] += scale * xs[nt][i % 2] * biased_sum(c[nt][i]);
           }
         }
       }
+    }
+    // The offsets' terms (types with a minimum: offset x the input's code sum) after
+    // the stage's products, so their operands are not live beside the integer sums:
+    // inside that loop they took Q4_K, Q4_1 and Q5_1 to 141-144 registers (3 blocks
+    // an SM) and Q5_K to a spill; here every type stays at or under 128.
+    if constexpr (mmq_has_min<T>()) {
+      for (int s = 0; s < stageSubs; s++)
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+          for (int i = 0; i < 4; i++) {
+            const float offset = wb[s][wm + mt * 16 + g + 8 * (i / 2)];
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) acc[mt][nt][i] += offset * xms[wn + nt * 8 + 2 * t + i % 2][s];
+          }
     }
     __syncthreads();
   }
