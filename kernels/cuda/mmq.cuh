@@ -85,6 +85,11 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
   const int64_t K = w.cols, subs = K / 32;
   const uint8_t *slab = w.data + e * w.slabStride, *upSlab = GLU ? glu.up.data + e * glu.up.slabStride : nullptr;
   const int wm = (warp & 1) * 32, wn = (warp >> 1) * 32;
+  // A tile of at most 32 input rows (the last of a group, or the output head's
+  // rows in batched decode) leaves the warps of columns 32..63 without products:
+  // they only help load the stages. Not for Q6_K, which it tipped into a spill on
+  // sm_90 (skipping each empty 8-column tile did the same to sm_80's gate+up kernels).
+  const bool busy = mmq_half_scales<T>() || count > wn;
   float acc[2][4][4] = {};
 
   for (int64_t sb0 = 0; sb0 < subs; sb0 += SUBS) {
@@ -133,7 +138,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
     }
     __syncthreads();
 
-    const int stageSubs = (int)min((int64_t)SUBS, subs - sb0);
+    const int stageSubs = busy ? (int)min((int64_t)SUBS, subs - sb0) : 0;
     for (int s = 0; s < stageSubs; s++) {
       // One k32 product per tile for a sub-block with one scale; Q6_K takes each
       // half (its own scale) as a k16 product. The integer sums then scale into acc.
