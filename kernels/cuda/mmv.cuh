@@ -12,6 +12,11 @@
 #include "matmul.cuh"
 
 static const int MMV_WARPS = 4;
+// Blocks an SM must hold: 4 (at most 128 registers) for one output a warp, which
+// the largest row counts' kernels reach without a spill (R = 8: 133-146 registers
+// before, 3 blocks); two outputs a warp are left to the compiler, as forcing 128
+// there spills (PSIONIC_CUDA_MMV_WARP_ROWS=1 picks one output a warp to compare).
+__host__ __device__ constexpr int mmv_min_blocks(int W) { return W == 1 ? 4 : 1; }
 // Blocks enough to fill the GPU (about two per multiprocessor of an H100).
 static const int64_t TARGET_BLOCKS = 264;
 
@@ -264,7 +269,7 @@ __device__ __forceinline__ void mmv_outputs(const MatDesc &w, int64_t n0, int la
 
 // y = x W^T + bias, W consecutive outputs per warp.
 template <int T, int R, int W>
-__global__ void mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
+__global__ void __launch_bounds__(32 * MMV_WARPS, mmv_min_blocks(W)) mmv(MatDesc w, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
                     const float *bias, int64_t biasStride, float *y) {
   psi_grid_wait();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -285,7 +290,7 @@ struct Many {
 };
 
 template <int T, int R, int W>
-__global__ void mmv_many(Many m, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map) {
+__global__ void __launch_bounds__(32 * MMV_WARPS, mmv_min_blocks(W)) mmv_many(Many m, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map) {
   psi_grid_wait();
   int i = 0;
   while (i + 1 < m.count && (int)blockIdx.x >= m.blocks[i + 1]) i++;
@@ -296,7 +301,7 @@ __global__ void mmv_many(Many m, const int8_t *xq, const float *xd, const float 
 
 // hidden = swiglu_oai(x gate^T + gateBias, x up^T + upBias): both products in one pass over the rows.
 template <int T, int R, int W>
-__global__ void mmv_glu(MatDesc gate, MatDesc up, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
+__global__ void __launch_bounds__(32 * MMV_WARPS, mmv_min_blocks(W)) mmv_glu(MatDesc gate, MatDesc up, const int8_t *xq, const float *xd, const float *x, int64_t rows, RowMap map,
                         const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden) {
   psi_grid_wait();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
