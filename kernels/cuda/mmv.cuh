@@ -13,9 +13,10 @@
 
 static const int MMV_WARPS = 4;
 // Blocks an SM must hold: 4 (at most 128 registers) for one output a warp, which
-// the largest row counts' kernels reach without a spill (R = 8: 133-146 registers
-// before, 3 blocks); two outputs a warp are left to the compiler, as forcing 128
-// there spills (PSIONIC_CUDA_MMV_WARP_ROWS=1 picks one output a warp to compare).
+// the largest row counts' kernels reach with no spill on sm_90 (R = 8: 131-146
+// registers before, 3 blocks; sm_80's Q4_1 and Q5_0 gate+up spill 4 and 12 bytes).
+// Two outputs a warp are left to the compiler, as forcing 128 there spills
+// (PSIONIC_CUDA_MMV_WARP_ROWS=1 picks one output a warp to compare).
 __host__ __device__ constexpr int mmv_min_blocks(int W) { return W == 1 ? 4 : 1; }
 // Blocks enough to fill the GPU (about two per multiprocessor of an H100).
 static const int64_t TARGET_BLOCKS = 264;
