@@ -204,7 +204,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
     // The offsets' terms (types with a minimum: offset x the input's code sum) after
     // the stage's products, so their operands are not live beside the integer sums:
     // inside that loop they took Q4_K, Q4_1 and Q5_1 to 141-144 registers (3 blocks
-    // an SM) and Q5_K to a spill; here every type stays at or under 128.
+    // an SM) and Q5_K to a spill; here each stays at or under 128.
     if constexpr (mmq_has_min<T>()) {
       for (int s = 0; s < stageSubs; s++)
 #pragma unroll
