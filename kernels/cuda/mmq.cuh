@@ -85,6 +85,10 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
   const int64_t K = w.cols, subs = K / 32;
   const uint8_t *slab = w.data + e * w.slabStride, *upSlab = GLU ? glu.up.data + e * glu.up.slabStride : nullptr;
   const int wm = (warp & 1) * 32, wn = (warp >> 1) * 32;
+  // Element i of this lane's accumulator tile (mt, nt), as mma.cuh's m16n8 layout places
+  // it: weight row accRow(mt, i) of the block's, input row (column) accCol(nt, i % 2).
+  const auto accRow = [&](int mt, int i) { return wm + mt * 16 + g + 8 * (i / 2); };
+  const auto accCol = [&](int nt, int j) { return wn + nt * 8 + 2 * t + j; };
   // A tile of at most 32 input rows (the last of a group, or the output head's
   // rows in batched decode) leaves the warps of columns 32..63 without products:
   // they only help load the stages. Not for Q6_K, which it tipped into a spill on
@@ -171,7 +175,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
 #pragma unroll
         for (int nt = 0; nt < 4; nt++)
 #pragma unroll
-          for (int j = 0; j < 2; j++) xs[nt][j] = xds[wn + nt * 8 + 2 * t + j][s];
+          for (int j = 0; j < 2; j++) xs[nt][j] = xds[accCol(nt, j)][s];
         // One tile row (16 weight rows) at a time, its sums scaled into acc before the next
         // row's products: 16 integer sums live instead of 32.
 #pragma unroll
@@ -193,8 +197,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
           }
 #pragma unroll
           for (int i = 0; i < 4; i++) {
-            const int r = wm + mt * 16 + g + 8 * (i / 2);
-            const float scale = wa[h][s][r];
+            const float scale = wa[h][s][accRow(mt, i)];
 #pragma unroll
             for (int nt = 0; nt < 4; nt++) acc[mt][nt][i] += scale * xs[nt][i % 2] * biased_sum(c[nt][i]);
           }
@@ -211,9 +214,9 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
         for (int mt = 0; mt < 2; mt++)
 #pragma unroll
           for (int i = 0; i < 4; i++) {
-            const float offset = wb[s][wm + mt * 16 + g + 8 * (i / 2)];
+            const float offset = wb[s][accRow(mt, i)];
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++) acc[mt][nt][i] += offset * xms[wn + nt * 8 + 2 * t + i % 2][s];
+            for (int nt = 0; nt < 4; nt++) acc[mt][nt][i] += offset * xms[accCol(nt, i % 2)][s];
           }
     }
     __syncthreads();
@@ -230,7 +233,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
       for (int mt = 0; mt < 2; mt++)
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-          const int r = mt * 16 + g + 8 * half;
+          const int r = accRow(mt, 2 * half) - wm;  // the gate's row, held by warp wm - 32
           const int64_t n = n0 + r;
           const float bv = glu.upBias && n < w.rows ? glu.upBias[e * biasStride + n] : 0.f;
 #pragma unroll
@@ -238,7 +241,7 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
             float2 sums;
             sums.x = acc[mt][nt][2 * half] + bv;
             sums.y = acc[mt][nt][2 * half + 1] + bv;
-            upSums[(r * UP_STRIDE + wn + nt * 8 + 2 * t) / 2] = sums;
+            upSums[(r * UP_STRIDE + accCol(nt, 0)) / 2] = sums;
           }
         }
     }
@@ -249,13 +252,13 @@ __global__ void __launch_bounds__(128) mmq_kernel(MatDesc w, const int8_t *xq, c
   for (int mt = 0; mt < 2; mt++)
 #pragma unroll
     for (int half = 0; half < 2; half++) {
-      const int r = wm + mt * 16 + g + 8 * half;
+      const int r = accRow(mt, 2 * half);
       const int64_t n = n0 + r;
       if (n >= w.rows) continue;
       const float bv = bias ? bias[e * biasStride + n] : 0.f;
 #pragma unroll
       for (int nt = 0; nt < 4; nt++) {
-        const int col0 = wn + nt * 8 + 2 * t;
+        const int col0 = accCol(nt, 0);
         float2 up{};
         if constexpr (GLU) up = upSums[(r * UP_STRIDE + col0) / 2];
 #pragma unroll
