@@ -14,12 +14,16 @@
 #      then pp in one forward pass (-ub 2048) on both sides; the ops checks and the benchmark
 #      again with programmatic dependent launch (PSIONIC_CUDA_PDL=1); then 32 sampled streams
 #      with each row's top-k read back and with the whole rows (PSIONIC_CUDA_TOPK=0)
-#   7. where time is left, compute-sanitizer's racecheck and synccheck on the ops checks
+#   7. where time is left: Nsight Compute's counters (ncu) for the kernels of a decode step and of
+#      a prompt's first layers; compute-sanitizer's racecheck and synccheck on the ops checks
 # A failing step does not stop the later ones; each is time-limited so the whole run ends inside
-# DEVICE_CHECK_SECONDS (default 500). Logs land in $OUT (7 files); the summary table prints last.
-#   usage: OUT=DIR scripts/device-check.sh [--quick]
-#     --quick  no llama.cpp build, no 20b model, no peers: build, CUDA tests, copy bandwidth and a
-#              psionic bench on a synthesized gpt-oss-1b
+# DEVICE_CHECK_SECONDS (default 500). Logs land in $OUT (8 files); the summary table prints last.
+#   usage: OUT=DIR scripts/device-check.sh [--quick | --no-peers]
+#     --quick     no llama.cpp build, no 20b model, no peers: build, CUDA tests, copy bandwidth and a
+#                 psionic bench on a synthesized gpt-oss-1b
+#     --no-peers  every psionic step on the 20b model, no llama.cpp build (about 330 s of the run)
+#                 and no peer runs: for tuning between full runs, whose side-by-side table is the
+#                 issue's record
 #   DEVICE_CHECK_SECONDS=500  the whole run's time; DEVICE_CHECK_PRESET=NAME  another gpt-oss preset;
 #   DEVICE_CHECK_BACKEND=cuda  psionic's backend in the benchmarks
 set -uo pipefail # no -e: every step runs, and the summary says which failed
@@ -28,18 +32,22 @@ cd "$root" || exit 1
 : "${OUT:?set OUT to the folder for the logs}"
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-quick=0
+quick=0 peers=1
 for arg in "$@"; do
   case $arg in
-    --quick) quick=1 ;;
-    *) echo "usage: OUT=DIR scripts/device-check.sh [--quick]" >&2; exit 2 ;;
+    --quick) quick=1 peers=0 ;;
+    --no-peers) peers=0 ;;
+    *) echo "usage: OUT=DIR scripts/device-check.sh [--quick | --no-peers]" >&2; exit 2 ;;
   esac
 done
+mode=full
+[ "$peers" = 0 ] && mode="full, no peers"
+[ "$quick" = 1 ] && mode=quick
 deadline=$((SECONDS + ${DEVICE_CHECK_SECONDS:-500}))
 work=/tmp/device-check # status files and scratch; $OUT holds only what comes back
 rm -rf "$work" && mkdir -p "$work"
 export PATH=/tmp/bun:/usr/local/cuda/bin:$PATH
-export dev=$root/.device quick jobs=15 llama_src=/tmp/llama llama_build=/tmp/llama/build
+export dev=$root/.device peers jobs=15 llama_src=/tmp/llama llama_build=/tmp/llama/build
 preset=gpt-oss-20b
 [ "$quick" = 1 ] && preset=gpt-oss-1b
 preset=${DEVICE_CHECK_PRESET:-$preset}
@@ -52,6 +60,7 @@ llama_log=$OUT/llama-build.log    # cmake configure + build of the llama.cpp pee
 synth_log=$OUT/synth.log          # psionic gguf synth
 bench_log=$OUT/bench.log          # copy bandwidth and every benchmark
 bench_json=$OUT/psionic-bench.json
+ncu_log=$OUT/ncu.log              # Nsight Compute's counters, CSV per run
 summary=$OUT/summary.txt
 
 rows=() # "step|status|seconds|note"
@@ -128,7 +137,7 @@ unpack() {
   fi
 }
 
-echo "device-check: $(date -u +%FT%TZ), $( [ "$quick" = 1 ] && echo quick || echo full ), $(left)s budget, logs in $OUT"
+echo "device-check: $(date -u +%FT%TZ), $mode, $(left)s budget, logs in $OUT"
 
 # --- 1. unpack ---------------------------------------------------------------------------------
 setup() {
@@ -145,7 +154,7 @@ setup() {
     unpack "$dev/node_modules.tar.zst" node_modules
     echo "node_modules: unpacked $(find node_modules -maxdepth 3 -name package.json | wc -l) packages"
   fi
-  if [ "$quick" = 0 ]; then
+  if [ "$peers" = 1 ]; then
     local digest
     digest=$(sha256sum <"$dev/llama-src.tar.zst")
     if [ "$(cat "$llama_src/.archive" 2>/dev/null)" = "$digest" ]; then
@@ -175,7 +184,7 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 echo "GPU: ${gpu:-none found (nvidia-smi)}"
 
 # --- 2. background: the llama.cpp peers ------------------------------------------------------
-if [ "$quick" = 0 ]; then
+if [ "$peers" = 1 ]; then
   llama_build() {
     local gen=()
     command -v ninja >/dev/null && gen=(-G Ninja)
@@ -233,12 +242,24 @@ bandwidth=$(grep -o 'copy bandwidth: .*' "$bench_log" | tail -1)
 model_ok=0
 wait_bg synth "$synth_log" && model_ok=1
 llama_ok=0
-if [ "$quick" = 0 ]; then
+if [ "$peers" = 1 ]; then
   wait_bg llama-build "$llama_log" && llama_ok=1
   [ "$llama_ok" = 0 ] && echo "llama.cpp build failed or unfinished (see llama-build.log): psionic's benchmarks run alone" | tee -a "$bench_log"
 fi
 pp=2048 tg=256
 [ "$quick" = 1 ] && pp=512 tg=128
+# ncu_kernels NCU-ARGS... -- BENCH-ARGS...: one psionic bench run (graphs off: each launch profiled
+# alone) under Nsight Compute, its CSV beside the program's output in the step's log.
+ncu_kernels() {
+  local filter=()
+  while [ "$#" -gt 0 ] && [ "$1" != -- ]; do filter+=("$1"); shift; done
+  shift
+  ncu --clock-control none --target-processes all --csv --section SpeedOfLight --section Occupancy \
+    --section LaunchStats --section WarpStateStats --metrics dram__bytes_read.sum,dram__bytes_write.sum \
+    "${filter[@]}" env PSIONIC_CUDA_GRAPHS=0 bun src/cli/main.ts bench -m "$model" --backend cuda -r 1 "$@"
+}
+export -f ncu_kernels
+export model
 render_bench() { # the psionic bench table from its JSON
   bun -e "const { formatReport } = await import('$root/src/cli/bench.ts'); console.log(formatReport(JSON.parse(await Bun.file('$bench_json').text())));"
 }
@@ -288,13 +309,25 @@ if [ "$model_ok" = 1 ]; then
     step "CUDA ops checks with PDL" "$tests_log" 90 env PSIONIC_CUDA_PDL=1 bun test --timeout 600000 ./src/runtime/cuda/cuda-ops.cuda-check.ts
     step "psionic bench (cuda, PDL) pp$pp tg$tg" "$bench_log" 90 env PSIONIC_CUDA_PDL=1 bun src/cli/main.ts bench -m "$model" --backend cuda -p "$pp" -n "$tg" -r 3
   fi
-  # Sampled streams (temperature 0.8, top-k 40): each row's 40 best read back (topKRows, kernels/cuda/topk.cu)
-  # against the whole rows read back and sampled on the host (PSIONIC_CUDA_TOPK=0). Last: not a bar of the issue.
-  if [ "$quick" = 0 ] && [ "$backend" = cuda ]; then
-    for topk in 1 0; do
-      step "psionic engine (cuda, sampled, PSIONIC_CUDA_TOPK=$topk) 32 seqs" "$bench_log" 60 env PSIONIC_CUDA_TOPK=$topk bun scripts/bench-engine.ts \
-        -m "$model" --backend cuda --counts 32 --parallel 32 -n 128 -c 512 --rounds 1 -t 8 --sample 40
-    done
+  # Nsight Compute's counters per kernel (scripts/ncu-summary.ts prints them in the summary): a decode
+  # token's first launches (graphs off, so each launch is profiled alone: the embedding, two layers and
+  # the start of a third), its output head, and a 512-token prompt's first tensor-core and flash launches.
+  # --clock-control none leaves the clocks as found; where the runtime denies the counters the steps fail.
+  if [ "$backend" = cuda ] && command -v ncu >/dev/null; then
+    # The head is its type's matrix-vector kernel after one launch per layer's output projection of that type.
+    read -r head_skip head_type < <(bun src/cli/main.ts gguf inspect "$model" --json | bun -e '
+      const { GGMLType } = await import("./src/gguf/types.ts");
+      const g = JSON.parse(await Bun.stdin.text()), type = (t) => GGMLType[t.type.toUpperCase()];
+      const head = type(g.tensors.find((t) => t.name === "output.weight") ?? g.tensors.find((t) => t.name === "token_embd.weight"));
+      console.log(g.tensors.filter((t) => /^blk\.\d+\.attn_output\.weight$/.test(t.name) && type(t) === head).length, head);')
+    # The weights' load-time kernels (repack_*) are left out by name.
+    step "ncu: decode, first 30 launches" "$ncu_log" 75 bash -c "ncu_kernels --kernel-name \
+      'regex:^(add|argmax|attend|flash|gather|get_rows|group|merge|mmq|mmv|quantize|rms|rope|route|scatter|store|swiglu|topk|weighted)' \
+      --launch-count 30 -- -p 0 -n 1"
+    step "ncu: decode, output head" "$ncu_log" 45 bash -c "ncu_kernels --kernel-name-base demangled \
+      --kernel-name 'regex:mmv<$head_type, 1, 1>\\(' --launch-skip $head_skip --launch-count 1 -- -p 0 -n 1"
+    step "ncu: prefill, first tensor-core launches" "$ncu_log" 75 bash -c "ncu_kernels \
+      --kernel-name 'regex:^(mmq_kernel|flash_attend)' --launch-count 10 -- -p 512 -n 0"
   fi
 else
   row benchmarks skipped 0 "no model (see synth.log)"
@@ -308,11 +341,19 @@ if [ "$backend" = cuda ] && command -v compute-sanitizer >/dev/null; then
       --error-exitcode 9 bun test --timeout 600000 ./src/runtime/cuda/cuda-ops.cuda-check.ts
   done
 fi
+# Sampled streams (temperature 0.8, top-k 40): each row's 40 best read back (topKRows, kernels/cuda/topk.cu)
+# against the whole rows read back and sampled on the host (PSIONIC_CUDA_TOPK=0). Last: not a bar of the issue.
+if [ "$model_ok" = 1 ] && [ "$quick" = 0 ] && [ "$backend" = cuda ]; then
+  for topk in 1 0; do
+    step "psionic engine (cuda, sampled, PSIONIC_CUDA_TOPK=$topk) 32 seqs" "$bench_log" 60 env PSIONIC_CUDA_TOPK=$topk bun scripts/bench-engine.ts \
+      -m "$model" --backend cuda --counts 32 --parallel 32 -n 128 -c 512 --rounds 1 -t 8 --sample 40
+  done
+fi
 
 # --- summary -----------------------------------------------------------------------------------
 {
   echo
-  echo "device-check summary ($( [ "$quick" = 1 ] && echo quick || echo full ), ${gpu:-no GPU found}, $((SECONDS))s)"
+  echo "device-check summary ($mode, ${gpu:-no GPU found}, $((SECONDS))s)"
   printf '| %-36s | %-30s | %5s | %s\n' step status secs note
   printf '|%s|%s|%s|%s\n' "$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..32})" "-------" "------"
   for r in "${rows[@]}"; do
@@ -347,6 +388,11 @@ EOF
   # llama-batched-bench rows: | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
   grep -E '^\| +128 \| +128 \|' "$bench_log" | awk -F'|' '{ v = $9; gsub(/ /, "", v); printf "  llama.cpp batched: %2d sequences: decode %s tok/s (aggregate)\n", $4, v }'
   grep -E '^psionic \(' "$bench_log" | sed 's/^/  /'
+  if [ -s "$ncu_log" ]; then
+    echo
+    echo "Nsight Compute, per kernel launch (ncu.log; DRAM % and SM % of the card's peaks):"
+    bun scripts/ncu-summary.ts "$ncu_log"
+  fi
 } | tee "$summary"
 # Exit status: 0 only when every step succeeded.
 for r in "${rows[@]}"; do
