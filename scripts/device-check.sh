@@ -11,11 +11,12 @@
 #   6. benchmarks, psionic (--backend cuda) beside llama.cpp on the same file: prefill/decode
 #      (bench, llama-bench), aggregate decode at 1/8/32 sequences (scripts/bench-engine.ts,
 #      llama-batched-bench), time to first token on a prompt-cache hit (scripts/bench-serve.ts);
-#      then pp in one forward pass (-ub 2048) on both sides; the ops checks and the benchmark
-#      again with programmatic dependent launch (PSIONIC_CUDA_PDL=1); then 32 sampled streams
-#      with each row's top-k read back and with the whole rows (PSIONIC_CUDA_TOPK=0)
-#   7. where time is left: Nsight Compute's counters (ncu) for the kernels of a decode step and of
-#      a prompt's first layers; compute-sanitizer's racecheck and synccheck on the ops checks
+#      then the A/Bs: decode without graphs, prefill without mmq, the per-op profile, pp in one
+#      forward pass (-ub 2048) on both sides, one output a warp, and the ops checks and the
+#      benchmark again with programmatic dependent launch (PSIONIC_CUDA_PDL=1)
+#   7. where time is left: Nsight Compute's counters (ncu) for the kernels of a decode token and of
+#      a prompt's first layers; compute-sanitizer's racecheck and synccheck on the ops checks; 32
+#      sampled streams with each row's top-k read back and with the whole rows (PSIONIC_CUDA_TOPK=0)
 # A failing step does not stop the later ones; each is time-limited so the whole run ends inside
 # DEVICE_CHECK_SECONDS (default 500). Logs land in $OUT (8 files); the summary table prints last.
 #   usage: OUT=DIR scripts/device-check.sh [--quick | --no-peers]
@@ -24,7 +25,9 @@
 #     --no-peers  every psionic step on the 20b model, no llama.cpp build (about 330 s of the run)
 #                 and no peer runs: for tuning between full runs, whose side-by-side table is the
 #                 issue's record
-#   DEVICE_CHECK_SECONDS=500  the whole run's time; DEVICE_CHECK_PRESET=NAME  another gpt-oss preset;
+#   DEVICE_CHECK_SECONDS=500  the whole run's time (with peers, the benchmarks wait for the llama.cpp
+#     build, ~330 s on 15 jobs: give a full run all of one call, 570 of timeout_s 600, so the bars'
+#     runs, both sides first, still get time); DEVICE_CHECK_PRESET=NAME  another gpt-oss preset;
 #   DEVICE_CHECK_BACKEND=cuda  psionic's backend in the benchmarks
 set -uo pipefail # no -e: every step runs, and the summary says which failed
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -268,30 +271,34 @@ if [ "$model_ok" = 1 ]; then
   if step "psionic bench ($backend) pp$pp tg$tg" "$bench_log" 150 bash -c "bun src/cli/main.ts bench -m '$model' --backend $backend -p $pp -n $tg -r 3 --json >'$bench_json'"; then
     render_bench >>"$bench_log" 2>&1
   fi
-  # Where psionic's device time goes, op by op (PSIONIC_CUDA_PROFILE: src/runtime/cuda/cuda-profile.ts),
-  # and decode without CUDA graphs (each op launched on its own), for the A/B.
-  if [ "$backend" = cuda ]; then
-    step "psionic bench (cuda, graphs off) tg128" "$bench_log" 60 env PSIONIC_CUDA_GRAPHS=0 bun src/cli/main.ts bench -m "$model" --backend cuda -p 0 -n 128 -r 2
-    # Prefill with every product on the matrix-vector int8 kernels (no tensor-core mmq.cuh, no cuBLAS) for the A/B.
-    step "psionic bench (cuda, no mmq) pp512" "$bench_log" 60 env PSIONIC_CUDA_MOE_DEVICE_TOKENS=512 PSIONIC_CUDA_GEMM_MIN_ROWS=513 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 0 -r 2
-    step "psionic cuda profile pp512 tg64" "$bench_log" 60 env PSIONIC_CUDA_PROFILE=1 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 64 -r 1
-  fi
   if [ "$llama_ok" = 1 ]; then
     step "llama-bench pp512,2048 tg256" "$bench_log" 90 "$llama_build/bin/llama-bench" -m "$model" -ngl 99 -fa 1 -p 512,2048 -n 256 -r 3
-    step "llama-batched-bench npl 1,8,32" "$bench_log" 90 "$llama_build/bin/llama-batched-bench" -m "$model" -ngl 99 -fa on \
-      -c 16384 -b 2048 -ub 512 -npp 128 -ntg 128 -npl 1,8,32
   fi
   if [ "$quick" = 0 ]; then
     step "psionic engine ($backend) 1,8,32 seqs" "$bench_log" 120 bun scripts/bench-engine.ts -m "$model" --backend "$backend" \
       --counts 1,8,32 --parallel 32 -n 128 -c 512 --rounds 1 -t 8
+  fi
+  if [ "$llama_ok" = 1 ]; then
+    step "llama-batched-bench npl 1,8,32" "$bench_log" 90 "$llama_build/bin/llama-batched-bench" -m "$model" -ngl 99 -fa on \
+      -c 16384 -b 2048 -ub 512 -npp 128 -ntg 128 -npl 1,8,32
+  fi
+  if [ "$quick" = 0 ]; then
     # --psionic-only: cold, warm and prompt-cache-hit requests (~1k-token prompt), then 1-16 streams.
     if ! step "psionic serve ($backend) cache-hit TTFT" "$bench_log" 120 bun scripts/bench-serve.ts -m "$model" --psionic-only \
       --backend "$backend" -t 8 -n 32; then
       { echo "--- last lines of psionic serve's log"; tail -20 /tmp/bench-serve-psionic.log; } >>"$bench_log" 2>&1
     fi
   fi
-  # Prompts in one forward pass of 2048 tokens instead of four of 512 (-ub, llama-bench's n_ubatch), both sides
-  # (after the bars' measurements, so those get the time first).
+  # The A/Bs, after the bars' measurements (each side's pp/tg, aggregate decode, TTFT) so those get
+  # the time first. Where psionic's device time goes, op by op (PSIONIC_CUDA_PROFILE:
+  # src/runtime/cuda/cuda-profile.ts), and decode without CUDA graphs (each op launched on its own).
+  if [ "$backend" = cuda ]; then
+    step "psionic bench (cuda, graphs off) tg128" "$bench_log" 60 env PSIONIC_CUDA_GRAPHS=0 bun src/cli/main.ts bench -m "$model" --backend cuda -p 0 -n 128 -r 2
+    # Prefill with every product on the matrix-vector int8 kernels (no tensor-core mmq.cuh, no cuBLAS).
+    step "psionic bench (cuda, no mmq) pp512" "$bench_log" 60 env PSIONIC_CUDA_MOE_DEVICE_TOKENS=512 PSIONIC_CUDA_GEMM_MIN_ROWS=513 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 0 -r 2
+    step "psionic cuda profile pp512 tg64" "$bench_log" 60 env PSIONIC_CUDA_PROFILE=1 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 64 -r 1
+  fi
+  # Prompts in one forward pass of 2048 tokens instead of four of 512 (-ub, llama-bench's n_ubatch), both sides.
   step "psionic bench ($backend) pp$pp ub$pp" "$bench_log" 60 bun src/cli/main.ts bench -m "$model" --backend "$backend" -p "$pp" -n 0 -ub "$pp" -r 2
   if [ "$llama_ok" = 1 ]; then
     step "llama-bench pp$pp ub$pp" "$bench_log" 60 "$llama_build/bin/llama-bench" -m "$model" -ngl 99 -fa 1 -p "$pp" -n 0 -ub "$pp" -b "$pp" -r 2
@@ -303,8 +310,7 @@ if [ "$model_ok" = 1 ]; then
       -m "$model" --backend cuda --counts 8,32 --parallel 32 -n 128 -c 512 --rounds 1 -t 8
   fi
   # Programmatic dependent launch (PSIONIC_CUDA_PDL=1, kernels/cuda/common.cuh; off by default
-  # until measured): the ops checks under it, then the main benchmark's tests again. Last, so
-  # the peers above get the time first.
+  # until measured): the ops checks under it, then the main benchmark's tests again.
   if [ "$backend" = cuda ]; then
     step "CUDA ops checks with PDL" "$tests_log" 90 env PSIONIC_CUDA_PDL=1 bun test --timeout 600000 ./src/runtime/cuda/cuda-ops.cuda-check.ts
     step "psionic bench (cuda, PDL) pp$pp tg$tg" "$bench_log" 90 env PSIONIC_CUDA_PDL=1 bun src/cli/main.ts bench -m "$model" --backend cuda -p "$pp" -n "$tg" -r 3
