@@ -50,6 +50,7 @@ deadline=$((SECONDS + ${DEVICE_CHECK_SECONDS:-500}))
 work=/tmp/device-check # status files and scratch; $OUT holds only what comes back
 rm -rf "$work" && mkdir -p "$work"
 export PATH=/tmp/bun:/usr/local/cuda/bin:$PATH
+for d in /opt/nvidia/nsight-compute/*/; do [ -x "$d/ncu" ] && PATH=$PATH:${d%/}; done # where the toolkit's bin lacks ncu
 export dev=$root/.device peers jobs=15 llama_src=/tmp/llama llama_build=/tmp/llama/build
 preset=gpt-oss-20b
 [ "$quick" = 1 ] && preset=gpt-oss-1b
@@ -172,7 +173,7 @@ setup() {
   set +e # what follows only describes the machine
   echo "--- machine: $(nproc) cores"
   free -g | head -2; df -h /tmp | tail -1
-  for tool in nvcc cmake ninja zstd; do echo "$tool: $(command -v "$tool" || echo missing)"; done
+  for tool in nvcc cmake ninja zstd ncu compute-sanitizer; do echo "$tool: $(command -v "$tool" || echo missing)"; done
   nvcc --version | tail -1; cmake --version | head -1
   # llama.cpp's CUDA build needs cuBLAS (headers and library) where CMake's FindCUDAToolkit looks.
   for f in /usr/local/cuda/include/cublas_v2.h /usr/local/cuda/lib64/libcublas.so; do
