@@ -7,7 +7,7 @@ import { $ } from "bun";
 import { PACKED_CORPUS, installedCorpusFiles } from "./src/tokenizer/corpus.ts";
 import { cudaEmulatorFlags, cudaTraceFlags } from "./src/runtime/cuda/access-trace.ts";
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 
 const root = import.meta.dir;
 const buildDir = join(root, "build");
@@ -101,14 +101,18 @@ async function buildCudaKernels() {
   if (!stale(cudaLib, [...sources, ...headers, import.meta.path])) return log("kernels/cuda: up to date");
   log("kernels/cuda: compiling for sm_80 and sm_90 ...");
   const arch = ["-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90"];
-  // A file at a time in the compile slots, the largest first (matmul.cu's kernel
-  // templates take most of the time), and each file's two architectures in parallel.
+  // A file at a time in the compile slots, the longest first: the matmul_<types>.cu
+  // files (small sources that instantiate most of the kernel templates), then by
+  // size; each file's two architectures in parallel. -compress-all: nvcc compresses
+  // only large fatbins by default, and each split file is under its threshold.
   const objDir = join(buildDir, "obj", "cuda");
   mkdirSync(objDir, { recursive: true });
-  const bySize = [...sources].sort((a, b) => statSync(b).size - statSync(a).size);
+  const cost = (f: string) => (basename(f).startsWith("matmul_") ? 1e9 : 0) + statSync(f).size;
+  const bySize = [...sources].sort((a, b) => cost(b) - cost(a));
   const objects = bySize.map((source) => join(objDir, relative(dir, source).replace(/\.cu$/, ".o")));
   await awaitAll(bySize.map((source, i) =>
-    compile(nvcc, ["-O3", "-std=c++17", "-Xcompiler", "-fPIC,-fvisibility=hidden", ...arch, "--threads", "2", "-c", source, "-o", objects[i]!])));
+    compile(nvcc, ["-O3", "-std=c++17", "-Xcompiler", "-fPIC,-fvisibility=hidden", ...arch, "-Xfatbin", "-compress-all", "--threads", "2",
+      "-c", source, "-o", objects[i]!])));
   await compile(nvcc, ["-shared", ...arch, "-o", cudaLib, ...objects, "-ldl"]);
   log(`kernels/cuda: built ${relative(root, cudaLib)}`);
 }

@@ -5,8 +5,8 @@
 // the rest). A static measure for comparing versions of a kernel, not a timing
 // (src/runtime/cuda/ptx-count.ts says what PTX leaves out).
 //
-//   npx bun scripts/cuda-ptx-count.ts --kernel 'mmv<39, 1, 1>' kernels/cuda/matmul.cu
-//   npx bun scripts/cuda-ptx-count.ts --ops cvt.rn.f32.s32,mma,ld.shared --kernel mmq_kernel kernels/cuda/matmul.cu
+//   npx bun scripts/cuda-ptx-count.ts --kernel 'mmv<39, 1, 1>' kernels/cuda/matmul_mxfp4.cu
+//   npx bun scripts/cuda-ptx-count.ts --ops cvt.rn.f32.s32,mma,ld.shared --kernel mmq_kernel kernels/cuda/matmul_*.cu
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";

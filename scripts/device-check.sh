@@ -305,7 +305,7 @@ if [ "$model_ok" = 1 ]; then
     step "llama-bench pp$pp ub$pp" "$bench_log" 60 "$llama_build/bin/llama-bench" -m "$model" -ngl 99 -fa 1 -p "$pp" -n 0 -ub "$pp" -b "$pp" -r 2
   fi
   # Batched decode with one output per matrix-vector warp (PSIONIC_CUDA_MMV_WARP_ROWS=1; the default
-  # takes two from 4 rows, kernels/cuda/matmul.cu with_warp_rows), for the A/B against the engine step above.
+  # takes two from 4 rows, kernels/cuda/matmul_types.cuh with_warp_rows), for the A/B against the engine step above.
   if [ "$quick" = 0 ] && [ "$backend" = cuda ]; then
     step "psionic engine (cuda, one output a warp) 8,32 seqs" "$bench_log" 75 env PSIONIC_CUDA_MMV_WARP_ROWS=1 bun scripts/bench-engine.ts \
       -m "$model" --backend cuda --counts 8,32 --parallel 32 -n 128 -c 512 --rounds 1 -t 8

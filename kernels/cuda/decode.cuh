@@ -79,6 +79,14 @@ inline int with_type(int64_t type, const char *what, F &&f) {
 
 __device__ __forceinline__ float half_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
+// Value i of a float weight (F32, F16 or BF16) as a float.
+template <int T>
+__device__ __forceinline__ float float_weight(const uint8_t *p, int64_t i) {
+  if (T == T_F32) return reinterpret_cast<const float *>(p)[i];
+  if (T == T_F16) return __half2float(reinterpret_cast<const __half *>(p)[i]);
+  return __bfloat162float(reinterpret_cast<const __nv_bfloat16 *>(p)[i]);
+}
+
 // Loads of the GGUF-layout blocks, as wide as each field's alignment allows:
 // blocks of 20 and 24 bytes (Q4_1, Q5_1) keep 4-byte alignment, 22 (Q5_0)
 // only 2, while a byte at a time costs a warp request per byte per lane. The

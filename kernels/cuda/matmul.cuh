@@ -27,7 +27,7 @@ static const int MMV_ROWS = 8;
 // never below the decode step's 64 rows).
 extern int64_t GEMM_MIN_ROWS;
 extern int64_t MOE_DEVICE_TOKENS;
-// Weight rows a matrix-vector warp takes from 4 input rows on (matmul.cu
+// Weight rows a matrix-vector warp takes from 4 input rows on (matmul_types.cuh
 // with_warp_rows): 2, or 1 with PSIONIC_CUDA_MMV_WARP_ROWS=1 (for the A/B).
 extern int64_t MMV_WARP_ROWS;
 
@@ -103,6 +103,20 @@ int psi_rms_norm(const float *x, const float *addend, const float *mix, int k, f
 
 // y = x W^T + bias, rows as `map` says; an expert's bias is biasStride floats after the previous one's.
 int psi_matmul(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y);
+
+// One weight type's psi_matmul, psi_matmul_glu and psi_cuda_matmul_many (below
+// GEMM_MIN_ROWS), defined in matmul_types.cuh and instantiated per type in the
+// matmul_<types>.cu files; matmul.cu checks the arguments and picks the type.
+template <int T>
+int matmul_type(const MatDesc &w, const float *x, int64_t rows, const RowMap &map, const float *bias, int64_t biasStride, float *y);
+template <int T>
+int matmul_glu_type(const MatDesc &gate, const MatDesc &up, const float *x, int64_t rows, const RowMap &map,
+                    const float *gateBias, const float *upBias, int64_t biasStride, float alpha, float limit, float *hidden);
+// Weights of one input in one matrix-vector launch (q, k and v): at most MANY_MAX.
+static const int MANY_MAX = 3;
+template <int T>
+int matmul_many_type(const MatDesc *const *ws, const float *const *biases, float *const *ys, int count, const float *x, int64_t rows,
+                     const RowMap &map);
 
 // gpt-oss's clamped SwiGLU (ggml_swiglu_oai): g <= limit, |u| <= limit.
 __device__ __forceinline__ float swiglu_oai_value(float gate, float up, float alpha, float limit) {

@@ -1,6 +1,6 @@
 // The matrix-vector kernels (decode and batched decode: up to MMV_ROWS input
 // rows at a time): a warp per output, or per two from 4 rows (with_warp_rows,
-// matmul.cu), reading each weight byte once per MMV_ROWS rows. Quantized
+// matmul_types.cuh), reading each weight byte once per MMV_ROWS rows. Quantized
 // weights take the int8 rows of x with dp4a; float weights multiply float rows
 // (rounded to the weight's type first, as ggml's vec_dot does). Dense rows,
 // rows grouped by expert (MoE), up to MANY_MAX weights of one input in one
@@ -45,13 +45,6 @@ inline int with_rows(int64_t most, F &&f) {
   return f(Rows<MMV_ROWS>{});
 }
 
-// Value i of a float weight (F32, F16 or BF16) as a float.
-template <int T>
-__device__ __forceinline__ float float_weight(const uint8_t *p, int64_t i) {
-  if (T == T_F32) return reinterpret_cast<const float *>(p)[i];
-  if (T == T_F16) return __half2float(reinterpret_cast<const __half *>(p)[i]);
-  return __bfloat162float(reinterpret_cast<const __nv_bfloat16 *>(p)[i]);
-}
 // The activation as ggml's vec_dot for the weight's type sees it.
 template <int T>
 __device__ __forceinline__ float float_input(float x) {
@@ -278,10 +271,9 @@ __global__ void __launch_bounds__(32 * MMV_WARPS, mmv_min_blocks(W)) mmv(MatDesc
   if (n0 < w.rows) mmv_outputs<T, R, W>(w, n0, lane, xq, xd, x, rows, map, bias, biasStride, y);
 }
 
-// Up to MANY_MAX weights of one type and width multiplied by the same rows in one
+// Up to MANY_MAX (matmul.cuh) weights of one type and width multiplied by the same rows in one
 // launch (q, k and v; gate and up): the blocks of weight i are blocks[i] .. blocks[i+1]-1.
 // Passed by value and hashed byte for byte (common.cuh): no padding.
-static const int MANY_MAX = 3;
 struct Many {
   MatDesc w[MANY_MAX];
   const float *bias[MANY_MAX];

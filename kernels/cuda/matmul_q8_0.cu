@@ -1,0 +1,6 @@
+// Q8_0 and Q4_0: the products of matmul_types.cuh for these types, compiled
+// apart from the other types' so nvcc builds the groups in parallel.
+#include "matmul_types.cuh"
+
+PSI_MATMUL_TYPES(T_Q8_0)
+PSI_MATMUL_TYPES(T_Q4_0)
