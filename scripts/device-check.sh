@@ -259,7 +259,7 @@ ncu_kernels() {
   while [ "$#" -gt 0 ] && [ "$1" != -- ]; do filter+=("$1"); shift; done
   shift
   ncu --clock-control none --target-processes all --csv --section SpeedOfLight --section Occupancy \
-    --section LaunchStats --section WarpStateStats --metrics dram__bytes_read.sum,dram__bytes_write.sum \
+    --section LaunchStats --section WarpStateStats --metrics dram__bytes_read.sum \
     "${filter[@]}" env PSIONIC_CUDA_GRAPHS=0 bun src/cli/main.ts bench -m "$model" --backend cuda -r 1 "$@"
 }
 export -f ncu_kernels

@@ -43,12 +43,12 @@ describe("ncu CSV (scripts/ncu-summary.ts)", () => {
   });
 
   it("reads values through thousands separators and either spelling of a unit", () => {
-    expect(reading(launches[0]!, ["Duration"], "second")).toBeCloseTo(12.8e-6, 12);
-    expect(reading(launches[1]!, ["Duration"], "second")).toBeCloseTo(3.456e-6, 12);
-    expect(reading(launches[2]!, ["Duration"], "second")).toBeCloseTo(1.5e-3, 12);
-    expect(reading(launches[0]!, ["dram__bytes_read.sum"], "byte")).toBe(25.47e6);
-    expect(reading(launches[0]!, ["Registers Per Thread"])).toBe(48);
-    expect(reading(launches[1]!, ["DRAM Throughput"])).toBeNull();
+    expect(reading(launches[0]!, "Duration", "second")).toBeCloseTo(12.8e-6, 12);
+    expect(reading(launches[1]!, "Duration", "second")).toBeCloseTo(3.456e-6, 12);
+    expect(reading(launches[2]!, "Duration", "second")).toBeCloseTo(1.5e-3, 12);
+    expect(reading(launches[0]!, "dram__bytes_read.sum", "byte")).toBe(25.47e6);
+    expect(reading(launches[0]!, "Registers Per Thread")).toBe(48);
+    expect(reading(launches[1]!, "DRAM Throughput")).toBeNull();
   });
 
   it("tabulates time, DRAM bytes and rate, throughputs and occupancy; '-' where ncu gave none", () => {

@@ -10,7 +10,6 @@ export interface NcuLaunch {
   id: number; // ncu's launch id within its run
   kernel: string; // "mmv<39, 1, 1>": return type and parameters dropped
   grid: string;
-  block: string;
   metrics: Map<string, { unit: string; value: string }>; // by metric name (a section's or a raw one)
 }
 
@@ -37,8 +36,8 @@ export function parseNcuLog(text: string): NcuLaunch[] {
     const cell = (name: string) => cells[columns!.indexOf(name)] ?? "";
     const id = Number(cell("ID"));
     if (!Number.isInteger(id)) continue;
-    if (!current || current.id !== id || current.run !== run) {
-      current = { run, id, kernel: shortName(cell("Kernel Name")), grid: cell("Grid Size"), block: cell("Block Size"), metrics: new Map() };
+    if (!current || current.id !== id) {
+      current = { run, id, kernel: shortName(cell("Kernel Name")), grid: cell("Grid Size"), metrics: new Map() };
       launches.push(current);
     }
     const metric = cell("Metric Name");
@@ -85,24 +84,23 @@ function shortName(name: string): string {
   return name.replace(/^void /, "").trim();
 }
 
-// A reading as a number in the unit given: ncu writes "1,234.5" and scales
-// units per reading (nsecond/usecond/msecond, or ns/us/ms; byte/Kbyte/Mbyte/Gbyte).
+// A reading as a number, in seconds or bytes where `base` asks: ncu writes "1,234.5"
+// and scales units per reading (nsecond/usecond/msecond, or ns/us/ms; byte/Kbyte/...).
+// Metrics go by the names the device check's sections give them ("Duration"), or
+// by their raw name where it asks for one (--metrics dram__bytes_read.sum).
 const SCALE: Record<string, number> = {
   ns: 1e-9, nsecond: 1e-9, us: 1e-6, usecond: 1e-6, ms: 1e-3, msecond: 1e-3, s: 1, second: 1,
   byte: 1, B: 1, Kbyte: 1e3, KB: 1e3, Mbyte: 1e6, MB: 1e6, Gbyte: 1e9, GB: 1e9, Tbyte: 1e12, TB: 1e12,
   KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3,
 };
-export function reading(launch: NcuLaunch, names: string[], base?: "second" | "byte"): number | null {
-  for (const name of names) {
-    const m = launch.metrics.get(name);
-    if (!m) continue;
-    const v = Number(m.value.replace(/,/g, ""));
-    if (!Number.isFinite(v)) return null;
-    if (!base) return v;
-    const scale = SCALE[m.unit];
-    return scale === undefined ? null : v * scale;
-  }
-  return null;
+export function reading(launch: NcuLaunch, name: string, base?: "second" | "byte"): number | null {
+  const m = launch.metrics.get(name);
+  if (!m) return null;
+  const v = Number(m.value.replace(/,/g, ""));
+  if (!Number.isFinite(v)) return null;
+  if (!base) return v;
+  const scale = SCALE[m.unit];
+  return scale === undefined ? null : v * scale;
 }
 
 // The summary table: per launch its time, DRAM traffic and the throughputs and
@@ -114,16 +112,16 @@ export function formatNcuTable(launches: NcuLaunch[]): string {
     "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const l of launches) {
-    const seconds = reading(l, ["gpu__time_duration.sum", "Duration"], "second");
-    const read = reading(l, ["dram__bytes_read.sum"], "byte");
-    const achieved = reading(l, ["sm__warps_active.avg.pct_of_peak_sustained_active", "Achieved Occupancy"]);
-    const theoretical = reading(l, ["sm__maximum_warps_per_active_cycle_pct", "Theoretical Occupancy"]);
-    lines.push(`| ${l.run} | ${l.id} | ${l.kernel} | ${l.grid} | ${fixed(reading(l, ["launch__registers_per_thread", "Registers Per Thread"]))} | ` +
+    const seconds = reading(l, "Duration", "second");
+    const read = reading(l, "dram__bytes_read.sum", "byte");
+    const achieved = reading(l, "Achieved Occupancy");
+    const theoretical = reading(l, "Theoretical Occupancy");
+    lines.push(`| ${l.run} | ${l.id} | ${l.kernel} | ${l.grid} | ${fixed(reading(l, "Registers Per Thread"))} | ` +
       `${fixed(seconds === null ? null : seconds * 1e6, 1)} | ${fixed(read === null ? null : read / 1e9, 3)} | ` +
       `${fixed(read === null || !seconds ? null : read / seconds / 1e9)} | ` +
-      `${fixed(reading(l, ["dram__throughput.avg.pct_of_peak_sustained_elapsed", "DRAM Throughput"]), 1)} | ` +
-      `${fixed(reading(l, ["sm__throughput.avg.pct_of_peak_sustained_elapsed", "Compute (SM) Throughput"]), 1)} | ` +
-      `${fixed(achieved, 1)} / ${fixed(theoretical, 1)} | ${fixed(reading(l, ["smsp__average_warp_latency_per_inst_issued.ratio", "Warp Cycles Per Issued Instruction"]), 1)} |`);
+      `${fixed(reading(l, "DRAM Throughput"), 1)} | ` +
+      `${fixed(reading(l, "Compute (SM) Throughput"), 1)} | ` +
+      `${fixed(achieved, 1)} / ${fixed(theoretical, 1)} | ${fixed(reading(l, "Warp Cycles Per Issued Instruction"), 1)} |`);
   }
   return lines.join("\n");
 }
