@@ -11,9 +11,9 @@
 #   6. benchmarks, psionic (--backend cuda) beside llama.cpp on the same file: prefill/decode
 #      (bench, llama-bench), aggregate decode at 1/8/32 sequences (scripts/bench-engine.ts,
 #      llama-batched-bench), time to first token on a prompt-cache hit (scripts/bench-serve.ts);
-#      then the A/Bs: decode without graphs, prefill without mmq, the per-op profile, pp in one
-#      forward pass (-ub 2048) on both sides, one output a warp, and the ops checks and the
-#      benchmark again with programmatic dependent launch (PSIONIC_CUDA_PDL=1)
+#      then the A/Bs: decode as one graph a step and without graphs, prefill without mmq, the
+#      per-op profile, pp in one forward pass (-ub 2048) on both sides, one output a warp, and the
+#      ops checks and the benchmark again with programmatic dependent launch (PSIONIC_CUDA_PDL=1)
 #   7. where time is left: Nsight Compute's counters (ncu) for the kernels of a decode token and of
 #      a prompt's first layers; compute-sanitizer's racecheck and synccheck on the ops checks; 32
 #      sampled streams with each row's top-k read back and with the whole rows (PSIONIC_CUDA_TOPK=0)
@@ -294,6 +294,10 @@ if [ "$model_ok" = 1 ]; then
   # the time first. Where psionic's device time goes, op by op (PSIONIC_CUDA_PROFILE:
   # src/runtime/cuda/cuda-profile.ts), and decode without CUDA graphs (each op launched on its own).
   if [ "$backend" = cuda ]; then
+    # Each decode step as one graph, launched when the step is recorded, instead of a few, the first
+    # launched after 8 recorded launches (kernels/cuda/graph.cu): the host's recording time, on or off
+    # the token's critical path.
+    step "psionic bench (cuda, one graph a step) tg$tg" "$bench_log" 60 env PSIONIC_CUDA_GRAPH_FIRST_NODES=1048576 bun src/cli/main.ts bench -m "$model" --backend cuda -p 0 -n "$tg" -r 3
     step "psionic bench (cuda, graphs off) tg128" "$bench_log" 60 env PSIONIC_CUDA_GRAPHS=0 bun src/cli/main.ts bench -m "$model" --backend cuda -p 0 -n 128 -r 2
     # Prefill with every product on the matrix-vector int8 kernels (no tensor-core mmq.cuh, no cuBLAS).
     step "psionic bench (cuda, no mmq) pp512" "$bench_log" 60 env PSIONIC_CUDA_MOE_DEVICE_TOKENS=512 PSIONIC_CUDA_GEMM_MIN_ROWS=513 bun src/cli/main.ts bench -m "$model" --backend cuda -p 512 -n 0 -r 2
@@ -386,7 +390,7 @@ EOF
   fi
   # llama-bench's markdown rows: | model | size | params | backend | ngl | [n_ubatch |] fa | test | t/s |
   # (each step's output follows its "=== NAME" header in the log, which names the -ub runs)
-  # psionic's rows: | pp2048 | mean ± stddev | ... under each psionic bench step (graphs off, no mmq, -ub, PDL).
+  # psionic's rows: | pp2048 | mean ± stddev | ... under each psionic bench step (one graph, graphs off, no mmq, -ub, PDL).
   awk -F'|' '/^=== / { name = $0; sub(/^=== /, "", name); sub(/ \(limit .*/, "", name); ub = (name ~ / ub[0-9]+$/) ? " (one pass, -ub)" : "" }
     /^\| .*\| +(pp|tg)[0-9]+ +\|/ { t = $(NF-2); v = $(NF-1); gsub(/^ +| +$/, "", t); gsub(/^ +| +$/, "", v); printf "  llama.cpp %s%s: %s tok/s\n", t, ub, v }
     /^\| (pp|tg)[0-9]+ +\|/ { t = $2; v = $3; gsub(/^ +| +$/, "", t); gsub(/^ +| +$/, "", v); printf "  %s: %s %s tok/s\n", name, t, v }' "$bench_log"

@@ -42,6 +42,9 @@ void *psi_scratch(int slot, size_t bytes);
 // fingerprinted by their kernels, shapes and argument bytes, and run as one
 // CUDA graph, replayed when a later step has the same fingerprint. Anything
 // that waits for the device ends the recording first (psi_flush_recording).
+// A step's first graph is cut off after GRAPH_FIRST_NODES recorded launches and
+// copies (8; PSIONIC_CUDA_GRAPH_FIRST_NODES, a large value for one graph a step).
+extern int64_t GRAPH_FIRST_NODES;
 bool psi_recording();
 void psi_record(uint64_t fingerprint, std::function<void()> work);
 int psi_flush_recording();

@@ -59,6 +59,7 @@ int64_t GEMM_MIN_ROWS = 65;
 int64_t MOE_DEVICE_TOKENS = 64;
 int64_t FLASH_MIN_ROWS = 16;
 int64_t MMV_WARP_ROWS = 2;
+int64_t GRAPH_FIRST_NODES = 8;
 bool psi_pdl = false;
 
 // A positive integer from the environment, at least `floor`; else `fallback`.
@@ -74,6 +75,7 @@ PSI_EXPORT int psi_cuda_init(int device) {
   MOE_DEVICE_TOKENS = tuning("PSIONIC_CUDA_MOE_DEVICE_TOKENS", 64, 64);
   FLASH_MIN_ROWS = tuning("PSIONIC_CUDA_FLASH_MIN_ROWS", 16, 2);
   MMV_WARP_ROWS = std::min<int64_t>(2, tuning("PSIONIC_CUDA_MMV_WARP_ROWS", 2, 1));
+  GRAPH_FIRST_NODES = std::min<int64_t>(1 << 20, tuning("PSIONIC_CUDA_GRAPH_FIRST_NODES", 8, 1));
   if (psi_failed(cudaSetDevice(device), "cudaSetDevice")) return -1;
   // Programmatic dependent launch (common.cuh), sm_90 and later, on request until measured.
   cudaDeviceProp prop;

@@ -4,7 +4,8 @@
 // Every launch goes to one stream in order, so an op never waits for the
 // previous one on the host; only download(), argmaxRows() and topKRows() synchronize. A
 // step of up to GRAPH_MAX_ROWS rows (decode) is recorded from its embed and
-// runs as one CUDA graph when its result is read (kernels/cuda/graph.cu).
+// runs as a few CUDA graphs, the first launched while the rest is recorded,
+// the last when its result is read (kernels/cuda/graph.cu).
 //
 // Arithmetic follows the CPU backend where it decides rounding (activations
 // quantized per 32 values for quantized weights, rounded to the weight's type
@@ -82,7 +83,7 @@ export class CudaBackend implements Backend {
     checkCuda(this.lib.psi_cuda_graphs(on ? 1 : 0), "CUDA graphs");
   }
 
-  /** Decode steps captured into new graphs, steps that replayed one, and host-to-device staging copies (token ids, positions). */
+  /** Graphs captured from decode steps (a step runs as a few, kernels/cuda/graph.cu), graph launches that replayed one, and host-to-device staging copies (token ids, positions). */
   graphStats(): { captured: number; replayed: number; stagingCopies: number } {
     const out = new Float64Array(3);
     this.lib.psi_cuda_graph_stats(ptr(out));
@@ -156,7 +157,7 @@ export class CudaBackend implements Backend {
     if (bad >= 0) throw new PsionicError("model.bad-token", `token id ${tokens[bad]} is outside the vocabulary of ${vocab}`);
     if (tokens.length === 0) throw new PsionicError("backend.shape", "embed: no tokens");
     this.arena.beginStep();
-    // A decode step is recorded from here and runs as one graph when its result is read.
+    // A decode step is recorded from here and runs as a few graphs (kernels/cuda/graph.cu).
     if (this.graphs && tokens.length <= GRAPH_MAX_ROWS) checkCuda(this.lib.psi_cuda_record_begin(), "step start");
     const out = this.output(tokens.length, t.cols);
     checkCuda(this.lib.psi_cuda_get_rows(t.descPointer, ptr(tokens), tokens.length, dev(out.address)), "embed");
