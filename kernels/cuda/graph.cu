@@ -162,6 +162,7 @@ static int launch_recorded() {
       return PSI_LAUNCHED("decode step");
     }
     if (graphs.size() >= MAX_GRAPHS) {
+      // This step's earlier graphs may still run: an in-flight graph is freed when it completes.
       for (auto &g : graphs) cudaGraphExecDestroy(g.second);
       graphs.clear();
     }
