@@ -294,9 +294,9 @@ if [ "$model_ok" = 1 ]; then
   # the time first. Where psionic's device time goes, op by op (PSIONIC_CUDA_PROFILE:
   # src/runtime/cuda/cuda-profile.ts), and decode without CUDA graphs (each op launched on its own).
   if [ "$backend" = cuda ]; then
-    # Each decode step as one graph, launched when the step is recorded, instead of a few, the first
-    # launched after 8 recorded launches (kernels/cuda/graph.cu): the host's recording time, on or off
-    # the token's critical path.
+    # Each decode step recorded whole and run as one graph when its result is read, instead of a few
+    # graphs, the first launched after 8 recorded launches (kernels/cuda/graph.cu): the host's
+    # recording time on the token's critical path, or off it.
     step "psionic bench (cuda, one graph a step) tg$tg" "$bench_log" 60 env PSIONIC_CUDA_GRAPH_FIRST_NODES=1048576 bun src/cli/main.ts bench -m "$model" --backend cuda -p 0 -n "$tg" -r 3
     step "psionic bench (cuda, graphs off) tg128" "$bench_log" 60 env PSIONIC_CUDA_GRAPHS=0 bun src/cli/main.ts bench -m "$model" --backend cuda -p 0 -n 128 -r 2
     # Prefill with every product on the matrix-vector int8 kernels (no tensor-core mmq.cuh, no cuBLAS).
