@@ -7,8 +7,10 @@
 //   PSIONIC_CUDA_EMU_NO_KERNELS=1 PSIONIC_CUDA_LIB=build/libpsionic_cuda_emu.so \
 //     npx bun scripts/engine-host-time.ts -m model.gguf [--counts 1,8,32] [-n 256] [--backend cuda]
 //
-// With kernels skipped the logits are whatever memory held, so every pick is
-// replaced by one plain token (id 300) to keep sequences from ending early.
+// With kernels skipped the logits are whatever memory held, so every argmax the
+// device answers is replaced by one plain token (id 300), keeping sequences from
+// ending early. A sequence's first pick reads its whole row (kept for the prompt
+// cache) and is sampled from those bytes as they are; the steps are what is timed.
 import { createBackend } from "../src/runtime/backends.ts";
 import { loadModel } from "../src/runtime/generator.ts";
 import { Scheduler } from "../src/runtime/engine/scheduler.ts";
