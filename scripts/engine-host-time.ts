@@ -16,22 +16,30 @@ import { loadModel } from "../src/runtime/generator.ts";
 import { Scheduler } from "../src/runtime/engine/scheduler.ts";
 import { describeModel } from "../src/runtime/engine/served-model.ts";
 import type { GenerateJob } from "../src/runtime/engine/protocol.ts";
+import { parseFlags, type FlagValues } from "../src/cli/flags.ts";
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback?: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const usage = "usage: npx bun scripts/engine-host-time.ts -m model.gguf [--counts 1,8,32] [-n 256] [--backend cuda]";
-const path = opt("-m");
-const counts = opt("--counts", "1,8,32")!.split(",").map(Number);
-const tokens = Number(opt("-n", "256"));
-if (!path || counts.some((c) => !Number.isInteger(c) || c < 1) || !(Number.isInteger(tokens) && tokens > 0)) {
-  console.error(usage);
+const usage = "npx bun scripts/engine-host-time.ts -m model.gguf [--counts 1,8,32] [-n 256] [--backend cuda]";
+const fail: (message: string) => never = (message) => {
+  console.error(message);
   process.exit(2);
+};
+let flags: FlagValues = {};
+try {
+  flags = parseFlags(process.argv.slice(2), {
+    model: { type: "string", short: "m", help: "GGUF file" },
+    counts: { type: "string", help: "concurrent sequences per run, comma-separated", default: "1,8,32" },
+    tokens: { type: "number", short: "n", help: "tokens generated per sequence", default: 256 },
+    backend: { type: "string", help: "cuda or cpu", default: "cuda" },
+  }, usage).flags;
+} catch (e) {
+  fail((e as Error).message);
 }
+const path = flags.model as string | undefined;
+const counts = (flags.counts as string).split(",").map(Number);
+const tokens = flags.tokens as number;
+if (!path || counts.some((c) => !Number.isInteger(c) || c < 1) || !(Number.isInteger(tokens) && tokens > 0)) fail(`usage: ${usage}`);
 const parallel = Math.max(...counts);
-const backendName = opt("--backend", "cuda") as Parameters<typeof createBackend>[0];
+const backendName = flags.backend as Parameters<typeof createBackend>[0];
 const backend = await createBackend(backendName, { threads: 2 });
 const loaded = loadModel(path, { backend, contextLimit: tokens + 64 });
 const PLAIN_TOKEN = 300;
