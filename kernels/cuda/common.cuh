@@ -53,7 +53,8 @@ int psi_memcpy_async(void *dst, const void *src, size_t bytes, cudaMemcpyKind ki
 
 // A step's fingerprint hashes every launch's argument bytes (a Segments struct
 // is ~800 bytes): eight bytes at a time, each mixed in by an odd multiply and
-// an xor-shift, then the tail byte by byte.
+// an xor-shift, then the tail byte by byte. Every hash starts from PSI_HASH_SEED.
+constexpr uint64_t PSI_HASH_SEED = 14695981039346656037ull;
 inline uint64_t psi_hash(uint64_t h, const void *p, size_t n) {
   const unsigned char *b = (const unsigned char *)p;
   size_t i = 0;
@@ -96,7 +97,7 @@ struct PsiLaunch {
   template <class... A>
   void operator()(A... args) const {
     if (psi_recording()) {
-      uint64_t h = psi_hash(14695981039346656037ull, &kernel, sizeof kernel);
+      uint64_t h = psi_hash(PSI_HASH_SEED, &kernel, sizeof kernel);
       h = psi_hash(h, &grid, sizeof grid);
       h = psi_hash(h, &block, sizeof block);
       ((h = psi_hash(h, &args, sizeof args)), ...);

@@ -27,8 +27,7 @@ void psi_release_deferred();
 
 static bool enabled = true, recording = false;
 static std::vector<std::function<void()>> steps;  // recorded since the step began or its last cut
-static const uint64_t SEED = 14695981039346656037ull;
-static uint64_t fingerprint = SEED;
+static uint64_t fingerprint = PSI_HASH_SEED;
 static size_t cut_at = 0;        // the recorded count at which the step's next graph is cut off
 static bool cut_failed = false;  // a cut's launch failed: the step's flush reports it
 static const size_t MAX_GRAPHS = 256;
@@ -61,7 +60,7 @@ void psi_record(uint64_t h, std::function<void()> work) {
 
 int psi_memcpy_async(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, const char *what) {
   if (recording) {
-    uint64_t h = psi_hash(SEED, &dst, sizeof dst);
+    uint64_t h = psi_hash(PSI_HASH_SEED, &dst, sizeof dst);
     h = psi_hash(h, &src, sizeof src);
     h = psi_hash(h, &bytes, sizeof bytes);
     h = psi_hash(h, &kind, sizeof kind);
@@ -86,7 +85,7 @@ PSI_EXPORT int psi_cuda_record_begin(void) {
   psi_ring_reset();
   psi_release_deferred();
   steps.clear();
-  fingerprint = SEED;
+  fingerprint = PSI_HASH_SEED;
   cut_at = (size_t)GRAPH_FIRST_NODES;
   cut_failed = false;
   recording = true;
@@ -114,7 +113,7 @@ static int run_recorded(bool last) {
   recording = false;  // the steps run for real now, and capture() must not record them again
   const int status = launch_recorded();
   steps.clear();
-  fingerprint = SEED;
+  fingerprint = PSI_HASH_SEED;
   cut_at *= 4;
   recording = !last && enabled && status == 0;
   return status;
